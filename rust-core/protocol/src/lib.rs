@@ -1,0 +1,271 @@
+//! The JSON messages spoken on rust-core's signaling endpoint.
+//!
+//! This crate is serde-only on purpose: the orchestrator shares these types with rust-core
+//! without linking GStreamer (the way gst-plugins-rs keeps its signalling protocol apart from
+//! its elements). The wire format is documented in `rust-core/SIGNALING.md`; every message is
+//! a JSON object tagged by `type`, with camelCase fields.
+//!
+//! Two kinds of client use the endpoint:
+//! - a **viewer** (a browser) negotiates one WebRTC peer: [`ViewerRequest`] in,
+//!   [`ViewerReply`] out;
+//! - a **control** client (the orchestrator) first proves the per-instance secret with
+//!   [`ControlRequest::Hello`], then asks for readiness, stats, a resize or a key frame.
+//!
+//! Both share one socket type: the first message decides the role ([`ClientMessage`]).
+
+use serde::{Deserialize, Serialize};
+
+/// Version of this protocol, sent in [`ViewerReply::Welcome`] and [`ControlReply::Welcome`].
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Largest text message the endpoint accepts, in bytes. SDP offers with many candidates stay
+/// well under this; anything larger is refused with an error instead of being buffered.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// Any message a client may send. Parsed as one enum so a single `type` tag decides the role.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum ClientMessage {
+    /// A viewer's message.
+    Viewer(ViewerRequest),
+    /// A control client's message.
+    Control(ControlRequest),
+}
+
+/// Messages a viewer (browser) sends.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(tag = "type", rename_all = "camelCase", rename_all_fields = "camelCase")]
+pub enum ViewerRequest {
+    /// Ask for a stream. The server answers with [`ViewerReply::Welcome`] and then an offer.
+    Join {
+        /// A view-only viewer receives video but no data channel input is accepted from it.
+        #[serde(default)]
+        view_only: bool,
+    },
+    /// The browser's SDP answer to the server's offer.
+    Answer {
+        /// SDP text.
+        sdp: String,
+    },
+    /// A trickled ICE candidate from the browser.
+    Ice {
+        /// The candidate line (`candidate:…`); empty means end of candidates.
+        candidate: String,
+        /// Index of the media line the candidate belongs to.
+        #[serde(default)]
+        sdp_m_line_index: u32,
+    },
+    /// The viewer leaves; the server frees its peer and closes the socket.
+    Bye,
+}
+
+/// Messages the server sends to a viewer.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(tag = "type", rename_all = "camelCase", rename_all_fields = "camelCase")]
+pub enum ViewerReply {
+    /// The join was accepted; `viewerId` identifies this viewer in input events and stats.
+    Welcome {
+        /// Server-assigned viewer id (unique for the streamer's lifetime).
+        viewer_id: u32,
+        /// [`PROTOCOL_VERSION`].
+        protocol: u32,
+    },
+    /// The server's SDP offer (send-only video plus the `input` data channel).
+    Offer {
+        /// SDP text.
+        sdp: String,
+    },
+    /// A trickled ICE candidate from the server.
+    Ice {
+        /// The candidate line.
+        candidate: String,
+        /// Index of the media line the candidate belongs to.
+        sdp_m_line_index: u32,
+    },
+    /// Something went wrong; the connection stays open unless `fatal` is true.
+    Error {
+        /// Human-readable reason.
+        message: String,
+        /// True when the server will close the connection after this message.
+        #[serde(default)]
+        fatal: bool,
+    },
+    /// The server ends this viewer's session (shutdown, or kicked).
+    Bye {
+        /// Why the session ended.
+        reason: String,
+    },
+}
+
+/// Messages a control client (the orchestrator) sends.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(tag = "type", rename_all = "camelCase", rename_all_fields = "camelCase")]
+pub enum ControlRequest {
+    /// Prove the per-instance secret (`controlSecret` in the streamer configuration).
+    Hello {
+        /// The secret.
+        secret: String,
+    },
+    /// Is the streamer ready: endpoint up and the host has delivered at least one frame?
+    Ready,
+    /// Current stats (same JSON as the C ABI's stats call).
+    GetStats,
+    /// Ask the host to resize its framebuffer; the stream follows.
+    Resize {
+        /// New width in pixels.
+        width: u32,
+        /// New height in pixels.
+        height: u32,
+    },
+    /// Force a key frame on the shared encoder.
+    KeyFrame,
+}
+
+/// Messages the server sends to a control client.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(tag = "type", rename_all = "camelCase", rename_all_fields = "camelCase")]
+pub enum ControlReply {
+    /// The secret was right; control requests are now accepted.
+    Welcome {
+        /// [`PROTOCOL_VERSION`].
+        protocol: u32,
+    },
+    /// Answer to [`ControlRequest::Ready`].
+    Ready {
+        /// True once the host delivered its first frame.
+        ready: bool,
+        /// Size of the last frame delivered (0 before the first).
+        width: u32,
+        /// Size of the last frame delivered (0 before the first).
+        height: u32,
+    },
+    /// Answer to [`ControlRequest::GetStats`].
+    Stats {
+        /// The stats object (see `rust-core/SIGNALING.md`).
+        stats: serde_json::Value,
+    },
+    /// A resize or key frame request was queued.
+    Ok {
+        /// The request this acknowledges (`resize`, `keyFrame`).
+        request: String,
+    },
+    /// The request was refused; the connection stays usable.
+    Error {
+        /// Human-readable reason.
+        message: String,
+    },
+}
+
+/// Input and control messages a viewer sends on the `input` WebRTC data channel.
+///
+/// Coordinates are in pixels of the video as the viewer displays it: `(x, y)` from the top-left
+/// corner, within `width × height` (the size of the video element's content box), so the host
+/// can map them onto its own window whatever the scaling. Key codes are GLFW's (`GLFW_KEY_*`),
+/// modifiers GLFW's bit set (shift 1, control 2, alt 4, super 8).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(tag = "type", rename_all = "camelCase", rename_all_fields = "camelCase")]
+pub enum InputMessage {
+    /// The pointer moved.
+    PointerMove {
+        /// Horizontal position in displayed-video pixels.
+        x: f64,
+        /// Vertical position in displayed-video pixels.
+        y: f64,
+        /// Width the coordinates refer to.
+        width: f64,
+        /// Height the coordinates refer to.
+        height: f64,
+    },
+    /// A pointer button changed state.
+    PointerButton {
+        /// Horizontal position in displayed-video pixels.
+        x: f64,
+        /// Vertical position in displayed-video pixels.
+        y: f64,
+        /// Width the coordinates refer to.
+        width: f64,
+        /// Height the coordinates refer to.
+        height: f64,
+        /// GLFW button: 0 left, 1 right, 2 middle.
+        button: i32,
+        /// True when pressed, false when released.
+        pressed: bool,
+        /// GLFW modifier bits.
+        #[serde(default)]
+        mods: i32,
+    },
+    /// Wheel or trackpad scroll, in GLFW's units (one notch = 1.0; positive y scrolls up).
+    Wheel {
+        /// Horizontal scroll.
+        dx: f64,
+        /// Vertical scroll.
+        dy: f64,
+    },
+    /// A key changed state.
+    Key {
+        /// GLFW key code.
+        key: i32,
+        /// 0 release, 1 press, 2 repeat (GLFW actions).
+        action: i32,
+        /// GLFW modifier bits.
+        #[serde(default)]
+        mods: i32,
+    },
+    /// Text typed (one or more Unicode characters).
+    Text {
+        /// The text; each character becomes one event.
+        text: String,
+    },
+    /// Ask the host to render at this size (the viewer's window changed).
+    Resize {
+        /// Width in pixels.
+        width: u32,
+        /// Height in pixels.
+        height: u32,
+    },
+    /// Ask for a key frame (the decoder lost sync).
+    KeyFrame,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn viewer_join_parses_with_default_fields() {
+        let msg: ClientMessage = serde_json::from_str(r#"{"type":"join"}"#).unwrap();
+        assert_eq!(msg, ClientMessage::Viewer(ViewerRequest::Join { view_only: false }));
+    }
+
+    #[test]
+    fn control_hello_is_not_mistaken_for_a_viewer_message() {
+        let msg: ClientMessage =
+            serde_json::from_str(r#"{"type":"hello","secret":"s3"}"#).unwrap();
+        assert_eq!(msg, ClientMessage::Control(ControlRequest::Hello { secret: "s3".into() }));
+    }
+
+    #[test]
+    fn ice_uses_camel_case_on_the_wire() {
+        let text = serde_json::to_string(&ViewerReply::Ice {
+            candidate: "candidate:1".into(),
+            sdp_m_line_index: 0,
+        })
+        .unwrap();
+        assert_eq!(text, r#"{"type":"ice","candidate":"candidate:1","sdpMLineIndex":0}"#);
+    }
+
+    #[test]
+    fn unknown_type_is_an_error() {
+        assert!(serde_json::from_str::<ClientMessage>(r#"{"type":"dance"}"#).is_err());
+    }
+
+    #[test]
+    fn input_messages_round_trip() {
+        let key: InputMessage =
+            serde_json::from_str(r#"{"type":"key","key":87,"action":1,"mods":2}"#).unwrap();
+        assert_eq!(key, InputMessage::Key { key: 87, action: 1, mods: 2 });
+        let wheel: InputMessage =
+            serde_json::from_str(r#"{"type":"wheel","dx":0,"dy":-1.5}"#).unwrap();
+        assert_eq!(wheel, InputMessage::Wheel { dx: 0.0, dy: -1.5 });
+    }
+}
