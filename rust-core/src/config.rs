@@ -1,0 +1,234 @@
+//! The streamer's configuration: JSON from the host, then environment overrides.
+//!
+//! The host passes JSON (OpenSpace builds it from `ModuleConfigurations.WebRtc`); every field
+//! has a default, so `{}` is a valid configuration. Environment variables named in
+//! [`ENV_OVERRIDES`] win over the JSON: that is how the orchestrator hands instance N its port
+//! and secret without touching the host's own configuration files.
+
+use std::net::IpAddr;
+
+use serde::Deserialize;
+
+/// Which encoder to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EncoderChoice {
+    /// The best one present: NVENC (`nvh264enc`), then `x264enc`, `openh264enc`, `vp8enc`.
+    Auto,
+    /// NVIDIA NVENC H.264.
+    Nvh264,
+    /// x264, zero-latency tune.
+    X264,
+    /// Cisco's OpenH264.
+    Openh264,
+    /// libvpx VP8, realtime deadline.
+    Vp8,
+}
+
+/// How frames leave the host's GL context.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CaptureMode {
+    /// GPU copy into a GStreamer GL texture whose context shares with the host's.
+    Gl,
+    /// Asynchronous PBO readback into system memory (hosts whose context cannot be shared).
+    Readback,
+}
+
+/// A TURN server.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TurnServer {
+    /// `turn://user:password@host:port` as webrtcbin expects it.
+    pub url: String,
+}
+
+/// Everything a streamer needs. Field names in JSON are camelCase.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
+pub struct StreamerConfig {
+    /// Address the signaling endpoint binds to.
+    pub listen_address: IpAddr,
+    /// Port of the signaling endpoint (0 picks a free one; see stats `signalingPort`).
+    pub listen_port: u16,
+    /// Encoder choice.
+    pub encoder: EncoderChoice,
+    /// Target bitrate in kbit/s.
+    pub bitrate_kbps: u32,
+    /// Frames per second sent at most; frames submitted faster are skipped.
+    pub fps_cap: u32,
+    /// Viewers served at once; more are refused with an error.
+    pub max_viewers: u32,
+    /// STUN server (`stun://host:port`), empty for none.
+    pub stun_server: String,
+    /// TURN servers.
+    pub turn_servers: Vec<String>,
+    /// Capture path.
+    pub capture: CaptureMode,
+    /// Secret a control client must prove; empty disables control.
+    pub control_secret: String,
+    /// If set, ICE gathers candidates on these local addresses only (tests pin 127.0.0.1).
+    pub ice_addresses: Vec<IpAddr>,
+    /// Key frame interval in frames (0 = only on demand).
+    pub key_frame_interval: u32,
+}
+
+impl Default for StreamerConfig {
+    fn default() -> Self {
+        StreamerConfig {
+            listen_address: IpAddr::from([127, 0, 0, 1]),
+            listen_port: 4700,
+            encoder: EncoderChoice::Auto,
+            bitrate_kbps: 8000,
+            fps_cap: 60,
+            max_viewers: 8,
+            stun_server: String::new(),
+            turn_servers: Vec::new(),
+            capture: CaptureMode::Readback,
+            control_secret: String::new(),
+            ice_addresses: Vec::new(),
+            key_frame_interval: 120,
+        }
+    }
+}
+
+/// A configuration that could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The JSON did not parse or had a field of the wrong type.
+    #[error("configuration JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// An environment override did not parse.
+    #[error("environment variable {name}={value:?}: {reason}")]
+    Env { name: &'static str, value: String, reason: String },
+    /// A value is out of range.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Environment variables that override the JSON, with the JSON field each one replaces.
+pub const ENV_OVERRIDES: &[(&str, &str)] = &[
+    ("OSW_LISTEN_ADDRESS", "listenAddress"),
+    ("OSW_LISTEN_PORT", "listenPort"),
+    ("OSW_ENCODER", "encoder"),
+    ("OSW_BITRATE_KBPS", "bitrateKbps"),
+    ("OSW_FPS_CAP", "fpsCap"),
+    ("OSW_MAX_VIEWERS", "maxViewers"),
+    ("OSW_STUN_SERVER", "stunServer"),
+    ("OSW_TURN_SERVERS", "turnServers"),
+    ("OSW_CAPTURE", "capture"),
+    ("OSW_CONTROL_SECRET", "controlSecret"),
+    ("OSW_ICE_ADDRESSES", "iceAddresses"),
+    ("OSW_KEY_FRAME_INTERVAL", "keyFrameInterval"),
+];
+
+impl StreamerConfig {
+    /// Parses JSON, applies overrides from `env` (a lookup, so tests need not touch the
+    /// process environment) and validates the result.
+    pub fn from_json_with_env(
+        json: &str,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let mut value: serde_json::Value =
+            if json.trim().is_empty() { serde_json::json!({}) } else { serde_json::from_str(json)? };
+        let object = value
+            .as_object_mut()
+            .ok_or_else(|| ConfigError::Invalid("configuration must be a JSON object".into()))?;
+        for &(name, field) in ENV_OVERRIDES {
+            let Some(raw) = env(name) else { continue };
+            object.insert(field.to_string(), env_value(name, field, &raw)?);
+        }
+        let config: StreamerConfig = serde_json::from_value(value)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Parses JSON with the process environment's overrides.
+    pub fn from_json(json: &str) -> Result<Self, ConfigError> {
+        Self::from_json_with_env(json, |name| std::env::var(name).ok())
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let check = |ok: bool, what: &str| {
+            if ok { Ok(()) } else { Err(ConfigError::Invalid(what.to_string())) }
+        };
+        check((100..=200_000).contains(&self.bitrate_kbps), "bitrateKbps must be 100..=200000")?;
+        check((1..=240).contains(&self.fps_cap), "fpsCap must be 1..=240")?;
+        check((1..=64).contains(&self.max_viewers), "maxViewers must be 1..=64")?;
+        check(
+            self.stun_server.is_empty() || self.stun_server.starts_with("stun://"),
+            "stunServer must be empty or start with stun://",
+        )?;
+        for turn in &self.turn_servers {
+            check(
+                turn.starts_with("turn://") || turn.starts_with("turns://"),
+                "each of turnServers must start with turn:// or turns://",
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Turns an environment variable's text into the JSON value of its field.
+fn env_value(name: &'static str, field: &str, raw: &str) -> Result<serde_json::Value, ConfigError> {
+    let bad = |reason: &str| ConfigError::Env {
+        name,
+        value: raw.to_string(),
+        reason: reason.to_string(),
+    };
+    Ok(match field {
+        "listenPort" | "bitrateKbps" | "fpsCap" | "maxViewers" | "keyFrameInterval" => {
+            let n: u64 = raw.trim().parse().map_err(|_| bad("expected a whole number"))?;
+            serde_json::Value::from(n)
+        }
+        "turnServers" | "iceAddresses" => serde_json::Value::from(
+            raw.split(',').map(str::trim).filter(|s| !s.is_empty()).collect::<Vec<_>>(),
+        ),
+        _ => serde_json::Value::from(raw.trim()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn empty_object_gives_defaults() {
+        assert_eq!(StreamerConfig::from_json_with_env("{}", no_env).unwrap(), StreamerConfig::default());
+    }
+
+    #[test]
+    fn env_overrides_json() {
+        let env = |name: &str| match name {
+            "OSW_LISTEN_PORT" => Some("4703".to_string()),
+            "OSW_CONTROL_SECRET" => Some("abc".to_string()),
+            "OSW_ICE_ADDRESSES" => Some("127.0.0.1".to_string()),
+            _ => None,
+        };
+        let config =
+            StreamerConfig::from_json_with_env(r#"{"listenPort": 5000, "encoder": "vp8"}"#, env)
+                .unwrap();
+        assert_eq!(config.listen_port, 4703);
+        assert_eq!(config.control_secret, "abc");
+        assert_eq!(config.encoder, EncoderChoice::Vp8);
+        assert_eq!(config.ice_addresses, vec![IpAddr::from([127, 0, 0, 1])]);
+    }
+
+    #[test]
+    fn bad_input_is_explained() {
+        let err = StreamerConfig::from_json_with_env(r#"{"encoder": "h265"}"#, no_env).unwrap_err();
+        assert!(err.to_string().contains("h265"), "{err}");
+        let err = StreamerConfig::from_json_with_env(r#"{"fpsCap": 0}"#, no_env).unwrap_err();
+        assert!(err.to_string().contains("fpsCap"), "{err}");
+        let err = StreamerConfig::from_json_with_env(r#"{"bogus": 1}"#, no_env).unwrap_err();
+        assert!(err.to_string().contains("bogus"), "{err}");
+        let env = |name: &str| (name == "OSW_LISTEN_PORT").then(|| "http".to_string());
+        let err = StreamerConfig::from_json_with_env("{}", env).unwrap_err();
+        assert!(err.to_string().contains("OSW_LISTEN_PORT"), "{err}");
+        assert!(StreamerConfig::from_json_with_env("[1]", no_env).is_err());
+    }
+}

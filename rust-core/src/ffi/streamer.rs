@@ -1,0 +1,231 @@
+//! `osw_streamer`: one streaming engine per host window.
+
+use std::ffi::{c_char, c_void};
+
+use super::OswResult;
+use super::error::{copy_c_string, set_last_error};
+use super::event::OswEvent;
+use crate::config::StreamerConfig;
+use crate::gl::GlLoader;
+use crate::streamer::{FrameSource, Streamer, StreamerError, SubmitOutcome};
+
+/// Looks up a GL function by name (for example `glfwGetProcAddress` behind a small wrapper).
+/// `userdata` is passed back untouched.
+pub type OswGlGetProcAddress =
+    Option<unsafe extern "C" fn(userdata: *mut c_void, name: *const c_char) -> *const c_void>;
+
+/// An opaque streamer. Create with `osw_streamer_new`, destroy with `osw_streamer_free`.
+pub struct OswStreamer {
+    _private: [u8; 0],
+}
+
+impl OswStreamer {
+    fn from_streamer(streamer: Box<Streamer>) -> *mut OswStreamer {
+        Box::into_raw(streamer).cast()
+    }
+
+    fn as_streamer(ptr: *mut OswStreamer) -> *mut Streamer {
+        ptr.cast()
+    }
+}
+
+fn fail(err: StreamerError) -> OswResult {
+    let code = err.result_code();
+    set_last_error(err.to_string());
+    code
+}
+
+fn submit_result(outcome: Result<SubmitOutcome, StreamerError>) -> OswResult {
+    match outcome {
+        Ok(SubmitOutcome::Accepted | SubmitOutcome::SkippedByFpsCap) => OswResult::Ok,
+        Ok(SubmitOutcome::Dropped) => OswResult::FrameDropped,
+        Err(err) => fail(err),
+    }
+}
+
+/// Creates a streamer from a JSON configuration (see `rust-core/SIGNALING.md`; `"{}"` gives
+/// the defaults; `OSW_*` environment variables override fields) and starts its signaling
+/// endpoint. `get_proc_address` resolves GL functions for the capture paths; it may be NULL
+/// for a host that only calls `osw_streamer_submit_pixels`.
+///
+/// Call on the host's render thread. On success `*streamer_out` receives the streamer.
+#[unsafe(no_mangle)]
+pub extern "C" fn osw_streamer_new(
+    config_json: *const c_char,
+    get_proc_address: OswGlGetProcAddress,
+    userdata: *mut c_void,
+    streamer_out: *mut *mut OswStreamer,
+) -> OswResult {
+    ffi_panic_boundary! {
+        let json = try_str!(config_json, "config_json");
+        let out = try_mut!(streamer_out, "streamer_out");
+        let config = match StreamerConfig::from_json(json) {
+            Ok(config) => config,
+            Err(err) => {
+                set_last_error(err.to_string());
+                return OswResult::InvalidConfig;
+            }
+        };
+        let loader = get_proc_address.map(|f| GlLoader::new(f, userdata));
+        match Streamer::new(config, loader) {
+            Ok(streamer) => {
+                *out = OswStreamer::from_streamer(Box::new(streamer));
+                OswResult::Ok
+            }
+            Err(err) => fail(err),
+        }
+    }
+}
+
+/// Stops the streamer: says bye to every viewer, stops the pipeline, joins every thread and
+/// frees the capture's GL objects. Call on the render thread with the host's GL context
+/// current (GL objects are deleted there). NULL is ignored.
+#[unsafe(no_mangle)]
+pub extern "C" fn osw_streamer_free(streamer: *mut OswStreamer) {
+    ffi_panic_boundary! {
+        if streamer.is_null() {
+            return;
+        }
+        // SAFETY: non-NULL, created by `osw_streamer_new` via `Box::into_raw`, and the caller
+        // gives up its pointer with this call.
+        let streamer = unsafe { Box::from_raw(OswStreamer::as_streamer(streamer)) };
+        streamer.shutdown();
+    }
+}
+
+/// Hands over the frame in the currently bound read framebuffer (`GL_READ_FRAMEBUFFER`),
+/// `width` × `height` pixels from its origin. Call on the render thread with the context
+/// current, after the frame is finished. Returns quickly: the copy runs on the GPU and the
+/// encoder runs on its own thread. Returns `FrameDropped` when the encoder is still busy (the
+/// frame is counted as dropped) — not an error the host must act on.
+#[unsafe(no_mangle)]
+pub extern "C" fn osw_streamer_submit_framebuffer(
+    streamer: *mut OswStreamer,
+    width: u32,
+    height: u32,
+) -> OswResult {
+    ffi_panic_boundary! {
+        let streamer = try_mut!(OswStreamer::as_streamer(streamer), "streamer");
+        submit_result(streamer.submit(FrameSource::ReadFramebuffer, width, height))
+    }
+}
+
+/// Like `osw_streamer_submit_framebuffer`, but reads the given `GL_TEXTURE_2D` texture.
+#[unsafe(no_mangle)]
+pub extern "C" fn osw_streamer_submit_texture(
+    streamer: *mut OswStreamer,
+    texture: u32,
+    width: u32,
+    height: u32,
+) -> OswResult {
+    ffi_panic_boundary! {
+        let streamer = try_mut!(OswStreamer::as_streamer(streamer), "streamer");
+        if texture == 0 {
+            set_last_error("texture 0 is not a texture".into());
+            return OswResult::InvalidArgument;
+        }
+        submit_result(streamer.submit(FrameSource::Texture(texture), width, height))
+    }
+}
+
+/// Hands over a frame already in system memory: `height` rows of `width` RGBA pixels, top row
+/// first, `stride` bytes apart. For hosts without GL; needs no GL context.
+#[unsafe(no_mangle)]
+pub extern "C" fn osw_streamer_submit_pixels(
+    streamer: *mut OswStreamer,
+    rgba: *const u8,
+    width: u32,
+    height: u32,
+    stride: usize,
+) -> OswResult {
+    ffi_panic_boundary! {
+        let streamer = try_mut!(OswStreamer::as_streamer(streamer), "streamer");
+        if rgba.is_null() {
+            set_last_error("`rgba` is NULL".into());
+            return OswResult::NullParameter;
+        }
+        let row = width as usize * 4;
+        if stride < row || height == 0 {
+            set_last_error(format!("stride {stride} is less than width*4 = {row}, or height is 0"));
+            return OswResult::InvalidArgument;
+        }
+        let len = stride * (height as usize - 1) + row;
+        // SAFETY: `rgba` is non-NULL and the caller promises `height` rows of `stride` bytes
+        // (the last row needs only `width * 4`), valid for the duration of the call.
+        let pixels = unsafe { std::slice::from_raw_parts(rgba, len) };
+        submit_result(streamer.submit(FrameSource::Pixels { data: pixels, stride }, width, height))
+    }
+}
+
+/// Takes the oldest queued input or control event. Returns true and fills `*event_out` when
+/// there was one, false when the queue is empty (or on a NULL argument). Call on the host's
+/// main thread, typically in a loop at the start of each frame.
+#[unsafe(no_mangle)]
+pub extern "C" fn osw_streamer_poll_event(
+    streamer: *mut OswStreamer,
+    event_out: *mut OswEvent,
+) -> bool {
+    ffi_panic_boundary! {
+        if streamer.is_null() || event_out.is_null() {
+            set_last_error("`streamer` or `event_out` is NULL".into());
+            return false;
+        }
+        // SAFETY: non-NULL (checked above); a live streamer from `osw_streamer_new`.
+        let streamer = unsafe { &*OswStreamer::as_streamer(streamer) };
+        match streamer.poll_event() {
+            Some(event) => {
+                // SAFETY: non-NULL (checked above); the caller owns a writable `OswEvent`.
+                unsafe { *event_out = OswEvent::from(&event) };
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// Writes the streamer's stats as NUL-terminated JSON into `buf` (see `rust-core/SIGNALING.md`
+/// for the fields) and the size needed, including the NUL, into `*out_n`. Returns
+/// `BufferTooSmall` (with `*out_n` set) when `len` is too small. Safe to call from any thread.
+#[unsafe(no_mangle)]
+pub extern "C" fn osw_streamer_stats_json(
+    streamer: *const OswStreamer,
+    buf: *mut c_char,
+    len: usize,
+    out_n: *mut usize,
+) -> OswResult {
+    ffi_panic_boundary! {
+        let streamer = try_ref!(streamer.cast::<Streamer>(), "streamer");
+        let out_n = try_mut!(out_n, "out_n");
+        let json = streamer.stats().to_string();
+        // SAFETY: the caller promises `buf` is NULL or has `len` writable bytes.
+        let (needed, written) = unsafe { copy_c_string(&json, buf, len) };
+        *out_n = needed;
+        if written {
+            OswResult::Ok
+        } else {
+            set_last_error(format!("stats need {needed} bytes, buffer has {len}"));
+            OswResult::BufferTooSmall
+        }
+    }
+}
+
+/// The port the signaling endpoint listens on (useful with `listenPort: 0`), or 0 for NULL.
+#[unsafe(no_mangle)]
+pub extern "C" fn osw_streamer_signaling_port(streamer: *const OswStreamer) -> u16 {
+    ffi_panic_boundary! {
+        if streamer.is_null() {
+            return 0;
+        }
+        // SAFETY: non-NULL; a live streamer from `osw_streamer_new`.
+        let streamer = unsafe { &*streamer.cast::<Streamer>() };
+        streamer.signaling_port()
+    }
+}
+
+/// The library's version, a static NUL-terminated string.
+#[unsafe(no_mangle)]
+pub extern "C" fn osw_version() -> *const c_char {
+    ffi_panic_boundary! {
+        concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+    }
+}

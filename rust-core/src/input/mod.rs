@@ -1,0 +1,225 @@
+//! Input and control events from viewers, queued for the host's main thread.
+//!
+//! Viewers' data channel messages ([`InputMessage`]) are validated and turned into [`Event`]s
+//! on GStreamer's threads; the host drains them with `osw_streamer_poll_event` on its own
+//! thread. The queue is bounded: when a host stops draining, the oldest pointer moves are
+//! dropped first (they are superseded by later ones anyway) and every drop is counted.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use openspace_webrtc_protocol::InputMessage;
+
+/// Most events held before the oldest are dropped.
+pub const QUEUE_CAPACITY: usize = 4096;
+
+/// Largest framebuffer a resize may ask for, per side (8K).
+pub const MAX_DIMENSION: u32 = 7680;
+
+/// An event for the host.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// Pointer moved to `(x, y)` within `width × height`.
+    PointerMove { viewer_id: u32, x: f64, y: f64, width: u32, height: u32 },
+    /// Button pressed or released at `(x, y)`.
+    PointerButton {
+        viewer_id: u32,
+        x: f64,
+        y: f64,
+        width: u32,
+        height: u32,
+        button: i32,
+        pressed: bool,
+        mods: i32,
+    },
+    /// Scroll.
+    Wheel { viewer_id: u32, dx: f64, dy: f64 },
+    /// Key change.
+    Key { viewer_id: u32, key: i32, action: i32, mods: i32 },
+    /// One typed character.
+    Text { viewer_id: u32, codepoint: u32 },
+    /// Requested framebuffer size.
+    Resize { viewer_id: u32, width: u32, height: u32 },
+    /// A viewer joined.
+    ViewerJoined { viewer_id: u32 },
+    /// A viewer left.
+    ViewerLeft { viewer_id: u32 },
+}
+
+/// Why an input message was refused.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum InputError {
+    /// A coordinate or size was not a finite number in range.
+    #[error("{field} out of range: {value}")]
+    OutOfRange { field: &'static str, value: String },
+    /// The size is zero or larger than [`MAX_DIMENSION`].
+    #[error("invalid size {width}x{height}: each side must be 1..={MAX_DIMENSION}")]
+    InvalidSize { width: u32, height: u32 },
+}
+
+fn finite(field: &'static str, value: f64) -> Result<f64, InputError> {
+    if value.is_finite() {
+        Ok(value)
+    } else {
+        Err(InputError::OutOfRange { field, value: value.to_string() })
+    }
+}
+
+/// Validates a requested frame size.
+pub fn check_size(width: u32, height: u32) -> Result<(), InputError> {
+    if width == 0 || height == 0 || width > MAX_DIMENSION || height > MAX_DIMENSION {
+        return Err(InputError::InvalidSize { width, height });
+    }
+    Ok(())
+}
+
+/// Converts the pointer's reference size to whole pixels, refusing nonsense.
+fn reference_size(width: f64, height: f64) -> Result<(u32, u32), InputError> {
+    let w = finite("width", width)?;
+    let h = finite("height", height)?;
+    if !(1.0..=f64::from(MAX_DIMENSION) * 4.0).contains(&w)
+        || !(1.0..=f64::from(MAX_DIMENSION) * 4.0).contains(&h)
+    {
+        return Err(InputError::OutOfRange { field: "width/height", value: format!("{w}x{h}") });
+    }
+    Ok((w.round() as u32, h.round() as u32))
+}
+
+/// Turns one data channel message into host events (a text message may yield several).
+/// Returns `Ok(None)` for messages that are not host events (`keyFrame`, handled by the
+/// pipeline).
+pub fn events_from_message(
+    viewer_id: u32,
+    message: InputMessage,
+) -> Result<Option<Vec<Event>>, InputError> {
+    let events = match message {
+        InputMessage::PointerMove { x, y, width, height } => {
+            let (width, height) = reference_size(width, height)?;
+            vec![Event::PointerMove {
+                viewer_id,
+                x: finite("x", x)?,
+                y: finite("y", y)?,
+                width,
+                height,
+            }]
+        }
+        InputMessage::PointerButton { x, y, width, height, button, pressed, mods } => {
+            let (width, height) = reference_size(width, height)?;
+            if !(0..8).contains(&button) {
+                return Err(InputError::OutOfRange { field: "button", value: button.to_string() });
+            }
+            vec![Event::PointerButton {
+                viewer_id,
+                x: finite("x", x)?,
+                y: finite("y", y)?,
+                width,
+                height,
+                button,
+                pressed,
+                mods,
+            }]
+        }
+        InputMessage::Wheel { dx, dy } => {
+            vec![Event::Wheel { viewer_id, dx: finite("dx", dx)?, dy: finite("dy", dy)? }]
+        }
+        InputMessage::Key { key, action, mods } => {
+            if !(0..=2).contains(&action) {
+                return Err(InputError::OutOfRange { field: "action", value: action.to_string() });
+            }
+            vec![Event::Key { viewer_id, key, action, mods }]
+        }
+        InputMessage::Text { text } => text
+            .chars()
+            .map(|c| Event::Text { viewer_id, codepoint: u32::from(c) })
+            .collect(),
+        InputMessage::Resize { width, height } => {
+            check_size(width, height)?;
+            vec![Event::Resize { viewer_id, width, height }]
+        }
+        InputMessage::KeyFrame => return Ok(None),
+    };
+    Ok(Some(events))
+}
+
+/// The bounded queue between GStreamer's threads and the host's main thread.
+#[derive(Debug, Default)]
+pub struct EventQueue {
+    events: Mutex<VecDeque<Event>>,
+    dropped: AtomicU64,
+}
+
+impl EventQueue {
+    /// Appends an event, making room by dropping the oldest pointer move (or, failing that,
+    /// the oldest event) when full.
+    pub fn push(&self, event: Event) {
+        let mut events = self.events.lock().unwrap_or_else(|e| e.into_inner());
+        if events.len() >= QUEUE_CAPACITY {
+            let victim = events
+                .iter()
+                .position(|e| matches!(e, Event::PointerMove { .. }))
+                .unwrap_or(0);
+            events.remove(victim);
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        events.push_back(event);
+    }
+
+    /// Takes the oldest event.
+    pub fn pop(&self) -> Option<Event> {
+        self.events.lock().unwrap_or_else(|e| e.into_inner()).pop_front()
+    }
+
+    /// Events dropped because the host did not drain the queue.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_becomes_one_event_per_character() {
+        let events =
+            events_from_message(3, InputMessage::Text { text: "hé".into() }).unwrap().unwrap();
+        assert_eq!(
+            events,
+            vec![
+                Event::Text { viewer_id: 3, codepoint: 'h' as u32 },
+                Event::Text { viewer_id: 3, codepoint: 'é' as u32 }
+            ]
+        );
+    }
+
+    #[test]
+    fn nonsense_is_refused() {
+        let nan = InputMessage::PointerMove { x: f64::NAN, y: 0.0, width: 10.0, height: 10.0 };
+        assert!(events_from_message(1, nan).is_err());
+        let zero = InputMessage::PointerMove { x: 0.0, y: 0.0, width: 0.0, height: 10.0 };
+        assert!(events_from_message(1, zero).is_err());
+        let big = InputMessage::Resize { width: 100_000, height: 10 };
+        assert_eq!(
+            events_from_message(1, big),
+            Err(InputError::InvalidSize { width: 100_000, height: 10 })
+        );
+        let action = InputMessage::Key { key: 65, action: 7, mods: 0 };
+        assert!(events_from_message(1, action).is_err());
+    }
+
+    #[test]
+    fn full_queue_drops_oldest_pointer_move_first() {
+        let queue = EventQueue::default();
+        queue.push(Event::Key { viewer_id: 1, key: 65, action: 1, mods: 0 });
+        for i in 0..QUEUE_CAPACITY {
+            queue.push(Event::PointerMove { viewer_id: 1, x: i as f64, y: 0.0, width: 1, height: 1 });
+        }
+        assert_eq!(queue.dropped(), 1);
+        assert_eq!(queue.pop(), Some(Event::Key { viewer_id: 1, key: 65, action: 1, mods: 0 }));
+        match queue.pop() {
+            Some(Event::PointerMove { x, .. }) => assert_eq!(x, 1.0, "move 0 was the victim"),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}

@@ -1,0 +1,448 @@
+//! The GStreamer pipeline: one source, one encoder, one `webrtcbin` per viewer.
+//!
+//! ```text
+//! readback: appsrc (RGBA) ! videoconvert ! I420 ! encoder ! pay ! tee ┬ queue ! webrtcbin
+//! gl:       appsrc (GLMemory RGBA) ! glcolorconvert ! NV12 ! [gldownload !] encoder ! …  └ …
+//! ```
+//!
+//! The encode happens once; the RTP stream is split by a `tee`, so a viewer costs a queue and
+//! a `webrtcbin`, never another encoder. Input from the host is non-blocking: when the
+//! encoder still has frames queued, new ones are dropped and counted instead of waiting.
+
+pub mod encoder;
+mod peer;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use gst::prelude::*;
+
+use crate::config::{CaptureMode, StreamerConfig};
+use crate::input::EventQueue;
+use crate::stats::Stats;
+pub use encoder::{Codec, EncoderPlan};
+pub use peer::{PeerMessage, PeerOutbox};
+use peer::Peer;
+
+/// Frames queued in front of the encoder before new ones are dropped. Two lets the encoder
+/// take the next frame as soon as it is done, while keeping latency to at most one frame.
+const MAX_QUEUED_FRAMES: u64 = 2;
+
+/// A pipeline failure.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// GStreamer itself could not start.
+    #[error("GStreamer could not initialise: {0}")]
+    Init(String),
+    /// A plugin is missing.
+    #[error("GStreamer element {0} is not available (is its plugin package installed?)")]
+    MissingElement(&'static str),
+    /// No encoder can be used.
+    #[error("{0}")]
+    NoEncoder(String),
+    /// Elements did not link or change state.
+    #[error("pipeline: {0}")]
+    Build(String),
+    /// Too many viewers.
+    #[error("the stream already has its maximum of {0} viewers")]
+    Full(u32),
+    /// A viewer's SDP or candidate was refused.
+    #[error("{0}")]
+    Negotiation(String),
+}
+
+impl From<gst::glib::BoolError> for PipelineError {
+    fn from(err: gst::glib::BoolError) -> Self {
+        PipelineError::Build(err.to_string())
+    }
+}
+
+impl From<gst::StateChangeError> for PipelineError {
+    fn from(err: gst::StateChangeError) -> Self {
+        PipelineError::Build(format!("state change failed: {err}"))
+    }
+}
+
+/// What the host's frame became.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushOutcome {
+    /// Queued for the encoder.
+    Pushed,
+    /// The encoder is busy; the frame was dropped (and counted).
+    Dropped,
+}
+
+/// Initialises GStreamer once per process.
+pub fn init() -> Result<(), PipelineError> {
+    gst::init().map_err(|e| PipelineError::Init(e.to_string()))
+}
+
+pub(crate) fn make(factory: &'static str, name: Option<&str>) -> Result<gst::Element, PipelineError> {
+    let mut builder = gst::ElementFactory::make(factory);
+    if let Some(name) = name {
+        builder = builder.name(name);
+    }
+    builder.build().map_err(|_| PipelineError::MissingElement(factory))
+}
+
+/// Where the pipeline's frames live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameMemory {
+    /// RGBA in system memory.
+    System,
+    /// RGBA textures in GStreamer GL memory.
+    Gl,
+}
+
+/// The running pipeline.
+pub struct Pipeline {
+    pipeline: gst::Pipeline,
+    appsrc: gst_app::AppSrc,
+    encoder: gst::Element,
+    tee: gst::Element,
+    plan: EncoderPlan,
+    memory: FrameMemory,
+    config: StreamerConfig,
+    state: Mutex<State>,
+    stats: Arc<Stats>,
+    events: Arc<EventQueue>,
+}
+
+struct State {
+    /// Size of the frames the caps currently describe.
+    size: Option<(u32, u32)>,
+    /// Pool that recycles system-memory frames (none on the GL path).
+    pool: Option<gst::BufferPool>,
+    peers: HashMap<u32, Peer>,
+}
+
+impl Pipeline {
+    /// Builds the pipeline and sets it playing. `memory` says what `push_*` will feed it;
+    /// `bus_sync` lets the GL path answer GL context queries.
+    pub fn new(
+        config: &StreamerConfig,
+        memory: FrameMemory,
+        stats: Arc<Stats>,
+        events: Arc<EventQueue>,
+        bus_sync: Option<Box<dyn Fn(&gst::Message) + Send + Sync>>,
+    ) -> Result<Arc<Self>, PipelineError> {
+        let capture = if memory == FrameMemory::Gl { CaptureMode::Gl } else { CaptureMode::Readback };
+        let plan = encoder::plan(config.encoder, capture)?;
+        tracing::info!(encoder = plan.factory, reason = %plan.reason, "encoder chosen");
+        stats.set_encoder(plan.factory, &plan.reason, plan.codec.name());
+
+        let pipeline = gst::Pipeline::with_name("openspace-webrtc");
+        let appsrc = gst_app::AppSrc::builder()
+            .name("frames")
+            .is_live(true)
+            .do_timestamp(true)
+            .format(gst::Format::Time)
+            .max_buffers(MAX_QUEUED_FRAMES + 1)
+            .build();
+        let encoder = encoder::make_encoder(&plan, config)?;
+        let mut chain: Vec<gst::Element> = vec![appsrc.clone().upcast()];
+        match memory {
+            FrameMemory::System => {
+                let convert = make("videoconvert", None)?;
+                convert.set_property("n-threads", 2u32);
+                let raw = make("capsfilter", None)?;
+                // Every software encoder here takes I420.
+                raw.set_property(
+                    "caps",
+                    gst::Caps::builder("video/x-raw").field("format", "I420").build(),
+                );
+                chain.extend([convert, raw]);
+            }
+            FrameMemory::Gl => {
+                let convert = make("glcolorconvert", None)?;
+                let nv12 = make("capsfilter", None)?;
+                nv12.set_property(
+                    "caps",
+                    gst::Caps::builder("video/x-raw")
+                        .features(["memory:GLMemory"])
+                        .field("format", "NV12")
+                        .build(),
+                );
+                chain.extend([convert, nv12]);
+                if !plan.takes_gl_memory {
+                    chain.push(make("gldownload", None)?);
+                }
+            }
+        }
+        chain.push(encoder.clone());
+        let payloader = match plan.codec {
+            Codec::H264 => {
+                let profile = make("capsfilter", None)?;
+                profile.set_property(
+                    "caps",
+                    gst::Caps::builder("video/x-h264")
+                        .field("profile", "constrained-baseline")
+                        .field("stream-format", "byte-stream")
+                        .build(),
+                );
+                chain.push(profile);
+                let pay = make("rtph264pay", Some("pay"))?;
+                pay.set_property("config-interval", -1i32);
+                pay.set_property_from_str("aggregate-mode", "zero-latency");
+                pay
+            }
+            Codec::Vp8 => {
+                let pay = make("rtpvp8pay", Some("pay"))?;
+                pay.set_property_from_str("picture-id-mode", "15-bit");
+                pay
+            }
+        };
+        payloader.set_property("pt", 96u32);
+        payloader.set_property("mtu", 1200u32);
+        chain.push(payloader.clone());
+        let rtp_caps = make("capsfilter", None)?;
+        rtp_caps.set_property("caps", plan.codec.rtp_caps());
+        chain.push(rtp_caps);
+        let tee = make("tee", Some("viewers"))?;
+        tee.set_property("allow-not-linked", true);
+        chain.push(tee.clone());
+
+        pipeline.add_many(&chain)?;
+        gst::Element::link_many(&chain)?;
+        stats.watch_encoder(&encoder, &payloader);
+
+        if let Some(bus) = pipeline.bus() {
+            let stats = stats.clone();
+            bus.set_sync_handler(move |_, message| {
+                if let Some(handler) = &bus_sync {
+                    handler(message);
+                }
+                match message.view() {
+                    gst::MessageView::Error(err) => {
+                        let text = format!(
+                            "{} (from {})",
+                            err.error(),
+                            message.src().map(|s| s.path_string().to_string()).unwrap_or_default()
+                        );
+                        tracing::error!(error = %text, debug = ?err.debug(), "pipeline error");
+                        stats.set_last_error(text);
+                    }
+                    gst::MessageView::Warning(warn) => {
+                        tracing::warn!(warning = %warn.error(), "pipeline warning");
+                    }
+                    _ => {}
+                }
+                gst::BusSyncReply::Drop
+            });
+        }
+
+        pipeline.set_state(gst::State::Playing)?;
+        Ok(Arc::new(Pipeline {
+            pipeline,
+            appsrc,
+            encoder,
+            tee,
+            plan,
+            memory,
+            config: config.clone(),
+            state: Mutex::new(State { size: None, pool: None, peers: HashMap::new() }),
+            stats,
+            events,
+        }))
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The encoder in use.
+    pub fn plan(&self) -> &EncoderPlan {
+        &self.plan
+    }
+
+    /// Whether the encoder queue is full (the next frame would be dropped). Lets the capture
+    /// skip GPU work for a frame that would be thrown away.
+    pub fn is_busy(&self) -> bool {
+        self.appsrc.current_level_buffers() >= MAX_QUEUED_FRAMES
+    }
+
+    /// Sets caps for a new frame size; a size change renegotiates the encoder (the stream's
+    /// resolution changes, viewers' decoders follow from the next key frame).
+    fn ensure_caps(&self, state: &mut State, width: u32, height: u32, gl_caps: Option<gst::Caps>) {
+        if state.size == Some((width, height)) {
+            return;
+        }
+        let caps = gl_caps.unwrap_or_else(|| {
+            gst_video::VideoInfo::builder(gst_video::VideoFormat::Rgba, width, height)
+                .fps(gst::Fraction::new(0, 1))
+                .build()
+                .ok()
+                .and_then(|info| info.to_caps().ok())
+                .unwrap_or_else(gst::Caps::new_any)
+        });
+        tracing::info!(width, height, %caps, "stream size");
+        self.appsrc.set_caps(Some(&caps));
+        if let Some(old) = state.pool.take() {
+            let _ = old.set_active(false);
+        }
+        if self.memory == FrameMemory::System {
+            let pool = gst::BufferPool::new();
+            let mut config = pool.config();
+            config.set_params(Some(&caps), width * height * 4, 2, 8);
+            if pool.set_config(config).is_ok() && pool.set_active(true).is_ok() {
+                state.pool = Some(pool);
+            }
+        }
+        state.size = Some((width, height));
+        self.stats.set_size(width, height);
+    }
+
+    /// Pushes one RGBA frame in system memory; `fill` writes its rows top-down into the
+    /// given buffer of `height` rows × `width * 4` bytes.
+    pub fn push_rgba(
+        &self,
+        width: u32,
+        height: u32,
+        fill: impl FnOnce(&mut [u8]),
+    ) -> Result<PushOutcome, PipelineError> {
+        if self.is_busy() {
+            return Ok(PushOutcome::Dropped);
+        }
+        let mut buffer = {
+            let mut state = self.state();
+            self.ensure_caps(&mut state, width, height, None);
+            let acquired = state.pool.as_ref().map(|pool| {
+                let params = gst::BufferPoolAcquireParams::with_flags(
+                    gst::BufferPoolAcquireFlags::DONTWAIT,
+                );
+                pool.acquire_buffer(Some(&params))
+            });
+            match acquired {
+                Some(Ok(buffer)) => buffer,
+                // Every pooled buffer is still inside the pipeline: the encoder is behind.
+                Some(Err(_)) => return Ok(PushOutcome::Dropped),
+                None => gst::Buffer::with_size((width * height * 4) as usize)?,
+            }
+        };
+        {
+            let buffer = buffer.make_mut();
+            let mut map = buffer
+                .map_writable()
+                .map_err(|_| PipelineError::Build("cannot map a frame buffer".into()))?;
+            fill(map.as_mut_slice());
+        }
+        self.push(buffer)
+    }
+
+    /// Pushes one frame whose memory is a GL texture of the pipeline's GL context.
+    pub fn push_gl(
+        &self,
+        buffer: gst::Buffer,
+        caps: gst::Caps,
+        width: u32,
+        height: u32,
+    ) -> Result<PushOutcome, PipelineError> {
+        {
+            let mut state = self.state();
+            self.ensure_caps(&mut state, width, height, Some(caps));
+        }
+        self.push(buffer)
+    }
+
+    fn push(&self, buffer: gst::Buffer) -> Result<PushOutcome, PipelineError> {
+        match self.appsrc.push_buffer(buffer) {
+            Ok(_) => Ok(PushOutcome::Pushed),
+            Err(gst::FlowError::Flushing) => Ok(PushOutcome::Dropped),
+            Err(err) => Err(PipelineError::Build(format!("pushing a frame: {err:?}"))),
+        }
+    }
+
+    /// Asks the encoder for a key frame now (new viewer, lost packets, explicit request).
+    pub fn request_key_frame(&self) {
+        let event = gst_video::UpstreamForceKeyUnitEvent::builder().all_headers(true).build();
+        if let Some(src) = self.encoder.static_pad("src") {
+            if !src.send_event(event) {
+                tracing::debug!("key frame request not handled");
+            }
+        }
+    }
+
+    /// Adds a viewer: a queue and a `webrtcbin` behind the tee. The offer and ICE candidates
+    /// arrive on `outbox`.
+    pub fn add_viewer(
+        self: &Arc<Self>,
+        viewer_id: u32,
+        view_only: bool,
+        outbox: PeerOutbox,
+    ) -> Result<(), PipelineError> {
+        let mut state = self.state();
+        if state.peers.len() >= self.config.max_viewers as usize {
+            return Err(PipelineError::Full(self.config.max_viewers));
+        }
+        let peer = Peer::new(
+            &self.pipeline,
+            &self.tee,
+            &self.config,
+            self.plan.codec,
+            viewer_id,
+            view_only,
+            outbox,
+            Arc::downgrade(self),
+            self.events.clone(),
+            self.stats.clone(),
+        )?;
+        state.peers.insert(viewer_id, peer);
+        self.stats.set_viewers(state.peers.len());
+        drop(state);
+        self.request_key_frame();
+        Ok(())
+    }
+
+    /// Applies the viewer's SDP answer.
+    pub fn set_answer(&self, viewer_id: u32, sdp: &str) -> Result<(), PipelineError> {
+        let state = self.state();
+        let peer = state.peers.get(&viewer_id).ok_or_else(|| {
+            PipelineError::Negotiation(format!("viewer {viewer_id} has no peer"))
+        })?;
+        peer.set_answer(sdp)
+    }
+
+    /// Adds the viewer's ICE candidate.
+    pub fn add_ice(&self, viewer_id: u32, m_line: u32, candidate: &str) -> Result<(), PipelineError> {
+        let state = self.state();
+        let peer = state.peers.get(&viewer_id).ok_or_else(|| {
+            PipelineError::Negotiation(format!("viewer {viewer_id} has no peer"))
+        })?;
+        peer.add_ice(m_line, candidate);
+        Ok(())
+    }
+
+    /// Removes a viewer and frees everything it held. Unknown ids are ignored.
+    pub fn remove_viewer(&self, viewer_id: u32) {
+        let peer = {
+            let mut state = self.state();
+            let peer = state.peers.remove(&viewer_id);
+            self.stats.set_viewers(state.peers.len());
+            peer
+        };
+        if let Some(peer) = peer {
+            peer.remove(&self.pipeline, &self.tee);
+        }
+    }
+
+    /// Number of viewers attached.
+    pub fn viewer_count(&self) -> usize {
+        self.state().peers.len()
+    }
+
+    /// Stops everything. Viewers are removed first so their elements shut down cleanly.
+    pub fn stop(&self) {
+        let ids: Vec<u32> = self.state().peers.keys().copied().collect();
+        for id in ids {
+            self.remove_viewer(id);
+        }
+        let _ = self.appsrc.end_of_stream();
+        let _ = self.pipeline.set_state(gst::State::Null);
+        if let Some(bus) = self.pipeline.bus() {
+            bus.unset_sync_handler();
+        }
+        if let Some(pool) = self.state().pool.take() {
+            let _ = pool.set_active(false);
+        }
+    }
+}

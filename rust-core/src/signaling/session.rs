@@ -1,0 +1,208 @@
+//! Who may say what on a signaling connection: a pure state machine, tested without sockets.
+//!
+//! The first message fixes the connection's role. Viewers may negotiate a peer; control
+//! clients must prove the secret before anything else. Every refusal is an error reply, and
+//! the connection stays usable.
+
+use openspace_webrtc_protocol::{
+    ClientMessage, ControlReply, ControlRequest, MAX_MESSAGE_BYTES, ViewerReply, ViewerRequest,
+};
+
+/// The role a connection has taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Role {
+    /// No message yet.
+    Undecided,
+    /// A viewer; `joined` once it sent `join`.
+    Viewer { joined: bool },
+    /// A control client; `authenticated` once it proved the secret.
+    Control { authenticated: bool },
+}
+
+/// What the connection should do with one incoming text message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    /// Reply with this viewer message (a refusal), nothing else.
+    ReplyViewer(ViewerReply),
+    /// Reply with this control message, nothing else.
+    ReplyControl(ControlReply),
+    /// Carry out a viewer request.
+    Viewer(ViewerRequest),
+    /// Carry out an (authenticated) control request.
+    Control(ControlRequest),
+}
+
+/// The per-connection state.
+#[derive(Debug)]
+pub struct Session {
+    role: Role,
+    secret: String,
+}
+
+fn viewer_error(message: impl Into<String>) -> Decision {
+    Decision::ReplyViewer(ViewerReply::Error { message: message.into(), fatal: false })
+}
+
+fn control_error(message: impl Into<String>) -> Decision {
+    Decision::ReplyControl(ControlReply::Error { message: message.into() })
+}
+
+/// Compares secrets in time independent of where they differ.
+fn secrets_match(given: &str, expected: &str) -> bool {
+    let (a, b) = (given.as_bytes(), expected.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl Session {
+    /// A new connection; an empty `secret` disables control.
+    pub fn new(secret: &str) -> Self {
+        Session { role: Role::Undecided, secret: secret.to_string() }
+    }
+
+    /// The connection's role so far.
+    pub fn role(&self) -> &Role {
+        &self.role
+    }
+
+    fn refuse(&self, message: String) -> Decision {
+        match self.role {
+            Role::Control { .. } => control_error(message),
+            _ => viewer_error(message),
+        }
+    }
+
+    /// Decides what to do with one text message.
+    pub fn on_text(&mut self, text: &str) -> Decision {
+        if text.len() > MAX_MESSAGE_BYTES {
+            return self.refuse(format!(
+                "message of {} bytes is larger than the limit of {MAX_MESSAGE_BYTES}",
+                text.len()
+            ));
+        }
+        let message = match serde_json::from_str::<ClientMessage>(text) {
+            Ok(message) => message,
+            Err(_) => return self.refuse(describe_bad_message(text)),
+        };
+        match (&self.role, message) {
+            (Role::Undecided, ClientMessage::Viewer(ViewerRequest::Join { view_only })) => {
+                self.role = Role::Viewer { joined: true };
+                Decision::Viewer(ViewerRequest::Join { view_only })
+            }
+            (Role::Undecided, ClientMessage::Viewer(_)) => {
+                viewer_error("send join first")
+            }
+            (Role::Viewer { .. }, ClientMessage::Viewer(ViewerRequest::Join { .. })) => {
+                viewer_error("already joined")
+            }
+            (Role::Viewer { .. }, ClientMessage::Viewer(request)) => Decision::Viewer(request),
+            (Role::Viewer { .. }, ClientMessage::Control(_)) => {
+                viewer_error("viewers cannot send control messages")
+            }
+            (Role::Undecided | Role::Control { .. }, ClientMessage::Control(ControlRequest::Hello { secret })) => {
+                if self.secret.is_empty() {
+                    self.role = Role::Control { authenticated: false };
+                    return control_error("control is disabled on this streamer (no controlSecret)");
+                }
+                if secrets_match(&secret, &self.secret) {
+                    self.role = Role::Control { authenticated: true };
+                    Decision::ReplyControl(ControlReply::Welcome {
+                        protocol: openspace_webrtc_protocol::PROTOCOL_VERSION,
+                    })
+                } else {
+                    self.role = Role::Control { authenticated: false };
+                    control_error("wrong secret")
+                }
+            }
+            (Role::Undecided, ClientMessage::Control(_)) | (Role::Control { authenticated: false }, ClientMessage::Control(_)) => {
+                self.role = Role::Control { authenticated: false };
+                control_error("send hello with the secret first")
+            }
+            (Role::Control { authenticated: true }, ClientMessage::Control(request)) => {
+                Decision::Control(request)
+            }
+            (Role::Control { .. }, ClientMessage::Viewer(_)) => {
+                control_error("a control connection cannot act as a viewer")
+            }
+        }
+    }
+}
+
+/// Explains why a message did not parse, naming its `type` when it has one.
+fn describe_bad_message(text: &str) -> String {
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Err(err) => format!("not valid JSON: {err}"),
+        Ok(serde_json::Value::Object(object)) => match object.get("type") {
+            None => "message has no \"type\" field".to_string(),
+            Some(serde_json::Value::String(kind)) => {
+                format!("unknown message type {kind:?} or missing/mistyped fields for it")
+            }
+            Some(_) => "\"type\" must be a string".to_string(),
+        },
+        Ok(_) => "message must be a JSON object".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn is_viewer_error(decision: &Decision, needle: &str) -> bool {
+        matches!(decision, Decision::ReplyViewer(ViewerReply::Error { message, fatal: false }) if message.contains(needle))
+    }
+
+    #[test]
+    fn viewer_flow() {
+        let mut session = Session::new("s");
+        assert!(is_viewer_error(&session.on_text(r#"{"type":"answer","sdp":"x"}"#), "join first"));
+        assert_eq!(
+            session.on_text(r#"{"type":"join"}"#),
+            Decision::Viewer(ViewerRequest::Join { view_only: false })
+        );
+        assert!(is_viewer_error(&session.on_text(r#"{"type":"join"}"#), "already"));
+        assert_eq!(
+            session.on_text(r#"{"type":"answer","sdp":"v=0"}"#),
+            Decision::Viewer(ViewerRequest::Answer { sdp: "v=0".into() })
+        );
+        assert!(is_viewer_error(&session.on_text(r#"{"type":"resize","width":1,"height":1}"#), "control"));
+        assert!(is_viewer_error(&session.on_text(r#"{"type":"hello","secret":"s"}"#), "control"));
+    }
+
+    #[test]
+    fn control_needs_the_secret() {
+        let mut session = Session::new("s3cret");
+        assert_eq!(
+            session.on_text(r#"{"type":"ready"}"#),
+            control_error("send hello with the secret first")
+        );
+        assert_eq!(session.on_text(r#"{"type":"hello","secret":"nope"}"#), control_error("wrong secret"));
+        assert_eq!(session.on_text(r#"{"type":"getStats"}"#), control_error("send hello with the secret first"));
+        assert!(matches!(
+            session.on_text(r#"{"type":"hello","secret":"s3cret"}"#),
+            Decision::ReplyControl(ControlReply::Welcome { protocol: 1 })
+        ));
+        assert_eq!(session.on_text(r#"{"type":"keyFrame"}"#), Decision::Control(ControlRequest::KeyFrame));
+        assert!(matches!(session.on_text(r#"{"type":"join"}"#), Decision::ReplyControl(ControlReply::Error { .. })));
+    }
+
+    #[test]
+    fn empty_secret_disables_control() {
+        let mut session = Session::new("");
+        assert!(matches!(
+            session.on_text(r#"{"type":"hello","secret":""}"#),
+            Decision::ReplyControl(ControlReply::Error { message }) if message.contains("disabled")
+        ));
+    }
+
+    #[test]
+    fn bad_messages_are_explained() {
+        let mut session = Session::new("s");
+        assert!(is_viewer_error(&session.on_text("{nope"), "not valid JSON"));
+        assert!(is_viewer_error(&session.on_text("[]"), "JSON object"));
+        assert!(is_viewer_error(&session.on_text(r#"{"sdp":"x"}"#), "no \"type\""));
+        assert!(is_viewer_error(&session.on_text(r#"{"type":"dance"}"#), "\"dance\""));
+        assert!(is_viewer_error(&session.on_text(r#"{"type":"answer","sdp":5}"#), "\"answer\""));
+        let huge = format!(r#"{{"type":"answer","sdp":"{}"}}"#, "x".repeat(MAX_MESSAGE_BYTES));
+        assert!(is_viewer_error(&session.on_text(&huge), "larger than"));
+        assert_eq!(session.role(), &Role::Undecided, "refusals do not fix a role");
+    }
+}

@@ -1,0 +1,200 @@
+//! Counters shared by the render thread, GStreamer's threads and the signaling tasks.
+//!
+//! Counters are atomics so the hot paths never lock; rates (fps, bitrate) are computed from
+//! counter deltas when stats are read, over the time since the previous read (at least one
+//! second, so frequent readers see stable figures).
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use gst::prelude::*;
+use serde_json::json;
+
+/// Shortest window over which rates are computed.
+const RATE_WINDOW: Duration = Duration::from_secs(1);
+
+#[derive(Default)]
+struct Labels {
+    encoder: String,
+    encoder_reason: String,
+    codec: String,
+    capture: String,
+    last_error: String,
+}
+
+struct Rates {
+    at: Instant,
+    frames_in: u64,
+    frames_encoded: u64,
+    bytes_out: u64,
+    fps_in: f64,
+    fps_out: f64,
+    kbps: f64,
+}
+
+/// All counters of one streamer.
+pub struct Stats {
+    frames_in: AtomicU64,
+    frames_skipped: AtomicU64,
+    frames_dropped: AtomicU64,
+    frames_encoded: AtomicU64,
+    bytes_out: AtomicU64,
+    input_events: AtomicU64,
+    input_refused: AtomicU64,
+    width: AtomicU32,
+    height: AtomicU32,
+    viewers: AtomicUsize,
+    signaling_port: AtomicU32,
+    bitrate_target_kbps: u32,
+    labels: Mutex<Labels>,
+    rates: Mutex<Rates>,
+}
+
+impl Stats {
+    /// New counters for a streamer with this capture path and target bitrate.
+    pub fn new(capture: &str, bitrate_target_kbps: u32) -> Self {
+        Stats {
+            frames_in: AtomicU64::new(0),
+            frames_skipped: AtomicU64::new(0),
+            frames_dropped: AtomicU64::new(0),
+            frames_encoded: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
+            input_events: AtomicU64::new(0),
+            input_refused: AtomicU64::new(0),
+            width: AtomicU32::new(0),
+            height: AtomicU32::new(0),
+            viewers: AtomicUsize::new(0),
+            signaling_port: AtomicU32::new(0),
+            bitrate_target_kbps,
+            labels: Mutex::new(Labels { capture: capture.to_string(), ..Labels::default() }),
+            rates: Mutex::new(Rates {
+                at: Instant::now(),
+                frames_in: 0,
+                frames_encoded: 0,
+                bytes_out: 0,
+                fps_in: 0.0,
+                fps_out: 0.0,
+                kbps: 0.0,
+            }),
+        }
+    }
+
+    fn labels(&self) -> std::sync::MutexGuard<'_, Labels> {
+        self.labels.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn frame_in(&self) {
+        self.frames_in.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn frame_skipped(&self) {
+        self.frames_skipped.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn frame_dropped(&self) {
+        self.frames_dropped.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn input_accepted(&self) {
+        self.input_events.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn input_refused(&self) {
+        self.input_refused.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn set_size(&self, width: u32, height: u32) {
+        self.width.store(width, Ordering::Relaxed);
+        self.height.store(height, Ordering::Relaxed);
+    }
+    pub(crate) fn set_viewers(&self, viewers: usize) {
+        self.viewers.store(viewers, Ordering::Relaxed);
+    }
+    pub(crate) fn set_signaling_port(&self, port: u16) {
+        self.signaling_port.store(u32::from(port), Ordering::Relaxed);
+    }
+    pub(crate) fn set_encoder(&self, encoder: &str, reason: &str, codec: &str) {
+        let mut labels = self.labels();
+        labels.encoder = encoder.to_string();
+        labels.encoder_reason = reason.to_string();
+        labels.codec = codec.to_string();
+    }
+    pub(crate) fn set_last_error(&self, error: String) {
+        self.labels().last_error = error;
+    }
+
+    /// Frames delivered by the host and dropped because the encoder was busy.
+    pub fn frames_dropped(&self) -> u64 {
+        self.frames_dropped.load(Ordering::Relaxed)
+    }
+
+    /// Current size of the stream.
+    pub fn size(&self) -> (u32, u32) {
+        (self.width.load(Ordering::Relaxed), self.height.load(Ordering::Relaxed))
+    }
+
+    /// Counts encoded frames at the encoder's output and bytes at the payloader's output
+    /// (once, however many viewers share them).
+    pub(crate) fn watch_encoder(self: &std::sync::Arc<Self>, encoder: &gst::Element, payloader: &gst::Element) {
+        if let Some(pad) = encoder.static_pad("src") {
+            let stats = self.clone();
+            pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                stats.frames_encoded.fetch_add(1, Ordering::Relaxed);
+                gst::PadProbeReturn::Ok
+            });
+        }
+        if let Some(pad) = payloader.static_pad("src") {
+            let stats = self.clone();
+            pad.add_probe(gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST, move |_, info| {
+                let bytes = match &info.data {
+                    Some(gst::PadProbeData::Buffer(buffer)) => buffer.size(),
+                    Some(gst::PadProbeData::BufferList(list)) => list.calculate_size(),
+                    _ => 0,
+                };
+                stats.bytes_out.fetch_add(bytes as u64, Ordering::Relaxed);
+                gst::PadProbeReturn::Ok
+            });
+        }
+    }
+
+    /// The stats object (fields documented in `SIGNALING.md`).
+    pub fn to_json(&self) -> serde_json::Value {
+        let frames_in = self.frames_in.load(Ordering::Relaxed);
+        let frames_encoded = self.frames_encoded.load(Ordering::Relaxed);
+        let bytes_out = self.bytes_out.load(Ordering::Relaxed);
+        let (fps_in, fps_out, kbps) = {
+            let mut rates = self.rates.lock().unwrap_or_else(|e| e.into_inner());
+            let elapsed = rates.at.elapsed();
+            if elapsed >= RATE_WINDOW {
+                let secs = elapsed.as_secs_f64();
+                rates.fps_in = (frames_in - rates.frames_in) as f64 / secs;
+                rates.fps_out = (frames_encoded - rates.frames_encoded) as f64 / secs;
+                rates.kbps = (bytes_out - rates.bytes_out) as f64 * 8.0 / 1000.0 / secs;
+                rates.at = Instant::now();
+                rates.frames_in = frames_in;
+                rates.frames_encoded = frames_encoded;
+                rates.bytes_out = bytes_out;
+            }
+            (rates.fps_in, rates.fps_out, rates.kbps)
+        };
+        let labels = self.labels();
+        let round = |x: f64| (x * 10.0).round() / 10.0;
+        json!({
+            "encoder": labels.encoder,
+            "encoderReason": labels.encoder_reason,
+            "codec": labels.codec,
+            "capture": labels.capture,
+            "width": self.width.load(Ordering::Relaxed),
+            "height": self.height.load(Ordering::Relaxed),
+            "viewers": self.viewers.load(Ordering::Relaxed),
+            "framesIn": frames_in,
+            "framesSkipped": self.frames_skipped.load(Ordering::Relaxed),
+            "framesDropped": self.frames_dropped.load(Ordering::Relaxed),
+            "framesEncoded": frames_encoded,
+            "fpsIn": round(fps_in),
+            "fpsOut": round(fps_out),
+            "bitrateKbps": round(kbps),
+            "bitrateTargetKbps": self.bitrate_target_kbps,
+            "inputEvents": self.input_events.load(Ordering::Relaxed),
+            "inputRefused": self.input_refused.load(Ordering::Relaxed),
+            "signalingPort": self.signaling_port.load(Ordering::Relaxed),
+            "lastError": labels.last_error,
+        })
+    }
+}

@@ -1,0 +1,453 @@
+//! The streamer: one host window's frames, pipeline, signaling endpoint and event queue.
+//!
+//! Threads: the host's render thread calls [`Streamer::submit`] and [`Streamer::poll_event`];
+//! GStreamer runs the encoder and the peers on its own threads; a small tokio runtime owned
+//! by the streamer runs the signaling endpoint. The render thread never waits for any of them.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use openspace_webrtc_protocol::{ControlReply, ControlRequest};
+use tokio::sync::{broadcast, mpsc, watch};
+
+use crate::config::{CaptureMode, StreamerConfig};
+use crate::ffi::OswResult;
+use crate::gl::readback::{Queued, ReadbackRing};
+use crate::gl::share::GlShare;
+use crate::gl::{GlError, GlFns, GlLoader, GlSource};
+use crate::input::{Event, EventQueue, InputError, check_size};
+use crate::pipeline::{FrameMemory, PeerMessage, Pipeline, PipelineError, PushOutcome};
+use crate::signaling::{self, Engine, SignalingError};
+use crate::stats::Stats;
+
+/// Where a submitted frame is.
+#[derive(Debug, Clone, Copy)]
+pub enum FrameSource<'a> {
+    /// The host's currently bound read framebuffer.
+    ReadFramebuffer,
+    /// A host texture.
+    Texture(u32),
+    /// RGBA rows in system memory, top row first.
+    Pixels {
+        /// The pixels.
+        data: &'a [u8],
+        /// Bytes from one row to the next.
+        stride: usize,
+    },
+}
+
+/// What became of a submitted frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubmitOutcome {
+    /// Taken (it may leave in this call or a later one).
+    Accepted,
+    /// Not needed: frames arrive faster than `fpsCap`.
+    SkippedByFpsCap,
+    /// The encoder or the GPU copy ring was busy; dropped and counted.
+    Dropped,
+}
+
+/// A streamer failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamerError {
+    /// GL failed in a capture path.
+    #[error(transparent)]
+    Gl(#[from] GlError),
+    /// GStreamer failed.
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+    /// The signaling endpoint failed.
+    #[error(transparent)]
+    Signaling(#[from] SignalingError),
+    /// A bad argument from the host.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// The async runtime could not start.
+    #[error("cannot start the signaling runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+impl From<InputError> for StreamerError {
+    fn from(err: InputError) -> Self {
+        StreamerError::InvalidArgument(err.to_string())
+    }
+}
+
+impl StreamerError {
+    /// The C result code for this error.
+    pub fn result_code(&self) -> OswResult {
+        match self {
+            StreamerError::Gl(_) => OswResult::GlError,
+            StreamerError::Pipeline(_) => OswResult::PipelineError,
+            StreamerError::Signaling(_) | StreamerError::Runtime(_) => OswResult::SignalingError,
+            StreamerError::InvalidArgument(_) => OswResult::InvalidArgument,
+        }
+    }
+}
+
+/// Skips frames that arrive faster than the fps cap, tolerating a quarter interval of
+/// jitter so a host rendering at exactly the cap never loses frames.
+#[derive(Debug)]
+struct Pacer {
+    interval: Duration,
+    next_due: Option<Instant>,
+}
+
+impl Pacer {
+    fn new(fps_cap: u32) -> Self {
+        Pacer { interval: Duration::from_secs(1) / fps_cap.max(1), next_due: None }
+    }
+
+    fn admit(&mut self, now: Instant) -> bool {
+        let tolerance = self.interval / 4;
+        if let Some(due) = self.next_due {
+            if now + tolerance < due {
+                return false;
+            }
+            // Catch up after a stall instead of bursting to make up for lost time.
+            self.next_due = Some(if now > due + self.interval { now + self.interval } else { due + self.interval });
+        } else {
+            self.next_due = Some(now + self.interval);
+        }
+        true
+    }
+}
+
+/// State shared with the signaling tasks and GStreamer's threads.
+struct Shared {
+    config: StreamerConfig,
+    events: Arc<EventQueue>,
+    stats: Arc<Stats>,
+    pipeline: Mutex<Option<Arc<Pipeline>>>,
+    ready: watch::Sender<bool>,
+    next_viewer_id: AtomicU32,
+}
+
+impl Shared {
+    fn pipeline(&self) -> Option<Arc<Pipeline>> {
+        self.pipeline.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+impl Engine for Shared {
+    fn ready_watch(&self) -> watch::Receiver<bool> {
+        self.ready.subscribe()
+    }
+
+    fn next_viewer_id(&self) -> u32 {
+        self.next_viewer_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn join(&self, viewer_id: u32, view_only: bool, outbox: mpsc::UnboundedSender<PeerMessage>) -> Result<(), String> {
+        let pipeline = self.pipeline().ok_or("the stream is not running")?;
+        pipeline.add_viewer(viewer_id, view_only, outbox).map_err(|e| e.to_string())?;
+        self.events.push(Event::ViewerJoined { viewer_id });
+        tracing::info!(viewer_id, view_only, "viewer joined");
+        Ok(())
+    }
+
+    fn answer(&self, viewer_id: u32, sdp: &str) -> Result<(), String> {
+        let pipeline = self.pipeline().ok_or("the stream is not running")?;
+        pipeline.set_answer(viewer_id, sdp).map_err(|e| e.to_string())
+    }
+
+    fn ice(&self, viewer_id: u32, m_line: u32, candidate: &str) -> Result<(), String> {
+        let pipeline = self.pipeline().ok_or("the stream is not running")?;
+        pipeline.add_ice(viewer_id, m_line, candidate).map_err(|e| e.to_string())
+    }
+
+    fn leave(&self, viewer_id: u32) {
+        if let Some(pipeline) = self.pipeline() {
+            pipeline.remove_viewer(viewer_id);
+        }
+        self.events.push(Event::ViewerLeft { viewer_id });
+        tracing::info!(viewer_id, "viewer left");
+    }
+
+    fn control(&self, request: &ControlRequest) -> ControlReply {
+        match request {
+            ControlRequest::Ready => {
+                let (width, height) = self.stats.size();
+                ControlReply::Ready { ready: *self.ready.borrow(), width, height }
+            }
+            ControlRequest::GetStats => ControlReply::Stats { stats: self.stats_json() },
+            ControlRequest::Resize { width, height } => match check_size(*width, *height) {
+                Ok(()) => {
+                    self.events.push(Event::Resize { viewer_id: 0, width: *width, height: *height });
+                    ControlReply::Ok { request: "resize".into() }
+                }
+                Err(err) => ControlReply::Error { message: err.to_string() },
+            },
+            ControlRequest::KeyFrame => match self.pipeline() {
+                Some(pipeline) => {
+                    pipeline.request_key_frame();
+                    ControlReply::Ok { request: "keyFrame".into() }
+                }
+                None => ControlReply::Error { message: "the stream is not running yet".into() },
+            },
+            ControlRequest::Hello { .. } => ControlReply::Error { message: "already authenticated".into() },
+        }
+    }
+
+    fn control_secret(&self) -> &str {
+        &self.config.control_secret
+    }
+}
+
+impl Shared {
+    fn stats_json(&self) -> serde_json::Value {
+        let mut stats = self.stats.to_json();
+        stats["eventsDropped"] = self.events.dropped().into();
+        stats
+    }
+}
+
+/// How frames leave the host's context; lives on the render thread.
+enum Capture {
+    /// Nothing set up yet (first GL frame not seen).
+    None,
+    Readback(ReadbackRing),
+    Gl(GlShare),
+}
+
+/// One streaming engine.
+pub struct Streamer {
+    shared: Arc<Shared>,
+    runtime: Option<tokio::runtime::Runtime>,
+    shutdown: broadcast::Sender<()>,
+    server: Option<tokio::task::JoinHandle<()>>,
+    local_addr: SocketAddr,
+    loader: Option<GlLoader>,
+    capture: Capture,
+    pacer: Pacer,
+}
+
+impl Streamer {
+    /// Starts the signaling endpoint; the pipeline starts with the first frame.
+    pub fn new(config: StreamerConfig, loader: Option<GlLoader>) -> Result<Self, StreamerError> {
+        init_logging();
+        crate::pipeline::init()?;
+        let capture_name = match config.capture {
+            CaptureMode::Gl => "gl",
+            CaptureMode::Readback => "readback",
+        };
+        // Probe now so a missing encoder fails creation, not the first frame.
+        crate::pipeline::encoder::plan(config.encoder, config.capture)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("osw-signaling")
+            .enable_all()
+            .build()
+            .map_err(StreamerError::Runtime)?;
+        let address = SocketAddr::new(config.listen_address, config.listen_port);
+        let listener = runtime.block_on(signaling::bind(address))?;
+        let local_addr = listener.local_addr().map_err(StreamerError::Runtime)?;
+        let stats = Arc::new(Stats::new(capture_name, config.bitrate_kbps));
+        stats.set_signaling_port(local_addr.port());
+        let (ready, _) = watch::channel(false);
+        let pacer = Pacer::new(config.fps_cap);
+        let shared = Arc::new(Shared {
+            config,
+            events: Arc::new(EventQueue::default()),
+            stats,
+            pipeline: Mutex::new(None),
+            ready,
+            next_viewer_id: AtomicU32::new(1),
+        });
+        let (shutdown, _) = broadcast::channel(1);
+        let server = runtime.spawn(signaling::serve(listener, shared.clone(), shutdown.clone()));
+        tracing::info!(address = %local_addr, "signaling endpoint listening");
+        Ok(Streamer {
+            shared,
+            runtime: Some(runtime),
+            shutdown,
+            server: Some(server),
+            local_addr,
+            loader,
+            capture: Capture::None,
+            pacer,
+        })
+    }
+
+    /// The port the signaling endpoint listens on.
+    pub fn signaling_port(&self) -> u16 {
+        self.local_addr.port()
+    }
+
+    /// Stats as JSON.
+    pub fn stats(&self) -> serde_json::Value {
+        self.shared.stats_json()
+    }
+
+    /// The oldest queued event.
+    pub fn poll_event(&self) -> Option<Event> {
+        self.shared.events.pop()
+    }
+
+    fn pipeline_for(&mut self, memory: FrameMemory) -> Result<Arc<Pipeline>, StreamerError> {
+        if let Some(pipeline) = self.shared.pipeline() {
+            return Ok(pipeline);
+        }
+        let bus_sync = match &self.capture {
+            Capture::Gl(share) => Some(share.context_answerer()),
+            _ => None,
+        };
+        let pipeline = Pipeline::new(
+            &self.shared.config,
+            memory,
+            self.shared.stats.clone(),
+            self.shared.events.clone(),
+            bus_sync,
+        )?;
+        *self.shared.pipeline.lock().unwrap_or_else(|e| e.into_inner()) = Some(pipeline.clone());
+        Ok(pipeline)
+    }
+
+    fn gl_fns(&self) -> Result<GlFns, StreamerError> {
+        let loader = self.loader.as_ref().ok_or(GlError::NoLoader)?;
+        Ok(GlFns::load(loader)?)
+    }
+
+    /// Takes one frame. See the C ABI's `osw_streamer_submit_*` for the threading contract.
+    pub fn submit(&mut self, source: FrameSource<'_>, width: u32, height: u32) -> Result<SubmitOutcome, StreamerError> {
+        check_size(width, height)?;
+        let stats = self.shared.stats.clone();
+        stats.frame_in();
+        if !self.pacer.admit(Instant::now()) {
+            stats.frame_skipped();
+            return Ok(SubmitOutcome::SkippedByFpsCap);
+        }
+        let outcome = match source {
+            FrameSource::Pixels { data, stride } => {
+                if self.shared.config.capture == CaptureMode::Gl {
+                    return Err(StreamerError::InvalidArgument(
+                        "capture mode gl takes GL frames; submit pixels only with capture readback".into(),
+                    ));
+                }
+                let pipeline = self.pipeline_for(FrameMemory::System)?;
+                let row = width as usize * 4;
+                pipeline.push_rgba(width, height, |out| {
+                    for (dst, src) in out.chunks_exact_mut(row).zip(data.chunks(stride)) {
+                        dst.copy_from_slice(&src[..row]);
+                    }
+                })?
+            }
+            FrameSource::ReadFramebuffer | FrameSource::Texture(_) => {
+                let gl_source = match source {
+                    FrameSource::Texture(texture) => GlSource::Texture(texture),
+                    _ => GlSource::ReadFramebuffer,
+                };
+                self.submit_gl(gl_source, width, height)?
+            }
+        };
+        if outcome == PushOutcome::Dropped {
+            stats.frame_dropped();
+            return Ok(SubmitOutcome::Dropped);
+        }
+        if !*self.shared.ready.borrow() {
+            tracing::info!(width, height, "first frame: stream ready");
+            self.shared.ready.send_replace(true);
+        }
+        Ok(SubmitOutcome::Accepted)
+    }
+
+    fn submit_gl(&mut self, source: GlSource, width: u32, height: u32) -> Result<PushOutcome, StreamerError> {
+        if matches!(self.capture, Capture::None) {
+            let fns = self.gl_fns()?;
+            self.capture = match self.shared.config.capture {
+                CaptureMode::Readback => Capture::Readback(ReadbackRing::new(fns)?),
+                CaptureMode::Gl => Capture::Gl(GlShare::new(fns)?),
+            };
+        }
+        let memory = if matches!(self.capture, Capture::Gl(_)) { FrameMemory::Gl } else { FrameMemory::System };
+        let pipeline = self.pipeline_for(memory)?;
+        if pipeline.is_busy() {
+            // Skip the GPU copy of a frame the encoder has no room for.
+            return Ok(PushOutcome::Dropped);
+        }
+        match &mut self.capture {
+            Capture::Readback(ring) => {
+                let mut outcome = Ok(PushOutcome::Pushed);
+                let queued = ring.capture(source, width, height, &mut |frame| {
+                    let row = frame.width as usize * 4;
+                    let pushed = pipeline.push_rgba(frame.width, frame.height, |out| {
+                        for (dst, src) in out.chunks_exact_mut(row).zip(frame.rows_top_down()) {
+                            dst.copy_from_slice(src);
+                        }
+                    });
+                    if let Ok(PushOutcome::Dropped) = pushed {
+                        self.shared.stats.frame_dropped();
+                    }
+                    if let Err(err) = pushed {
+                        outcome = Err(err);
+                    }
+                })?;
+                outcome?;
+                Ok(if queued == Queued::RingFull { PushOutcome::Dropped } else { PushOutcome::Pushed })
+            }
+            Capture::Gl(share) => {
+                let (buffer, caps) = share.capture(source, width, height)?;
+                Ok(pipeline.push_gl(buffer, caps, width, height)?)
+            }
+            Capture::None => Ok(PushOutcome::Dropped),
+        }
+    }
+
+    /// Says bye to every viewer, stops the pipeline and the runtime, and frees GL objects
+    /// (the host's context must be current if GL frames were submitted).
+    pub fn shutdown(mut self) {
+        let _ = self.shutdown.send(());
+        if let (Some(runtime), Some(server)) = (self.runtime.as_ref(), self.server.take()) {
+            // Connections say bye and end; bounded so a stuck client cannot hold up the host.
+            let _ = runtime.block_on(async { tokio::time::timeout(Duration::from_secs(2), server).await });
+        }
+        if let Some(pipeline) = self.shared.pipeline.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            pipeline.stop();
+        }
+        match &mut self.capture {
+            Capture::Readback(ring) => ring.destroy(),
+            Capture::Gl(share) => share.destroy(),
+            Capture::None => {}
+        }
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_timeout(Duration::from_secs(1));
+        }
+        tracing::info!("streamer stopped");
+    }
+}
+
+/// Sends `tracing` output to stderr once per process, filtered by `OSW_LOG` (default `info`).
+fn init_logging() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let filter = tracing_subscriber::EnvFilter::try_from_env("OSW_LOG")
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pacer_keeps_every_frame_at_the_cap_and_half_at_twice_the_cap() {
+        let start = Instant::now();
+        let mut at_cap = Pacer::new(30);
+        let kept = (0..300)
+            .filter(|i| {
+                // ±3 ms of jitter around a 33.3 ms cadence.
+                let jitter = if i % 2 == 0 { 3 } else { -3 };
+                let t = start + Duration::from_micros((i * 33_333) as u64) + Duration::from_millis(10);
+                let t = if jitter > 0 { t + Duration::from_millis(3) } else { t - Duration::from_millis(3) };
+                at_cap.admit(t)
+            })
+            .count();
+        assert_eq!(kept, 300);
+        let mut double = Pacer::new(30);
+        let kept = (0..600).filter(|i| double.admit(start + Duration::from_micros(i * 16_667))).count();
+        assert!((295..=305).contains(&kept), "kept {kept}");
+    }
+}
