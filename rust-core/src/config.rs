@@ -100,7 +100,11 @@ pub enum ConfigError {
     Json(#[from] serde_json::Error),
     /// An environment override did not parse.
     #[error("environment variable {name}={value:?}: {reason}")]
-    Env { name: &'static str, value: String, reason: String },
+    Env {
+        name: &'static str,
+        value: String,
+        reason: String,
+    },
     /// A value is out of range.
     #[error("{0}")]
     Invalid(String),
@@ -129,8 +133,11 @@ impl StreamerConfig {
         json: &str,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
-        let mut value: serde_json::Value =
-            if json.trim().is_empty() { serde_json::json!({}) } else { serde_json::from_str(json)? };
+        let mut value: serde_json::Value = if json.trim().is_empty() {
+            serde_json::json!({})
+        } else {
+            serde_json::from_str(json)?
+        };
         let object = value
             .as_object_mut()
             .ok_or_else(|| ConfigError::Invalid("configuration must be a JSON object".into()))?;
@@ -150,11 +157,21 @@ impl StreamerConfig {
 
     fn validate(&self) -> Result<(), ConfigError> {
         let check = |ok: bool, what: &str| {
-            if ok { Ok(()) } else { Err(ConfigError::Invalid(what.to_string())) }
+            if ok {
+                Ok(())
+            } else {
+                Err(ConfigError::Invalid(what.to_string()))
+            }
         };
-        check((100..=200_000).contains(&self.bitrate_kbps), "bitrateKbps must be 100..=200000")?;
+        check(
+            (100..=200_000).contains(&self.bitrate_kbps),
+            "bitrateKbps must be 100..=200000",
+        )?;
         check((1..=240).contains(&self.fps_cap), "fpsCap must be 1..=240")?;
-        check((1..=64).contains(&self.max_viewers), "maxViewers must be 1..=64")?;
+        check(
+            (1..=64).contains(&self.max_viewers),
+            "maxViewers must be 1..=64",
+        )?;
         check(
             self.stun_server.is_empty() || self.stun_server.starts_with("stun://"),
             "stunServer must be empty or start with stun://",
@@ -178,11 +195,17 @@ fn env_value(name: &'static str, field: &str, raw: &str) -> Result<serde_json::V
     };
     Ok(match field {
         "listenPort" | "bitrateKbps" | "fpsCap" | "maxViewers" | "keyFrameInterval" => {
-            let n: u64 = raw.trim().parse().map_err(|_| bad("expected a whole number"))?;
+            let n: u64 = raw
+                .trim()
+                .parse()
+                .map_err(|_| bad("expected a whole number"))?;
             serde_json::Value::from(n)
         }
         "turnServers" | "iceAddresses" => serde_json::Value::from(
-            raw.split(',').map(str::trim).filter(|s| !s.is_empty()).collect::<Vec<_>>(),
+            raw.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>(),
         ),
         _ => serde_json::Value::from(raw.trim()),
     })
@@ -198,7 +221,10 @@ mod tests {
 
     #[test]
     fn empty_object_gives_defaults() {
-        assert_eq!(StreamerConfig::from_json_with_env("{}", no_env).unwrap(), StreamerConfig::default());
+        assert_eq!(
+            StreamerConfig::from_json_with_env("{}", no_env).unwrap(),
+            StreamerConfig::default()
+        );
     }
 
     #[test]

@@ -67,7 +67,10 @@ impl Stats {
             viewers: AtomicUsize::new(0),
             signaling_port: AtomicU32::new(0),
             bitrate_target_kbps,
-            labels: Mutex::new(Labels { capture: capture.to_string(), ..Labels::default() }),
+            labels: Mutex::new(Labels {
+                capture: capture.to_string(),
+                ..Labels::default()
+            }),
             rates: Mutex::new(Rates {
                 at: Instant::now(),
                 frames_in: 0,
@@ -107,7 +110,8 @@ impl Stats {
         self.viewers.store(viewers, Ordering::Relaxed);
     }
     pub(crate) fn set_signaling_port(&self, port: u16) {
-        self.signaling_port.store(u32::from(port), Ordering::Relaxed);
+        self.signaling_port
+            .store(u32::from(port), Ordering::Relaxed);
     }
     pub(crate) fn set_encoder(&self, encoder: &str, reason: &str, codec: &str) {
         let mut labels = self.labels();
@@ -126,12 +130,19 @@ impl Stats {
 
     /// Current size of the stream.
     pub fn size(&self) -> (u32, u32) {
-        (self.width.load(Ordering::Relaxed), self.height.load(Ordering::Relaxed))
+        (
+            self.width.load(Ordering::Relaxed),
+            self.height.load(Ordering::Relaxed),
+        )
     }
 
     /// Counts encoded frames at the encoder's output and bytes at the payloader's output
     /// (once, however many viewers share them).
-    pub(crate) fn watch_encoder(self: &std::sync::Arc<Self>, encoder: &gst::Element, payloader: &gst::Element) {
+    pub(crate) fn watch_encoder(
+        self: &std::sync::Arc<Self>,
+        encoder: &gst::Element,
+        payloader: &gst::Element,
+    ) {
         if let Some(pad) = encoder.static_pad("src") {
             let stats = self.clone();
             pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
@@ -141,15 +152,18 @@ impl Stats {
         }
         if let Some(pad) = payloader.static_pad("src") {
             let stats = self.clone();
-            pad.add_probe(gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST, move |_, info| {
-                let bytes = match &info.data {
-                    Some(gst::PadProbeData::Buffer(buffer)) => buffer.size(),
-                    Some(gst::PadProbeData::BufferList(list)) => list.calculate_size(),
-                    _ => 0,
-                };
-                stats.bytes_out.fetch_add(bytes as u64, Ordering::Relaxed);
-                gst::PadProbeReturn::Ok
-            });
+            pad.add_probe(
+                gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
+                move |_, info| {
+                    let bytes = match &info.data {
+                        Some(gst::PadProbeData::Buffer(buffer)) => buffer.size(),
+                        Some(gst::PadProbeData::BufferList(list)) => list.calculate_size(),
+                        _ => 0,
+                    };
+                    stats.bytes_out.fetch_add(bytes as u64, Ordering::Relaxed);
+                    gst::PadProbeReturn::Ok
+                },
+            );
         }
     }
 

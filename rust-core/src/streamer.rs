@@ -18,7 +18,9 @@ use crate::gl::readback::{Queued, ReadbackRing};
 use crate::gl::share::GlShare;
 use crate::gl::{GlError, GlFns, GlLoader, GlSource};
 use crate::input::{Event, EventQueue, InputError, check_size};
-use crate::pipeline::{FrameMemory, PeerMessage, Pipeline, PipelineError, PushOutcome};
+use crate::pipeline::{
+    CaptureHooks, FrameMemory, PeerMessage, Pipeline, PipelineError, PushOutcome,
+};
 use crate::signaling::{self, Engine, SignalingError};
 use crate::stats::Stats;
 
@@ -97,7 +99,10 @@ struct Pacer {
 
 impl Pacer {
     fn new(fps_cap: u32) -> Self {
-        Pacer { interval: Duration::from_secs(1) / fps_cap.max(1), next_due: None }
+        Pacer {
+            interval: Duration::from_secs(1) / fps_cap.max(1),
+            next_due: None,
+        }
     }
 
     fn admit(&mut self, now: Instant) -> bool {
@@ -107,7 +112,11 @@ impl Pacer {
                 return false;
             }
             // Catch up after a stall instead of bursting to make up for lost time.
-            self.next_due = Some(if now > due + self.interval { now + self.interval } else { due + self.interval });
+            self.next_due = Some(if now > due + self.interval {
+                now + self.interval
+            } else {
+                due + self.interval
+            });
         } else {
             self.next_due = Some(now + self.interval);
         }
@@ -127,7 +136,10 @@ struct Shared {
 
 impl Shared {
     fn pipeline(&self) -> Option<Arc<Pipeline>> {
-        self.pipeline.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.pipeline
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 
@@ -140,9 +152,16 @@ impl Engine for Shared {
         self.next_viewer_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    fn join(&self, viewer_id: u32, view_only: bool, outbox: mpsc::UnboundedSender<PeerMessage>) -> Result<(), String> {
+    fn join(
+        &self,
+        viewer_id: u32,
+        view_only: bool,
+        outbox: mpsc::UnboundedSender<PeerMessage>,
+    ) -> Result<(), String> {
         let pipeline = self.pipeline().ok_or("the stream is not running")?;
-        pipeline.add_viewer(viewer_id, view_only, outbox).map_err(|e| e.to_string())?;
+        pipeline
+            .add_viewer(viewer_id, view_only, outbox)
+            .map_err(|e| e.to_string())?;
         self.events.push(Event::ViewerJoined { viewer_id });
         tracing::info!(viewer_id, view_only, "viewer joined");
         Ok(())
@@ -150,12 +169,16 @@ impl Engine for Shared {
 
     fn answer(&self, viewer_id: u32, sdp: &str) -> Result<(), String> {
         let pipeline = self.pipeline().ok_or("the stream is not running")?;
-        pipeline.set_answer(viewer_id, sdp).map_err(|e| e.to_string())
+        pipeline
+            .set_answer(viewer_id, sdp)
+            .map_err(|e| e.to_string())
     }
 
     fn ice(&self, viewer_id: u32, m_line: u32, candidate: &str) -> Result<(), String> {
         let pipeline = self.pipeline().ok_or("the stream is not running")?;
-        pipeline.add_ice(viewer_id, m_line, candidate).map_err(|e| e.to_string())
+        pipeline
+            .add_ice(viewer_id, m_line, candidate)
+            .map_err(|e| e.to_string())
     }
 
     fn leave(&self, viewer_id: u32) {
@@ -170,24 +193,44 @@ impl Engine for Shared {
         match request {
             ControlRequest::Ready => {
                 let (width, height) = self.stats.size();
-                ControlReply::Ready { ready: *self.ready.borrow(), width, height }
+                ControlReply::Ready {
+                    ready: *self.ready.borrow(),
+                    width,
+                    height,
+                }
             }
-            ControlRequest::GetStats => ControlReply::Stats { stats: self.stats_json() },
+            ControlRequest::GetStats => ControlReply::Stats {
+                stats: self.stats_json(),
+            },
             ControlRequest::Resize { width, height } => match check_size(*width, *height) {
                 Ok(()) => {
-                    self.events.push(Event::Resize { viewer_id: 0, width: *width, height: *height });
-                    ControlReply::Ok { request: "resize".into() }
+                    self.events.push(Event::Resize {
+                        viewer_id: 0,
+                        width: *width,
+                        height: *height,
+                    });
+                    ControlReply::Ok {
+                        request: "resize".into(),
+                    }
                 }
-                Err(err) => ControlReply::Error { message: err.to_string() },
+                Err(err) => ControlReply::Error {
+                    message: err.to_string(),
+                },
             },
             ControlRequest::KeyFrame => match self.pipeline() {
                 Some(pipeline) => {
                     pipeline.request_key_frame();
-                    ControlReply::Ok { request: "keyFrame".into() }
+                    ControlReply::Ok {
+                        request: "keyFrame".into(),
+                    }
                 }
-                None => ControlReply::Error { message: "the stream is not running yet".into() },
+                None => ControlReply::Error {
+                    message: "the stream is not running yet".into(),
+                },
             },
-            ControlRequest::Hello { .. } => ControlReply::Error { message: "already authenticated".into() },
+            ControlRequest::Hello { .. } => ControlReply::Error {
+                message: "already authenticated".into(),
+            },
         }
     }
 
@@ -281,6 +324,12 @@ impl Streamer {
         self.shared.stats_json()
     }
 
+    /// Elements in the pipeline (0 before the first frame). For leak tests.
+    #[doc(hidden)]
+    pub fn pipeline_element_count(&self) -> usize {
+        self.shared.pipeline().map_or(0, |p| p.element_count())
+    }
+
     /// The oldest queued event.
     pub fn poll_event(&self) -> Option<Event> {
         self.shared.events.pop()
@@ -290,18 +339,25 @@ impl Streamer {
         if let Some(pipeline) = self.shared.pipeline() {
             return Ok(pipeline);
         }
-        let bus_sync = match &self.capture {
-            Capture::Gl(share) => Some(share.context_answerer()),
-            _ => None,
+        let hooks = match &self.capture {
+            Capture::Gl(share) => CaptureHooks {
+                bus_sync: Some(share.context_answerer()),
+                frame_probe: Some(Box::new(share.fence_waiter())),
+            },
+            _ => CaptureHooks::default(),
         };
         let pipeline = Pipeline::new(
             &self.shared.config,
             memory,
             self.shared.stats.clone(),
             self.shared.events.clone(),
-            bus_sync,
+            hooks,
         )?;
-        *self.shared.pipeline.lock().unwrap_or_else(|e| e.into_inner()) = Some(pipeline.clone());
+        *self
+            .shared
+            .pipeline
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(pipeline.clone());
         Ok(pipeline)
     }
 
@@ -311,7 +367,12 @@ impl Streamer {
     }
 
     /// Takes one frame. See the C ABI's `osw_streamer_submit_*` for the threading contract.
-    pub fn submit(&mut self, source: FrameSource<'_>, width: u32, height: u32) -> Result<SubmitOutcome, StreamerError> {
+    pub fn submit(
+        &mut self,
+        source: FrameSource<'_>,
+        width: u32,
+        height: u32,
+    ) -> Result<SubmitOutcome, StreamerError> {
         check_size(width, height)?;
         let stats = self.shared.stats.clone();
         stats.frame_in();
@@ -323,7 +384,8 @@ impl Streamer {
             FrameSource::Pixels { data, stride } => {
                 if self.shared.config.capture == CaptureMode::Gl {
                     return Err(StreamerError::InvalidArgument(
-                        "capture mode gl takes GL frames; submit pixels only with capture readback".into(),
+                        "capture mode gl takes GL frames; submit pixels only with capture readback"
+                            .into(),
                     ));
                 }
                 let pipeline = self.pipeline_for(FrameMemory::System)?;
@@ -353,7 +415,12 @@ impl Streamer {
         Ok(SubmitOutcome::Accepted)
     }
 
-    fn submit_gl(&mut self, source: GlSource, width: u32, height: u32) -> Result<PushOutcome, StreamerError> {
+    fn submit_gl(
+        &mut self,
+        source: GlSource,
+        width: u32,
+        height: u32,
+    ) -> Result<PushOutcome, StreamerError> {
         if matches!(self.capture, Capture::None) {
             let fns = self.gl_fns()?;
             self.capture = match self.shared.config.capture {
@@ -361,7 +428,11 @@ impl Streamer {
                 CaptureMode::Gl => Capture::Gl(GlShare::new(fns)?),
             };
         }
-        let memory = if matches!(self.capture, Capture::Gl(_)) { FrameMemory::Gl } else { FrameMemory::System };
+        let memory = if matches!(self.capture, Capture::Gl(_)) {
+            FrameMemory::Gl
+        } else {
+            FrameMemory::System
+        };
         let pipeline = self.pipeline_for(memory)?;
         if pipeline.is_busy() {
             // Skip the GPU copy of a frame the encoder has no room for.
@@ -385,12 +456,16 @@ impl Streamer {
                     }
                 })?;
                 outcome?;
-                Ok(if queued == Queued::RingFull { PushOutcome::Dropped } else { PushOutcome::Pushed })
+                Ok(if queued == Queued::RingFull {
+                    PushOutcome::Dropped
+                } else {
+                    PushOutcome::Pushed
+                })
             }
-            Capture::Gl(share) => {
-                let (buffer, caps) = share.capture(source, width, height)?;
-                Ok(pipeline.push_gl(buffer, caps, width, height)?)
-            }
+            Capture::Gl(share) => match share.capture(source, width, height)? {
+                Some((buffer, caps)) => Ok(pipeline.push_gl(buffer, caps, width, height)?),
+                None => Ok(PushOutcome::Dropped),
+            },
             Capture::None => Ok(PushOutcome::Dropped),
         }
     }
@@ -401,9 +476,16 @@ impl Streamer {
         let _ = self.shutdown.send(());
         if let (Some(runtime), Some(server)) = (self.runtime.as_ref(), self.server.take()) {
             // Connections say bye and end; bounded so a stuck client cannot hold up the host.
-            let _ = runtime.block_on(async { tokio::time::timeout(Duration::from_secs(2), server).await });
+            let _ = runtime
+                .block_on(async { tokio::time::timeout(Duration::from_secs(2), server).await });
         }
-        if let Some(pipeline) = self.shared.pipeline.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        if let Some(pipeline) = self
+            .shared
+            .pipeline
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
             pipeline.stop();
         }
         match &mut self.capture {
@@ -424,7 +506,10 @@ fn init_logging() {
     ONCE.call_once(|| {
         let filter = tracing_subscriber::EnvFilter::try_from_env("OSW_LOG")
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .try_init();
     });
 }
 
@@ -440,14 +525,21 @@ mod tests {
             .filter(|i| {
                 // ±3 ms of jitter around a 33.3 ms cadence.
                 let jitter = if i % 2 == 0 { 3 } else { -3 };
-                let t = start + Duration::from_micros((i * 33_333) as u64) + Duration::from_millis(10);
-                let t = if jitter > 0 { t + Duration::from_millis(3) } else { t - Duration::from_millis(3) };
+                let t =
+                    start + Duration::from_micros((i * 33_333) as u64) + Duration::from_millis(10);
+                let t = if jitter > 0 {
+                    t + Duration::from_millis(3)
+                } else {
+                    t - Duration::from_millis(3)
+                };
                 at_cap.admit(t)
             })
             .count();
         assert_eq!(kept, 300);
         let mut double = Pacer::new(30);
-        let kept = (0..600).filter(|i| double.admit(start + Duration::from_micros(i * 16_667))).count();
+        let kept = (0..600)
+            .filter(|i| double.admit(start + Duration::from_micros(i * 16_667)))
+            .count();
         assert!((295..=305).contains(&kept), "kept {kept}");
     }
 }

@@ -54,10 +54,20 @@ where
     let started = Instant::now();
     let mut n = 0;
     while !scenario.is_finished() {
-        assert!(started.elapsed() < Duration::from_secs(60), "scenario timed out");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "scenario timed out"
+        );
         let pixels = frame(n);
         streamer
-            .submit(FrameSource::Pixels { data: &pixels, stride: (WIDTH * 4) as usize }, WIDTH, HEIGHT)
+            .submit(
+                FrameSource::Pixels {
+                    data: &pixels,
+                    stride: (WIDTH * 4) as usize,
+                },
+                WIDTH,
+                HEIGHT,
+            )
             .expect("submit");
         while let Some(event) = streamer.poll_event() {
             events.lock().unwrap().push(event);
@@ -78,7 +88,10 @@ fn h264_two_viewers_share_one_encoder_and_input_reaches_the_host() {
     run_host(EncoderChoice::X264, |port, events| async move {
         let first = Receiver::join(port).await;
         first.wait_frames(10, Duration::from_secs(20)).await;
-        assert_eq!(*first.received.size.lock().unwrap(), Some((WIDTH as i32, HEIGHT as i32)));
+        assert_eq!(
+            *first.received.size.lock().unwrap(),
+            Some((WIDTH as i32, HEIGHT as i32))
+        );
 
         let second = Receiver::join(port).await;
         second.wait_frames(10, Duration::from_secs(20)).await;
@@ -86,14 +99,31 @@ fn h264_two_viewers_share_one_encoder_and_input_reaches_the_host() {
         first
             .send_input(r#"{"type":"pointerButton","x":10,"y":20,"width":320,"height":240,"button":0,"pressed":true}"#)
             .await;
-        first.send_input(r#"{"type":"key","key":87,"action":1,"mods":2}"#).await;
-        first.send_input(r#"{"type":"pointerMove","x":"bad"}"#).await;
+        first
+            .send_input(r#"{"type":"key","key":87,"action":1,"mods":2}"#)
+            .await;
+        first
+            .send_input(r#"{"type":"pointerMove","x":"bad"}"#)
+            .await;
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             let seen = events.lock().unwrap().clone();
             let button = seen.iter().any(|e| matches!(e, Event::PointerButton { x, y, button: 0, pressed: true, .. } if *x == 10.0 && *y == 20.0));
-            let key = seen.iter().any(|e| matches!(e, Event::Key { key: 87, action: 1, mods: 2, .. }));
-            let joined = seen.iter().filter(|e| matches!(e, Event::ViewerJoined { .. })).count();
+            let key = seen.iter().any(|e| {
+                matches!(
+                    e,
+                    Event::Key {
+                        key: 87,
+                        action: 1,
+                        mods: 2,
+                        ..
+                    }
+                )
+            });
+            let joined = seen
+                .iter()
+                .filter(|e| matches!(e, Event::ViewerJoined { .. }))
+                .count();
             if button && key && joined == 2 {
                 break;
             }
@@ -104,9 +134,16 @@ fn h264_two_viewers_share_one_encoder_and_input_reaches_the_host() {
         // One viewer leaving must not disturb the other.
         let second_id = second.received.viewer_id.lock().unwrap().unwrap();
         second.leave().await;
-        let before = first.received.frames.load(std::sync::atomic::Ordering::Relaxed);
-        first.wait_frames(before + 15, Duration::from_secs(10)).await;
-        assert!(events.lock().unwrap().contains(&Event::ViewerLeft { viewer_id: second_id }));
+        let before = first
+            .received
+            .frames
+            .load(std::sync::atomic::Ordering::Relaxed);
+        first
+            .wait_frames(before + 15, Duration::from_secs(10))
+            .await;
+        assert!(events.lock().unwrap().contains(&Event::ViewerLeft {
+            viewer_id: second_id
+        }));
         first.leave().await;
     });
 }
@@ -117,13 +154,22 @@ fn vp8_stream_plays() {
     run_host(EncoderChoice::Vp8, |port, _| async move {
         let viewer = Receiver::join(port).await;
         viewer.wait_frames(10, Duration::from_secs(20)).await;
-        assert_eq!(*viewer.received.size.lock().unwrap(), Some((WIDTH as i32, HEIGHT as i32)));
+        assert_eq!(
+            *viewer.received.size.lock().unwrap(),
+            Some((WIDTH as i32, HEIGHT as i32))
+        );
         viewer.leave().await;
     });
 }
 
-async fn control(port: u16) -> impl FnMut(&'static str) -> std::pin::Pin<Box<dyn std::future::Future<Output = serde_json::Value> + Send>> {
-    let (socket, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/")).await.unwrap();
+async fn control(
+    port: u16,
+) -> impl FnMut(
+    &'static str,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = serde_json::Value> + Send>> {
+    let (socket, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/"))
+        .await
+        .unwrap();
     let socket = Arc::new(tokio::sync::Mutex::new(socket));
     move |text: &'static str| {
         let socket = socket.clone();
@@ -132,7 +178,9 @@ async fn control(port: u16) -> impl FnMut(&'static str) -> std::pin::Pin<Box<dyn
             socket.send(Message::text(text)).await.unwrap();
             loop {
                 match socket.next().await {
-                    Some(Ok(Message::Text(reply))) => return serde_json::from_str(reply.as_str()).unwrap(),
+                    Some(Ok(Message::Text(reply))) => {
+                        return serde_json::from_str(reply.as_str()).unwrap();
+                    }
                     Some(Ok(_)) => continue,
                     other => panic!("connection ended: {other:?}"),
                 }
@@ -146,9 +194,19 @@ fn control_client_sees_readiness_stats_and_can_resize() {
     require_loopback_namespace!();
     run_host(EncoderChoice::X264, |port, events| async move {
         let mut send = control(port).await;
-        assert_eq!(send(r#"{"type":"ready"}"#).await["type"], "error", "hello comes first");
-        assert_eq!(send(r#"{"type":"hello","secret":"wrong"}"#).await["message"], "wrong secret");
-        assert_eq!(send(r#"{"type":"hello","secret":"test-secret"}"#).await["type"], "welcome");
+        assert_eq!(
+            send(r#"{"type":"ready"}"#).await["type"],
+            "error",
+            "hello comes first"
+        );
+        assert_eq!(
+            send(r#"{"type":"hello","secret":"wrong"}"#).await["message"],
+            "wrong secret"
+        );
+        assert_eq!(
+            send(r#"{"type":"hello","secret":"test-secret"}"#).await["type"],
+            "welcome"
+        );
         // Readiness follows the first frame, as the orchestrator's probe expects: poll it.
         let deadline = Instant::now() + Duration::from_secs(10);
         let ready = loop {
@@ -164,13 +222,30 @@ fn control_client_sees_readiness_stats_and_can_resize() {
         assert_eq!(stats["stats"]["encoder"], "x264enc", "{stats}");
         assert_eq!(stats["stats"]["codec"], "H264");
         assert!(stats["stats"]["framesIn"].as_u64().unwrap() > 0);
-        assert_eq!(send(r#"{"type":"resize","width":0,"height":5}"#).await["type"], "error");
-        assert_eq!(send(r#"{"type":"resize","width":640,"height":360}"#).await["type"], "ok");
-        assert_eq!(send(r#"{"type":"nonsense"}"#).await["type"], "error", "connection stays usable");
+        assert_eq!(
+            send(r#"{"type":"resize","width":0,"height":5}"#).await["type"],
+            "error"
+        );
+        assert_eq!(
+            send(r#"{"type":"resize","width":640,"height":360}"#).await["type"],
+            "ok"
+        );
+        assert_eq!(
+            send(r#"{"type":"nonsense"}"#).await["type"],
+            "error",
+            "connection stays usable"
+        );
         assert_eq!(send(r#"{"type":"keyFrame"}"#).await["request"], "keyFrame");
         let deadline = Instant::now() + Duration::from_secs(5);
-        while !events.lock().unwrap().contains(&Event::Resize { viewer_id: 0, width: 640, height: 360 }) {
-            assert!(Instant::now() < deadline, "resize event never reached the host");
+        while !events.lock().unwrap().contains(&Event::Resize {
+            viewer_id: 0,
+            width: 640,
+            height: 360,
+        }) {
+            assert!(
+                Instant::now() < deadline,
+                "resize event never reached the host"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     });
@@ -195,4 +270,73 @@ fn viewers_beyond_the_limit_are_refused_with_a_reason() {
             r.leave().await;
         }
     });
+}
+
+#[test]
+fn viewers_that_leave_free_everything_and_shutdown_joins_every_thread() {
+    require_loopback_namespace!();
+    let threads = || std::fs::read_dir("/proc/self/task").unwrap().count();
+    // Warm GStreamer's process-wide threads (registry, clock) before taking the baseline.
+    run_host(EncoderChoice::X264, |port, _| async move {
+        Receiver::join(port)
+            .await
+            .wait_frames(3, Duration::from_secs(20))
+            .await;
+    });
+    let baseline_threads = threads();
+
+    let mut streamer = Streamer::new(config(EncoderChoice::X264), None).unwrap();
+    let port = streamer.signaling_port();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let pixels = frame(0);
+    let submit = |streamer: &mut Streamer| {
+        streamer
+            .submit(
+                FrameSource::Pixels {
+                    data: &pixels,
+                    stride: (WIDTH * 4) as usize,
+                },
+                WIDTH,
+                HEIGHT,
+            )
+            .unwrap();
+    };
+    submit(&mut streamer);
+    std::thread::sleep(Duration::from_millis(200));
+    let idle_elements = streamer.pipeline_element_count();
+    assert!(idle_elements > 0);
+    for round in 0..4 {
+        let viewer = runtime.spawn(async move {
+            let viewer = Receiver::join(port).await;
+            viewer.wait_frames(3, Duration::from_secs(20)).await;
+            viewer.leave().await;
+        });
+        while !viewer.is_finished() {
+            submit(&mut streamer);
+            std::thread::sleep(Duration::from_millis(33));
+        }
+        runtime.block_on(viewer).unwrap();
+        // Leaving is processed when the server sees the socket close.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while streamer.pipeline_element_count() != idle_elements {
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: viewer elements left behind"
+            );
+            submit(&mut streamer);
+            std::thread::sleep(Duration::from_millis(33));
+        }
+        assert_eq!(streamer.stats()["viewers"], 0);
+    }
+    streamer.shutdown();
+    drop(runtime);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while threads() > baseline_threads {
+        assert!(
+            Instant::now() < deadline,
+            "threads leaked: {} > {baseline_threads}",
+            threads()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

@@ -34,7 +34,11 @@ pub enum ClientMessage {
 
 /// Messages a viewer (browser) sends.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(tag = "type", rename_all = "camelCase", rename_all_fields = "camelCase")]
+#[serde(
+    tag = "type",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
 pub enum ViewerRequest {
     /// Ask for a stream. The server answers with [`ViewerReply::Welcome`] and then an offer.
     Join {
@@ -61,7 +65,11 @@ pub enum ViewerRequest {
 
 /// Messages the server sends to a viewer.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(tag = "type", rename_all = "camelCase", rename_all_fields = "camelCase")]
+#[serde(
+    tag = "type",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
 pub enum ViewerReply {
     /// The join was accepted; `viewerId` identifies this viewer in input events and stats.
     Welcome {
@@ -99,7 +107,11 @@ pub enum ViewerReply {
 
 /// Messages a control client (the orchestrator) sends.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(tag = "type", rename_all = "camelCase", rename_all_fields = "camelCase")]
+#[serde(
+    tag = "type",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
 pub enum ControlRequest {
     /// Prove the per-instance secret (`controlSecret` in the streamer configuration).
     Hello {
@@ -123,7 +135,11 @@ pub enum ControlRequest {
 
 /// Messages the server sends to a control client.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(tag = "type", rename_all = "camelCase", rename_all_fields = "camelCase")]
+#[serde(
+    tag = "type",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
 pub enum ControlReply {
     /// The secret was right; control requests are now accepted.
     Welcome {
@@ -163,7 +179,11 @@ pub enum ControlReply {
 /// can map them onto its own window whatever the scaling. Key codes are GLFW's (`GLFW_KEY_*`),
 /// modifiers GLFW's bit set (shift 1, control 2, alt 4, super 8).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(tag = "type", rename_all = "camelCase", rename_all_fields = "camelCase")]
+#[serde(
+    tag = "type",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
 pub enum InputMessage {
     /// The pointer moved.
     PointerMove {
@@ -234,14 +254,21 @@ mod tests {
     #[test]
     fn viewer_join_parses_with_default_fields() {
         let msg: ClientMessage = serde_json::from_str(r#"{"type":"join"}"#).unwrap();
-        assert_eq!(msg, ClientMessage::Viewer(ViewerRequest::Join { view_only: false }));
+        assert_eq!(
+            msg,
+            ClientMessage::Viewer(ViewerRequest::Join { view_only: false })
+        );
     }
 
     #[test]
     fn control_hello_is_not_mistaken_for_a_viewer_message() {
-        let msg: ClientMessage =
-            serde_json::from_str(r#"{"type":"hello","secret":"s3"}"#).unwrap();
-        assert_eq!(msg, ClientMessage::Control(ControlRequest::Hello { secret: "s3".into() }));
+        let msg: ClientMessage = serde_json::from_str(r#"{"type":"hello","secret":"s3"}"#).unwrap();
+        assert_eq!(
+            msg,
+            ClientMessage::Control(ControlRequest::Hello {
+                secret: "s3".into()
+            })
+        );
     }
 
     #[test]
@@ -251,7 +278,10 @@ mod tests {
             sdp_m_line_index: 0,
         })
         .unwrap();
-        assert_eq!(text, r#"{"type":"ice","candidate":"candidate:1","sdpMLineIndex":0}"#);
+        assert_eq!(
+            text,
+            r#"{"type":"ice","candidate":"candidate:1","sdpMLineIndex":0}"#
+        );
     }
 
     #[test]
@@ -263,7 +293,14 @@ mod tests {
     fn input_messages_round_trip() {
         let key: InputMessage =
             serde_json::from_str(r#"{"type":"key","key":87,"action":1,"mods":2}"#).unwrap();
-        assert_eq!(key, InputMessage::Key { key: 87, action: 1, mods: 2 });
+        assert_eq!(
+            key,
+            InputMessage::Key {
+                key: 87,
+                action: 1,
+                mods: 2
+            }
+        );
         let wheel: InputMessage =
             serde_json::from_str(r#"{"type":"wheel","dx":0,"dy":-1.5}"#).unwrap();
         assert_eq!(wheel, InputMessage::Wheel { dx: 0.0, dy: -1.5 });

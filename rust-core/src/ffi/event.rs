@@ -76,7 +76,13 @@ impl From<&Event> for OswEvent {
     fn from(event: &Event) -> Self {
         let zero = OswEvent::ZERO;
         match *event {
-            Event::PointerMove { viewer_id, x, y, width, height } => OswEvent {
+            Event::PointerMove {
+                viewer_id,
+                x,
+                y,
+                width,
+                height,
+            } => OswEvent {
                 kind: OswEventKind::PointerMove,
                 viewer_id,
                 x,
@@ -85,38 +91,77 @@ impl From<&Event> for OswEvent {
                 height,
                 ..zero
             },
-            Event::PointerButton { viewer_id, x, y, width, height, button, pressed, mods } => {
-                OswEvent {
-                    kind: OswEventKind::PointerButton,
-                    viewer_id,
-                    x,
-                    y,
-                    width,
-                    height,
-                    button,
-                    action: i32::from(pressed),
-                    mods,
-                    ..zero
-                }
-            }
-            Event::Wheel { viewer_id, dx, dy } => {
-                OswEvent { kind: OswEventKind::Wheel, viewer_id, x: dx, y: dy, ..zero }
-            }
-            Event::Key { viewer_id, key, action, mods } => {
-                OswEvent { kind: OswEventKind::Key, viewer_id, key, action, mods, ..zero }
-            }
-            Event::Text { viewer_id, codepoint } => {
-                OswEvent { kind: OswEventKind::Text, viewer_id, codepoint, ..zero }
-            }
-            Event::Resize { viewer_id, width, height } => {
-                OswEvent { kind: OswEventKind::Resize, viewer_id, width, height, ..zero }
-            }
-            Event::ViewerJoined { viewer_id } => {
-                OswEvent { kind: OswEventKind::ViewerJoined, viewer_id, ..zero }
-            }
-            Event::ViewerLeft { viewer_id } => {
-                OswEvent { kind: OswEventKind::ViewerLeft, viewer_id, ..zero }
-            }
+            Event::PointerButton {
+                viewer_id,
+                x,
+                y,
+                width,
+                height,
+                button,
+                pressed,
+                mods,
+            } => OswEvent {
+                kind: OswEventKind::PointerButton,
+                viewer_id,
+                x,
+                y,
+                width,
+                height,
+                button,
+                action: i32::from(pressed),
+                mods,
+                ..zero
+            },
+            Event::Wheel { viewer_id, dx, dy } => OswEvent {
+                kind: OswEventKind::Wheel,
+                viewer_id,
+                x: dx,
+                y: dy,
+                ..zero
+            },
+            Event::Key {
+                viewer_id,
+                key,
+                action,
+                mods,
+            } => OswEvent {
+                kind: OswEventKind::Key,
+                viewer_id,
+                key,
+                action,
+                mods,
+                ..zero
+            },
+            Event::Text {
+                viewer_id,
+                codepoint,
+            } => OswEvent {
+                kind: OswEventKind::Text,
+                viewer_id,
+                codepoint,
+                ..zero
+            },
+            Event::Resize {
+                viewer_id,
+                width,
+                height,
+            } => OswEvent {
+                kind: OswEventKind::Resize,
+                viewer_id,
+                width,
+                height,
+                ..zero
+            },
+            Event::ViewerJoined { viewer_id } => OswEvent {
+                kind: OswEventKind::ViewerJoined,
+                viewer_id,
+                ..zero
+            },
+            Event::ViewerLeft { viewer_id } => OswEvent {
+                kind: OswEventKind::ViewerLeft,
+                viewer_id,
+                ..zero
+            },
         }
     }
 }

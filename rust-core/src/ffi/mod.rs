@@ -10,6 +10,10 @@
 //! `cbindgen` turns this module into `include/openspace_webrtc.h`, which is committed; the
 //! test `header_is_up_to_date` fails when the two drift apart.
 
+// Exported functions take raw pointers from C by design; each checks them (macros in `ptr`)
+// before use, and C callers cannot see Rust's `unsafe` anyway (as in rustls-ffi).
+#![allow(clippy::not_unsafe_ptr_arg_deref)]
+
 #[macro_use]
 mod panic;
 #[macro_use]

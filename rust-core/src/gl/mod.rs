@@ -96,7 +96,9 @@ pub enum GlError {
     #[error("GL function {0} is not available (needs OpenGL 3.2 or ES 3.0 and a loader)")]
     MissingFunction(&'static str),
     /// No loader was passed to `osw_streamer_new`.
-    #[error("no GL loader was given to osw_streamer_new; use osw_streamer_submit_pixels or pass one")]
+    #[error(
+        "no GL loader was given to osw_streamer_new; use osw_streamer_submit_pixels or pass one"
+    )]
     NoLoader,
     /// A GL call reported an error.
     #[error("GL error 0x{code:04x} during {during}")]
@@ -170,7 +172,11 @@ impl GlFns {
     pub fn check(&self, during: &'static str) -> Result<(), GlError> {
         // SAFETY: glGetError takes no arguments; the context is current (module contract).
         let code = unsafe { (self.get_error)() };
-        if code == GL_NO_ERROR { Ok(()) } else { Err(GlError::Call { code, during }) }
+        if code == GL_NO_ERROR {
+            Ok(())
+        } else {
+            Err(GlError::Call { code, during })
+        }
     }
 
     /// Clears errors the host left behind, so ours are not confused with theirs.

@@ -17,7 +17,7 @@ use std::time::Instant;
 use super::{
     GL_ALREADY_SIGNALED, GL_CONDITION_SATISFIED, GL_MAP_READ_BIT, GL_PACK_ALIGNMENT,
     GL_PACK_ROW_LENGTH, GL_PIXEL_PACK_BUFFER, GL_PIXEL_PACK_BUFFER_BINDING, GL_RGBA,
-    GL_STREAM_READ, GL_UNSIGNED_BYTE, GL_WAIT_FAILED, GlError, GlFns, GLsync, GLuint, GlSource,
+    GL_STREAM_READ, GL_UNSIGNED_BYTE, GL_WAIT_FAILED, GLsync, GLuint, GlError, GlFns, GlSource,
     ReadBinding,
 };
 
@@ -88,9 +88,23 @@ impl ReadbackRing {
         let now = Instant::now();
         let slots = pbos
             .iter()
-            .map(|&pbo| Slot { pbo, capacity: 0, fence: None, width: 0, height: 0, submitted_at: now })
+            .map(|&pbo| Slot {
+                pbo,
+                capacity: 0,
+                fence: None,
+                width: 0,
+                height: 0,
+                submitted_at: now,
+            })
             .collect();
-        Ok(ReadbackRing { fns, slots, next: 0, oldest: 0, in_flight: 0, scratch_fbo: fbo })
+        Ok(ReadbackRing {
+            fns,
+            slots,
+            next: 0,
+            oldest: 0,
+            in_flight: 0,
+            scratch_fbo: fbo,
+        })
     }
 
     /// Queues the copy of the frame in `source`, then delivers every finished frame, oldest
@@ -126,7 +140,12 @@ impl ReadbackRing {
         unsafe {
             (fns.bind_buffer)(GL_PIXEL_PACK_BUFFER, slot.pbo);
             if slot.capacity < size {
-                (fns.buffer_data)(GL_PIXEL_PACK_BUFFER, size as isize, std::ptr::null(), GL_STREAM_READ);
+                (fns.buffer_data)(
+                    GL_PIXEL_PACK_BUFFER,
+                    size as isize,
+                    std::ptr::null(),
+                    GL_STREAM_READ,
+                );
                 slot.capacity = size;
             }
             (fns.pixel_storei)(GL_PACK_ALIGNMENT, 4);
@@ -166,7 +185,10 @@ impl ReadbackRing {
             // SAFETY: `fence` came from glFenceSync in this context and is deleted only below.
             let state = unsafe { (fns.client_wait_sync)(fence, 0, 0) };
             if state == GL_WAIT_FAILED {
-                return Err(GlError::Call { code: state, during: "checking a readback fence" });
+                return Err(GlError::Call {
+                    code: state,
+                    during: "checking a readback fence",
+                });
             }
             if state != GL_ALREADY_SIGNALED && state != GL_CONDITION_SATISFIED {
                 break;

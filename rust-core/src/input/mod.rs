@@ -21,7 +21,13 @@ pub const MAX_DIMENSION: u32 = 7680;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     /// Pointer moved to `(x, y)` within `width × height`.
-    PointerMove { viewer_id: u32, x: f64, y: f64, width: u32, height: u32 },
+    PointerMove {
+        viewer_id: u32,
+        x: f64,
+        y: f64,
+        width: u32,
+        height: u32,
+    },
     /// Button pressed or released at `(x, y)`.
     PointerButton {
         viewer_id: u32,
@@ -36,11 +42,20 @@ pub enum Event {
     /// Scroll.
     Wheel { viewer_id: u32, dx: f64, dy: f64 },
     /// Key change.
-    Key { viewer_id: u32, key: i32, action: i32, mods: i32 },
+    Key {
+        viewer_id: u32,
+        key: i32,
+        action: i32,
+        mods: i32,
+    },
     /// One typed character.
     Text { viewer_id: u32, codepoint: u32 },
     /// Requested framebuffer size.
-    Resize { viewer_id: u32, width: u32, height: u32 },
+    Resize {
+        viewer_id: u32,
+        width: u32,
+        height: u32,
+    },
     /// A viewer joined.
     ViewerJoined { viewer_id: u32 },
     /// A viewer left.
@@ -62,7 +77,10 @@ fn finite(field: &'static str, value: f64) -> Result<f64, InputError> {
     if value.is_finite() {
         Ok(value)
     } else {
-        Err(InputError::OutOfRange { field, value: value.to_string() })
+        Err(InputError::OutOfRange {
+            field,
+            value: value.to_string(),
+        })
     }
 }
 
@@ -81,7 +99,10 @@ fn reference_size(width: f64, height: f64) -> Result<(u32, u32), InputError> {
     if !(1.0..=f64::from(MAX_DIMENSION) * 4.0).contains(&w)
         || !(1.0..=f64::from(MAX_DIMENSION) * 4.0).contains(&h)
     {
-        return Err(InputError::OutOfRange { field: "width/height", value: format!("{w}x{h}") });
+        return Err(InputError::OutOfRange {
+            field: "width/height",
+            value: format!("{w}x{h}"),
+        });
     }
     Ok((w.round() as u32, h.round() as u32))
 }
@@ -94,7 +115,12 @@ pub fn events_from_message(
     message: InputMessage,
 ) -> Result<Option<Vec<Event>>, InputError> {
     let events = match message {
-        InputMessage::PointerMove { x, y, width, height } => {
+        InputMessage::PointerMove {
+            x,
+            y,
+            width,
+            height,
+        } => {
             let (width, height) = reference_size(width, height)?;
             vec![Event::PointerMove {
                 viewer_id,
@@ -104,10 +130,21 @@ pub fn events_from_message(
                 height,
             }]
         }
-        InputMessage::PointerButton { x, y, width, height, button, pressed, mods } => {
+        InputMessage::PointerButton {
+            x,
+            y,
+            width,
+            height,
+            button,
+            pressed,
+            mods,
+        } => {
             let (width, height) = reference_size(width, height)?;
             if !(0..8).contains(&button) {
-                return Err(InputError::OutOfRange { field: "button", value: button.to_string() });
+                return Err(InputError::OutOfRange {
+                    field: "button",
+                    value: button.to_string(),
+                });
             }
             vec![Event::PointerButton {
                 viewer_id,
@@ -121,21 +158,40 @@ pub fn events_from_message(
             }]
         }
         InputMessage::Wheel { dx, dy } => {
-            vec![Event::Wheel { viewer_id, dx: finite("dx", dx)?, dy: finite("dy", dy)? }]
+            vec![Event::Wheel {
+                viewer_id,
+                dx: finite("dx", dx)?,
+                dy: finite("dy", dy)?,
+            }]
         }
         InputMessage::Key { key, action, mods } => {
             if !(0..=2).contains(&action) {
-                return Err(InputError::OutOfRange { field: "action", value: action.to_string() });
+                return Err(InputError::OutOfRange {
+                    field: "action",
+                    value: action.to_string(),
+                });
             }
-            vec![Event::Key { viewer_id, key, action, mods }]
+            vec![Event::Key {
+                viewer_id,
+                key,
+                action,
+                mods,
+            }]
         }
         InputMessage::Text { text } => text
             .chars()
-            .map(|c| Event::Text { viewer_id, codepoint: u32::from(c) })
+            .map(|c| Event::Text {
+                viewer_id,
+                codepoint: u32::from(c),
+            })
             .collect(),
         InputMessage::Resize { width, height } => {
             check_size(width, height)?;
-            vec![Event::Resize { viewer_id, width, height }]
+            vec![Event::Resize {
+                viewer_id,
+                width,
+                height,
+            }]
         }
         InputMessage::KeyFrame => return Ok(None),
     };
@@ -167,7 +223,10 @@ impl EventQueue {
 
     /// Takes the oldest event.
     pub fn pop(&self) -> Option<Event> {
-        self.events.lock().unwrap_or_else(|e| e.into_inner()).pop_front()
+        self.events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop_front()
     }
 
     /// Events dropped because the host did not drain the queue.
@@ -182,41 +241,87 @@ mod tests {
 
     #[test]
     fn text_becomes_one_event_per_character() {
-        let events =
-            events_from_message(3, InputMessage::Text { text: "hé".into() }).unwrap().unwrap();
+        let events = events_from_message(3, InputMessage::Text { text: "hé".into() })
+            .unwrap()
+            .unwrap();
         assert_eq!(
             events,
             vec![
-                Event::Text { viewer_id: 3, codepoint: 'h' as u32 },
-                Event::Text { viewer_id: 3, codepoint: 'é' as u32 }
+                Event::Text {
+                    viewer_id: 3,
+                    codepoint: 'h' as u32
+                },
+                Event::Text {
+                    viewer_id: 3,
+                    codepoint: 'é' as u32
+                }
             ]
         );
     }
 
     #[test]
     fn nonsense_is_refused() {
-        let nan = InputMessage::PointerMove { x: f64::NAN, y: 0.0, width: 10.0, height: 10.0 };
+        let nan = InputMessage::PointerMove {
+            x: f64::NAN,
+            y: 0.0,
+            width: 10.0,
+            height: 10.0,
+        };
         assert!(events_from_message(1, nan).is_err());
-        let zero = InputMessage::PointerMove { x: 0.0, y: 0.0, width: 0.0, height: 10.0 };
+        let zero = InputMessage::PointerMove {
+            x: 0.0,
+            y: 0.0,
+            width: 0.0,
+            height: 10.0,
+        };
         assert!(events_from_message(1, zero).is_err());
-        let big = InputMessage::Resize { width: 100_000, height: 10 };
+        let big = InputMessage::Resize {
+            width: 100_000,
+            height: 10,
+        };
         assert_eq!(
             events_from_message(1, big),
-            Err(InputError::InvalidSize { width: 100_000, height: 10 })
+            Err(InputError::InvalidSize {
+                width: 100_000,
+                height: 10
+            })
         );
-        let action = InputMessage::Key { key: 65, action: 7, mods: 0 };
+        let action = InputMessage::Key {
+            key: 65,
+            action: 7,
+            mods: 0,
+        };
         assert!(events_from_message(1, action).is_err());
     }
 
     #[test]
     fn full_queue_drops_oldest_pointer_move_first() {
         let queue = EventQueue::default();
-        queue.push(Event::Key { viewer_id: 1, key: 65, action: 1, mods: 0 });
+        queue.push(Event::Key {
+            viewer_id: 1,
+            key: 65,
+            action: 1,
+            mods: 0,
+        });
         for i in 0..QUEUE_CAPACITY {
-            queue.push(Event::PointerMove { viewer_id: 1, x: i as f64, y: 0.0, width: 1, height: 1 });
+            queue.push(Event::PointerMove {
+                viewer_id: 1,
+                x: i as f64,
+                y: 0.0,
+                width: 1,
+                height: 1,
+            });
         }
         assert_eq!(queue.dropped(), 1);
-        assert_eq!(queue.pop(), Some(Event::Key { viewer_id: 1, key: 65, action: 1, mods: 0 }));
+        assert_eq!(
+            queue.pop(),
+            Some(Event::Key {
+                viewer_id: 1,
+                key: 65,
+                action: 1,
+                mods: 0
+            })
+        );
         match queue.pop() {
             Some(Event::PointerMove { x, .. }) => assert_eq!(x, 1.0, "move 0 was the victim"),
             other => panic!("unexpected {other:?}"),

@@ -103,7 +103,11 @@ pub fn plan_with(
                 "encoder {factory} was requested but is not available{hint}"
             )));
         }
-        return Ok(make(factory, codec, format!("{factory} requested by configuration")));
+        return Ok(make(
+            factory,
+            codec,
+            format!("{factory} requested by configuration"),
+        ));
     }
     let mut missing = Vec::new();
     for &(_, factory, codec) in CANDIDATES {
@@ -111,7 +115,10 @@ pub fn plan_with(
             let reason = if missing.is_empty() {
                 format!("auto: {factory} is the best encoder present")
             } else {
-                format!("auto: {factory} chosen; not present: {}", missing.join(", "))
+                format!(
+                    "auto: {factory} chosen; not present: {}",
+                    missing.join(", ")
+                )
             };
             return Ok(make(factory, codec, reason));
         }
@@ -140,7 +147,10 @@ fn set(element: &gst::Element, name: &str, value: &str) {
 
 /// Creates the encoder with zero-latency settings: no B-frames, no look-ahead, CBR at the
 /// target bitrate, key frames every `keyFrameInterval` frames and on demand.
-pub fn make_encoder(plan: &EncoderPlan, config: &StreamerConfig) -> Result<gst::Element, PipelineError> {
+pub fn make_encoder(
+    plan: &EncoderPlan,
+    config: &StreamerConfig,
+) -> Result<gst::Element, PipelineError> {
     let encoder = gst::ElementFactory::make(plan.factory)
         .name("encoder")
         .build()
@@ -153,7 +163,15 @@ pub fn make_encoder(plan: &EncoderPlan, config: &StreamerConfig) -> Result<gst::
             set(&encoder, "speed-preset", "ultrafast");
             set(&encoder, "bitrate", &kbps);
             set(&encoder, "vbv-buf-capacity", "120");
-            set(&encoder, "key-int-max", if config.key_frame_interval == 0 { "0" } else { &gop });
+            set(
+                &encoder,
+                "key-int-max",
+                if config.key_frame_interval == 0 {
+                    "0"
+                } else {
+                    &gop
+                },
+            );
             set(&encoder, "bframes", "0");
             set(&encoder, "b-adapt", "false");
             set(&encoder, "rc-lookahead", "0");
@@ -162,7 +180,11 @@ pub fn make_encoder(plan: &EncoderPlan, config: &StreamerConfig) -> Result<gst::
             set(&encoder, "aud", "false");
         }
         "openh264enc" => {
-            set(&encoder, "bitrate", &(u64::from(config.bitrate_kbps) * 1000).to_string());
+            set(
+                &encoder,
+                "bitrate",
+                &(u64::from(config.bitrate_kbps) * 1000).to_string(),
+            );
             set(&encoder, "rate-control", "bitrate");
             set(&encoder, "complexity", "low");
             set(&encoder, "gop-size", &gop);
@@ -171,7 +193,11 @@ pub fn make_encoder(plan: &EncoderPlan, config: &StreamerConfig) -> Result<gst::
         "vp8enc" => {
             set(&encoder, "deadline", "1");
             set(&encoder, "cpu-used", "8");
-            set(&encoder, "target-bitrate", &(u64::from(config.bitrate_kbps) * 1000).to_string());
+            set(
+                &encoder,
+                "target-bitrate",
+                &(u64::from(config.bitrate_kbps) * 1000).to_string(),
+            );
             set(&encoder, "end-usage", "cbr");
             set(&encoder, "lag-in-frames", "0");
             set(&encoder, "keyframe-max-dist", &gop);
@@ -209,7 +235,11 @@ mod tests {
         let plan = plan_with(EncoderChoice::Auto, CaptureMode::Gl, no_nvenc).unwrap();
         assert_eq!(plan.factory, "x264enc");
         assert!(!plan.takes_gl_memory);
-        assert!(plan.reason.contains("not present: nvh264enc"), "{}", plan.reason);
+        assert!(
+            plan.reason.contains("not present: nvh264enc"),
+            "{}",
+            plan.reason
+        );
     }
 
     #[test]

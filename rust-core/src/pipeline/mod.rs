@@ -21,8 +21,8 @@ use crate::config::{CaptureMode, StreamerConfig};
 use crate::input::EventQueue;
 use crate::stats::Stats;
 pub use encoder::{Codec, EncoderPlan};
-pub use peer::{PeerMessage, PeerOutbox};
 use peer::Peer;
+pub use peer::{PeerMessage, PeerOutbox};
 
 /// Frames queued in front of the encoder before new ones are dropped. Two lets the encoder
 /// take the next frame as soon as it is done, while keeping latency to at most one frame.
@@ -77,12 +77,17 @@ pub fn init() -> Result<(), PipelineError> {
     gst::init().map_err(|e| PipelineError::Init(e.to_string()))
 }
 
-pub(crate) fn make(factory: &'static str, name: Option<&str>) -> Result<gst::Element, PipelineError> {
+pub(crate) fn make(
+    factory: &'static str,
+    name: Option<&str>,
+) -> Result<gst::Element, PipelineError> {
     let mut builder = gst::ElementFactory::make(factory);
     if let Some(name) = name {
         builder = builder.name(name);
     }
-    builder.build().map_err(|_| PipelineError::MissingElement(factory))
+    builder
+        .build()
+        .map_err(|_| PipelineError::MissingElement(factory))
 }
 
 /// Where the pipeline's frames live.
@@ -92,6 +97,20 @@ pub enum FrameMemory {
     System,
     /// RGBA textures in GStreamer GL memory.
     Gl,
+}
+
+/// A synchronous bus message handler.
+pub type BusHook = Box<dyn Fn(&gst::Message) + Send + Sync>;
+/// A handler for each frame leaving `appsrc`, on the streaming thread.
+pub type FrameHook = Box<dyn Fn(&gst::Buffer) + Send + Sync>;
+
+/// Capture-specific hooks into the pipeline (the GL path needs both).
+#[derive(Default)]
+pub struct CaptureHooks {
+    /// Sees every bus message synchronously (answers GL context requests).
+    pub bus_sync: Option<BusHook>,
+    /// Sees every frame as it leaves `appsrc` (waits for the frame's GPU fence).
+    pub frame_probe: Option<FrameHook>,
 }
 
 /// The running pipeline.
@@ -117,16 +136,23 @@ struct State {
 }
 
 impl Pipeline {
-    /// Builds the pipeline and sets it playing. `memory` says what `push_*` will feed it;
-    /// `bus_sync` lets the GL path answer GL context queries.
+    /// Builds the pipeline and sets it playing. `memory` says what `push_*` will feed it.
     pub fn new(
         config: &StreamerConfig,
         memory: FrameMemory,
         stats: Arc<Stats>,
         events: Arc<EventQueue>,
-        bus_sync: Option<Box<dyn Fn(&gst::Message) + Send + Sync>>,
+        hooks: CaptureHooks,
     ) -> Result<Arc<Self>, PipelineError> {
-        let capture = if memory == FrameMemory::Gl { CaptureMode::Gl } else { CaptureMode::Readback };
+        let CaptureHooks {
+            bus_sync,
+            frame_probe,
+        } = hooks;
+        let capture = if memory == FrameMemory::Gl {
+            CaptureMode::Gl
+        } else {
+            CaptureMode::Readback
+        };
         let plan = encoder::plan(config.encoder, capture)?;
         tracing::info!(encoder = plan.factory, reason = %plan.reason, "encoder chosen");
         stats.set_encoder(plan.factory, &plan.reason, plan.codec.name());
@@ -149,7 +175,9 @@ impl Pipeline {
                 // Every software encoder here takes I420.
                 raw.set_property(
                     "caps",
-                    gst::Caps::builder("video/x-raw").field("format", "I420").build(),
+                    gst::Caps::builder("video/x-raw")
+                        .field("format", "I420")
+                        .build(),
                 );
                 chain.extend([convert, raw]);
             }
@@ -205,6 +233,14 @@ impl Pipeline {
         pipeline.add_many(&chain)?;
         gst::Element::link_many(&chain)?;
         stats.watch_encoder(&encoder, &payloader);
+        if let (Some(probe), Some(pad)) = (frame_probe, appsrc.static_pad("src")) {
+            pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+                if let Some(gst::PadProbeData::Buffer(buffer)) = &info.data {
+                    probe(buffer);
+                }
+                gst::PadProbeReturn::Ok
+            });
+        }
 
         if let Some(bus) = pipeline.bus() {
             let stats = stats.clone();
@@ -217,7 +253,10 @@ impl Pipeline {
                         let text = format!(
                             "{} (from {})",
                             err.error(),
-                            message.src().map(|s| s.path_string().to_string()).unwrap_or_default()
+                            message
+                                .src()
+                                .map(|s| s.path_string().to_string())
+                                .unwrap_or_default()
                         );
                         tracing::error!(error = %text, debug = ?err.debug(), "pipeline error");
                         stats.set_last_error(text);
@@ -240,7 +279,11 @@ impl Pipeline {
             plan,
             memory,
             config: config.clone(),
-            state: Mutex::new(State { size: None, pool: None, peers: HashMap::new() }),
+            state: Mutex::new(State {
+                size: None,
+                pool: None,
+                peers: HashMap::new(),
+            }),
             stats,
             events,
         }))
@@ -307,9 +350,8 @@ impl Pipeline {
             let mut state = self.state();
             self.ensure_caps(&mut state, width, height, None);
             let acquired = state.pool.as_ref().map(|pool| {
-                let params = gst::BufferPoolAcquireParams::with_flags(
-                    gst::BufferPoolAcquireFlags::DONTWAIT,
-                );
+                let params =
+                    gst::BufferPoolAcquireParams::with_flags(gst::BufferPoolAcquireFlags::DONTWAIT);
                 pool.acquire_buffer(Some(&params))
             });
             match acquired {
@@ -354,11 +396,13 @@ impl Pipeline {
 
     /// Asks the encoder for a key frame now (new viewer, lost packets, explicit request).
     pub fn request_key_frame(&self) {
-        let event = gst_video::UpstreamForceKeyUnitEvent::builder().all_headers(true).build();
-        if let Some(src) = self.encoder.static_pad("src") {
-            if !src.send_event(event) {
-                tracing::debug!("key frame request not handled");
-            }
+        let event = gst_video::UpstreamForceKeyUnitEvent::builder()
+            .all_headers(true)
+            .build();
+        if let Some(src) = self.encoder.static_pad("src")
+            && !src.send_event(event)
+        {
+            tracing::debug!("key frame request not handled");
         }
     }
 
@@ -396,18 +440,25 @@ impl Pipeline {
     /// Applies the viewer's SDP answer.
     pub fn set_answer(&self, viewer_id: u32, sdp: &str) -> Result<(), PipelineError> {
         let state = self.state();
-        let peer = state.peers.get(&viewer_id).ok_or_else(|| {
-            PipelineError::Negotiation(format!("viewer {viewer_id} has no peer"))
-        })?;
+        let peer = state
+            .peers
+            .get(&viewer_id)
+            .ok_or_else(|| PipelineError::Negotiation(format!("viewer {viewer_id} has no peer")))?;
         peer.set_answer(sdp)
     }
 
     /// Adds the viewer's ICE candidate.
-    pub fn add_ice(&self, viewer_id: u32, m_line: u32, candidate: &str) -> Result<(), PipelineError> {
+    pub fn add_ice(
+        &self,
+        viewer_id: u32,
+        m_line: u32,
+        candidate: &str,
+    ) -> Result<(), PipelineError> {
         let state = self.state();
-        let peer = state.peers.get(&viewer_id).ok_or_else(|| {
-            PipelineError::Negotiation(format!("viewer {viewer_id} has no peer"))
-        })?;
+        let peer = state
+            .peers
+            .get(&viewer_id)
+            .ok_or_else(|| PipelineError::Negotiation(format!("viewer {viewer_id} has no peer")))?;
         peer.add_ice(m_line, candidate);
         Ok(())
     }
@@ -428,6 +479,11 @@ impl Pipeline {
     /// Number of viewers attached.
     pub fn viewer_count(&self) -> usize {
         self.state().peers.len()
+    }
+
+    /// Number of elements in the pipeline: tests check that leaving viewers free theirs.
+    pub fn element_count(&self) -> usize {
+        self.pipeline.children().len()
     }
 
     /// Stops everything. Viewers are removed first so their elements shut down cleanly.

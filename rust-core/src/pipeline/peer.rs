@@ -80,16 +80,23 @@ impl Peer {
         let tee_pad = tee
             .request_pad_simple("src_%u")
             .ok_or_else(|| PipelineError::Build("tee gave no pad".into()))?;
-        let queue_sink = queue.static_pad("sink").ok_or_else(|| PipelineError::Build("queue".into()))?;
+        let queue_sink = queue
+            .static_pad("sink")
+            .ok_or_else(|| PipelineError::Build("queue".into()))?;
         let webrtc_sink = webrtcbin
             .request_pad_simple("sink_%u")
             .ok_or_else(|| PipelineError::Build("webrtcbin gave no sink pad".into()))?;
-        let queue_src = queue.static_pad("src").ok_or_else(|| PipelineError::Build("queue".into()))?;
+        let queue_src = queue
+            .static_pad("src")
+            .ok_or_else(|| PipelineError::Build("queue".into()))?;
         queue_src
             .link(&webrtc_sink)
             .map_err(|e| PipelineError::Build(format!("queue → webrtcbin: {e:?}")))?;
         let transceiver = webrtc_sink.property::<gst_webrtc::WebRTCRTPTransceiver>("transceiver");
-        transceiver.set_property("direction", gst_webrtc::WebRTCRTPTransceiverDirection::Sendonly);
+        transceiver.set_property(
+            "direction",
+            gst_webrtc::WebRTCRTPTransceiverDirection::Sendonly,
+        );
         transceiver.set_property("codec-preferences", codec.rtp_caps());
 
         Self::connect_signals(&webrtcbin, viewer_id, outbox.clone(), owner.clone());
@@ -113,7 +120,13 @@ impl Peer {
             tracing::warn!(viewer_id, "no data channel: input disabled for this viewer");
         }
         Self::create_offer(&webrtcbin, outbox);
-        Ok(Peer { viewer_id, queue, webrtcbin, tee_pad, _channel: channel })
+        Ok(Peer {
+            viewer_id,
+            queue,
+            webrtcbin,
+            tee_pad,
+            _channel: channel,
+        })
     }
 
     fn connect_signals(
@@ -157,7 +170,9 @@ impl Peer {
                 _ => None,
             };
             let Some(offer) = offer else {
-                let _ = outbox.send(PeerMessage::Failed("webrtcbin could not create an offer".into()));
+                let _ = outbox.send(PeerMessage::Failed(
+                    "webrtcbin could not create an offer".into(),
+                ));
                 return;
             };
             bin.emit_by_name::<()>("set-local-description", &[&offer, &None::<gst::Promise>]);
@@ -187,7 +202,8 @@ impl Peer {
             // End of candidates: webrtcbin 1.22 has nothing to do with it.
             return;
         }
-        self.webrtcbin.emit_by_name::<()>("add-ice-candidate", &[&m_line, &candidate]);
+        self.webrtcbin
+            .emit_by_name::<()>("add-ice-candidate", &[&m_line, &candidate]);
     }
 
     /// Detaches the viewer from the tee and frees its elements.

@@ -32,7 +32,11 @@ async fn send_json(socket: &mut Socket, value: &impl serde::Serialize) -> bool {
 /// Waits until the stream is ready. The borrow `wait_for` returns is dropped here: it is not
 /// `Send` and must not live across the handler's awaits.
 async fn wait_ready(ready: &mut tokio::sync::watch::Receiver<bool>) -> Result<(), ()> {
-    ready.wait_for(|ready| *ready).await.map(|_| ()).map_err(|_| ())
+    ready
+        .wait_for(|ready| *ready)
+        .await
+        .map(|_| ())
+        .map_err(|_| ())
 }
 
 /// Per-connection viewer state kept by the handler.
@@ -104,8 +108,10 @@ pub(super) async fn handle<E: Engine>(
                             Some(v) if v.attached => engine.answer(v.id, &sdp),
                             _ => Err("no offer was sent yet".to_string()),
                         };
-                        if let Err(message) = result {
-                            if !send_json(&mut socket, &ViewerReply::Error { message, fatal: false }).await { break; }
+                        if let Err(message) = result
+                            && !send_json(&mut socket, &ViewerReply::Error { message, fatal: false }).await
+                        {
+                            break;
                         }
                     }
                     Decision::Viewer(ViewerRequest::Ice { candidate, sdp_m_line_index }) => {
@@ -113,8 +119,10 @@ pub(super) async fn handle<E: Engine>(
                             Some(v) if v.attached => engine.ice(v.id, sdp_m_line_index, &candidate),
                             _ => Err("no offer was sent yet".to_string()),
                         };
-                        if let Err(message) = result {
-                            if !send_json(&mut socket, &ViewerReply::Error { message, fatal: false }).await { break; }
+                        if let Err(message) = result
+                            && !send_json(&mut socket, &ViewerReply::Error { message, fatal: false }).await
+                        {
+                            break;
                         }
                     }
                     Decision::Viewer(ViewerRequest::Bye) => break,
@@ -153,10 +161,8 @@ pub(super) async fn handle<E: Engine>(
             }
         }
     }
-    if let Some(v) = viewer {
-        if v.attached {
-            engine.leave(v.id);
-        }
+    if let Some(v) = viewer.filter(|v| v.attached) {
+        engine.leave(v.id);
     }
     let _ = socket.close(None).await;
     tracing::debug!(%peer, "signaling connection closed");

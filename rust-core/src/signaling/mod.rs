@@ -24,7 +24,12 @@ pub trait Engine: Send + Sync + 'static {
     /// A fresh viewer id.
     fn next_viewer_id(&self) -> u32;
     /// Creates the viewer's peer; its offer and candidates arrive on `outbox`.
-    fn join(&self, viewer_id: u32, view_only: bool, outbox: mpsc::UnboundedSender<PeerMessage>) -> Result<(), String>;
+    fn join(
+        &self,
+        viewer_id: u32,
+        view_only: bool,
+        outbox: mpsc::UnboundedSender<PeerMessage>,
+    ) -> Result<(), String>;
     /// Applies a viewer's answer.
     fn answer(&self, viewer_id: u32, sdp: &str) -> Result<(), String>;
     /// Adds a viewer's candidate.
@@ -42,17 +47,26 @@ pub trait Engine: Send + Sync + 'static {
 pub enum SignalingError {
     /// The address could not be bound.
     #[error("cannot listen on {address}: {source}")]
-    Bind { address: SocketAddr, source: std::io::Error },
+    Bind {
+        address: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// Binds the endpoint. Done before anything else so a port clash fails `osw_streamer_new`.
 pub async fn bind(address: SocketAddr) -> Result<TcpListener, SignalingError> {
-    TcpListener::bind(address).await.map_err(|source| SignalingError::Bind { address, source })
+    TcpListener::bind(address)
+        .await
+        .map_err(|source| SignalingError::Bind { address, source })
 }
 
 /// Accepts connections until `shutdown` fires, then tells every connection to say bye and
 /// waits for them to finish.
-pub async fn serve<E: Engine>(listener: TcpListener, engine: Arc<E>, shutdown: broadcast::Sender<()>) {
+pub async fn serve<E: Engine>(
+    listener: TcpListener,
+    engine: Arc<E>,
+    shutdown: broadcast::Sender<()>,
+) {
     let mut stop = shutdown.subscribe();
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
     loop {

@@ -40,11 +40,16 @@ pub struct Session {
 }
 
 fn viewer_error(message: impl Into<String>) -> Decision {
-    Decision::ReplyViewer(ViewerReply::Error { message: message.into(), fatal: false })
+    Decision::ReplyViewer(ViewerReply::Error {
+        message: message.into(),
+        fatal: false,
+    })
 }
 
 fn control_error(message: impl Into<String>) -> Decision {
-    Decision::ReplyControl(ControlReply::Error { message: message.into() })
+    Decision::ReplyControl(ControlReply::Error {
+        message: message.into(),
+    })
 }
 
 /// Compares secrets in time independent of where they differ.
@@ -56,7 +61,10 @@ fn secrets_match(given: &str, expected: &str) -> bool {
 impl Session {
     /// A new connection; an empty `secret` disables control.
     pub fn new(secret: &str) -> Self {
-        Session { role: Role::Undecided, secret: secret.to_string() }
+        Session {
+            role: Role::Undecided,
+            secret: secret.to_string(),
+        }
     }
 
     /// The connection's role so far.
@@ -88,9 +96,7 @@ impl Session {
                 self.role = Role::Viewer { joined: true };
                 Decision::Viewer(ViewerRequest::Join { view_only })
             }
-            (Role::Undecided, ClientMessage::Viewer(_)) => {
-                viewer_error("send join first")
-            }
+            (Role::Undecided, ClientMessage::Viewer(_)) => viewer_error("send join first"),
             (Role::Viewer { .. }, ClientMessage::Viewer(ViewerRequest::Join { .. })) => {
                 viewer_error("already joined")
             }
@@ -98,28 +104,50 @@ impl Session {
             (Role::Viewer { .. }, ClientMessage::Control(_)) => {
                 viewer_error("viewers cannot send control messages")
             }
-            (Role::Undecided | Role::Control { .. }, ClientMessage::Control(ControlRequest::Hello { secret })) => {
+            (
+                Role::Undecided | Role::Control { .. },
+                ClientMessage::Control(ControlRequest::Hello { secret }),
+            ) => {
                 if self.secret.is_empty() {
-                    self.role = Role::Control { authenticated: false };
-                    return control_error("control is disabled on this streamer (no controlSecret)");
+                    self.role = Role::Control {
+                        authenticated: false,
+                    };
+                    return control_error(
+                        "control is disabled on this streamer (no controlSecret)",
+                    );
                 }
                 if secrets_match(&secret, &self.secret) {
-                    self.role = Role::Control { authenticated: true };
+                    self.role = Role::Control {
+                        authenticated: true,
+                    };
                     Decision::ReplyControl(ControlReply::Welcome {
                         protocol: openspace_webrtc_protocol::PROTOCOL_VERSION,
                     })
                 } else {
-                    self.role = Role::Control { authenticated: false };
+                    self.role = Role::Control {
+                        authenticated: false,
+                    };
                     control_error("wrong secret")
                 }
             }
-            (Role::Undecided, ClientMessage::Control(_)) | (Role::Control { authenticated: false }, ClientMessage::Control(_)) => {
-                self.role = Role::Control { authenticated: false };
+            (Role::Undecided, ClientMessage::Control(_))
+            | (
+                Role::Control {
+                    authenticated: false,
+                },
+                ClientMessage::Control(_),
+            ) => {
+                self.role = Role::Control {
+                    authenticated: false,
+                };
                 control_error("send hello with the secret first")
             }
-            (Role::Control { authenticated: true }, ClientMessage::Control(request)) => {
-                Decision::Control(request)
-            }
+            (
+                Role::Control {
+                    authenticated: true,
+                },
+                ClientMessage::Control(request),
+            ) => Decision::Control(request),
             (Role::Control { .. }, ClientMessage::Viewer(_)) => {
                 control_error("a control connection cannot act as a viewer")
             }
@@ -153,18 +181,30 @@ mod tests {
     #[test]
     fn viewer_flow() {
         let mut session = Session::new("s");
-        assert!(is_viewer_error(&session.on_text(r#"{"type":"answer","sdp":"x"}"#), "join first"));
+        assert!(is_viewer_error(
+            &session.on_text(r#"{"type":"answer","sdp":"x"}"#),
+            "join first"
+        ));
         assert_eq!(
             session.on_text(r#"{"type":"join"}"#),
             Decision::Viewer(ViewerRequest::Join { view_only: false })
         );
-        assert!(is_viewer_error(&session.on_text(r#"{"type":"join"}"#), "already"));
+        assert!(is_viewer_error(
+            &session.on_text(r#"{"type":"join"}"#),
+            "already"
+        ));
         assert_eq!(
             session.on_text(r#"{"type":"answer","sdp":"v=0"}"#),
             Decision::Viewer(ViewerRequest::Answer { sdp: "v=0".into() })
         );
-        assert!(is_viewer_error(&session.on_text(r#"{"type":"resize","width":1,"height":1}"#), "control"));
-        assert!(is_viewer_error(&session.on_text(r#"{"type":"hello","secret":"s"}"#), "control"));
+        assert!(is_viewer_error(
+            &session.on_text(r#"{"type":"resize","width":1,"height":1}"#),
+            "control"
+        ));
+        assert!(is_viewer_error(
+            &session.on_text(r#"{"type":"hello","secret":"s"}"#),
+            "control"
+        ));
     }
 
     #[test]
@@ -174,14 +214,26 @@ mod tests {
             session.on_text(r#"{"type":"ready"}"#),
             control_error("send hello with the secret first")
         );
-        assert_eq!(session.on_text(r#"{"type":"hello","secret":"nope"}"#), control_error("wrong secret"));
-        assert_eq!(session.on_text(r#"{"type":"getStats"}"#), control_error("send hello with the secret first"));
+        assert_eq!(
+            session.on_text(r#"{"type":"hello","secret":"nope"}"#),
+            control_error("wrong secret")
+        );
+        assert_eq!(
+            session.on_text(r#"{"type":"getStats"}"#),
+            control_error("send hello with the secret first")
+        );
         assert!(matches!(
             session.on_text(r#"{"type":"hello","secret":"s3cret"}"#),
             Decision::ReplyControl(ControlReply::Welcome { protocol: 1 })
         ));
-        assert_eq!(session.on_text(r#"{"type":"keyFrame"}"#), Decision::Control(ControlRequest::KeyFrame));
-        assert!(matches!(session.on_text(r#"{"type":"join"}"#), Decision::ReplyControl(ControlReply::Error { .. })));
+        assert_eq!(
+            session.on_text(r#"{"type":"keyFrame"}"#),
+            Decision::Control(ControlRequest::KeyFrame)
+        );
+        assert!(matches!(
+            session.on_text(r#"{"type":"join"}"#),
+            Decision::ReplyControl(ControlReply::Error { .. })
+        ));
     }
 
     #[test]
@@ -198,11 +250,27 @@ mod tests {
         let mut session = Session::new("s");
         assert!(is_viewer_error(&session.on_text("{nope"), "not valid JSON"));
         assert!(is_viewer_error(&session.on_text("[]"), "JSON object"));
-        assert!(is_viewer_error(&session.on_text(r#"{"sdp":"x"}"#), "no \"type\""));
-        assert!(is_viewer_error(&session.on_text(r#"{"type":"dance"}"#), "\"dance\""));
-        assert!(is_viewer_error(&session.on_text(r#"{"type":"answer","sdp":5}"#), "\"answer\""));
-        let huge = format!(r#"{{"type":"answer","sdp":"{}"}}"#, "x".repeat(MAX_MESSAGE_BYTES));
+        assert!(is_viewer_error(
+            &session.on_text(r#"{"sdp":"x"}"#),
+            "no \"type\""
+        ));
+        assert!(is_viewer_error(
+            &session.on_text(r#"{"type":"dance"}"#),
+            "\"dance\""
+        ));
+        assert!(is_viewer_error(
+            &session.on_text(r#"{"type":"answer","sdp":5}"#),
+            "\"answer\""
+        ));
+        let huge = format!(
+            r#"{{"type":"answer","sdp":"{}"}}"#,
+            "x".repeat(MAX_MESSAGE_BYTES)
+        );
         assert!(is_viewer_error(&session.on_text(&huge), "larger than"));
-        assert_eq!(session.role(), &Role::Undecided, "refusals do not fix a role");
+        assert_eq!(
+            session.role(),
+            &Role::Undecided,
+            "refusals do not fix a role"
+        );
     }
 }

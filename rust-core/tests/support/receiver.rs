@@ -40,7 +40,9 @@ impl Receiver {
         let (mut sink, mut stream) = socket.split();
         let received = Arc::new(Received::default());
         let pipeline = gst::Pipeline::new();
-        let webrtcbin = gst::ElementFactory::make("webrtcbin").build().expect("webrtcbin");
+        let webrtcbin = gst::ElementFactory::make("webrtcbin")
+            .build()
+            .expect("webrtcbin");
         webrtcbin.set_property_from_str("bundle-policy", "max-bundle");
         let ice = webrtcbin.property::<gst_webrtc::WebRTCICE>("ice-agent");
         let _: bool = ice.emit_by_name("add-local-ip-address", &[&"127.0.0.1"]);
@@ -51,7 +53,10 @@ impl Receiver {
         webrtcbin.connect("on-ice-candidate", false, move |values| {
             let m_line = values[1].get::<u32>().unwrap();
             let candidate = values[2].get::<String>().unwrap();
-            let _ = ice_tx.send(ViewerRequest::Ice { candidate, sdp_m_line_index: m_line });
+            let _ = ice_tx.send(ViewerRequest::Ice {
+                candidate,
+                sdp_m_line_index: m_line,
+            });
             None
         });
         let channel_slot = received.clone();
@@ -63,11 +68,15 @@ impl Receiver {
         let pipeline_weak = pipeline.downgrade();
         let counts = received.clone();
         webrtcbin.connect_pad_added(move |_, pad| {
-            let Some(pipeline) = pipeline_weak.upgrade() else { return };
+            let Some(pipeline) = pipeline_weak.upgrade() else {
+                return;
+            };
             let decode = gst::ElementFactory::make("decodebin").build().unwrap();
             let convert = gst::ElementFactory::make("videoconvert").build().unwrap();
             let sink = gst_app::AppSink::builder().sync(false).build();
-            pipeline.add_many([&decode, &convert, sink.upcast_ref()]).unwrap();
+            pipeline
+                .add_many([&decode, &convert, sink.upcast_ref()])
+                .unwrap();
             convert.link(&sink).unwrap();
             let convert_weak = convert.downgrade();
             decode.connect_pad_added(move |_, pad| {
@@ -80,7 +89,10 @@ impl Receiver {
                 gst_app::AppSinkCallbacks::builder()
                     .new_sample(move |sink| {
                         let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                        if let Some(s) = sample.caps().and_then(|c| c.structure(0).map(|s| s.to_owned())) {
+                        if let Some(s) = sample
+                            .caps()
+                            .and_then(|c| c.structure(0).map(|s| s.to_owned()))
+                        {
                             let w = s.get::<i32>("width").unwrap_or(0);
                             let h = s.get::<i32>("height").unwrap_or(0);
                             *counts.size.lock().unwrap() = Some((w, h));
@@ -97,7 +109,9 @@ impl Receiver {
         });
         pipeline.set_state(gst::State::Playing).unwrap();
 
-        sink.send(Message::text(r#"{"type":"join"}"#)).await.unwrap();
+        sink.send(Message::text(r#"{"type":"join"}"#))
+            .await
+            .unwrap();
         let bin = webrtcbin.clone();
         let state = received.clone();
         let answers = to_server.clone();
@@ -127,7 +141,12 @@ impl Receiver {
             }
             let _ = sink.close().await;
         });
-        Receiver { received, pipeline, to_server, task }
+        Receiver {
+            received,
+            pipeline,
+            to_server,
+            task,
+        }
     }
 
     /// Waits until at least `frames` frames were decoded, or panics after `timeout`.
@@ -152,11 +171,11 @@ impl Receiver {
     pub async fn send_input(&self, json: &str) {
         for _ in 0..100 {
             let channel = self.received.channel.lock().unwrap().clone();
-            if let Some(channel) = channel {
-                if channel.ready_state() == gst_webrtc::WebRTCDataChannelState::Open {
-                    let _ = channel.send_string_full(Some(json));
-                    return;
-                }
+            if let Some(channel) = channel
+                && channel.ready_state() == gst_webrtc::WebRTCDataChannelState::Open
+            {
+                let _ = channel.send_string_full(Some(json));
+                return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -184,7 +203,9 @@ fn answer(webrtcbin: &gst::Element, sdp: &str, to_server: mpsc::UnboundedSender<
             .and_then(|r| r.get::<WebRTCSessionDescription>("answer").ok())
             .expect("webrtcbin created an answer");
         bin.emit_by_name::<()>("set-local-description", &[&answer, &None::<gst::Promise>]);
-        let _ = to_server.send(ViewerRequest::Answer { sdp: answer.sdp().as_text().unwrap() });
+        let _ = to_server.send(ViewerRequest::Answer {
+            sdp: answer.sdp().as_text().unwrap(),
+        });
     });
     webrtcbin.emit_by_name::<()>("create-answer", &[&None::<gst::Structure>, &promise]);
 }

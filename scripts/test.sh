@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The whole test suite (the README's test command; .ci/run calls exactly this).
+#
+# Stages, each stopping the run on failure:
+#   1. setup          missing apt/npm packages only (scripts/setup-debian.sh)
+#   2. build          the Rust workspace and its tests, the GL test host (CMake)
+#   3. unit           cargo tests that need no network namespace, ctest, node unit tests,
+#                     the OpenSpace module's static checks
+#   4. streaming      rust-core's WebRTC tests, the orchestrator's conformance tests and the
+#                     browser end-to-end tests, inside a loopback-only network namespace
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+started=$SECONDS
+
+stage() { printf '\n==== %s (%ds)\n' "$1" "$((SECONDS - started))"; }
+
+stage "setup"
+scripts/setup-debian.sh
+
+stage "build"
+cargo build --workspace --all-targets --locked
+cmake -S tests/gl-host -B build/gl-host -G Ninja -DCMAKE_BUILD_TYPE=Debug >/dev/null
+cmake --build build/gl-host
+export OSW_GL_HOST="$root/build/gl-host/osw-gl-host"
+
+stage "unit: static checks"
+openspace-module/check.sh
+stage "unit: ctest (gl-host)"
+ctest --test-dir build/gl-host --output-on-failure
+stage "unit: web modules (node --test)"
+node --test web/test/
+
+stage "streaming: cargo test (loopback-only namespace)"
+scripts/in-loopback-netns.sh cargo test --workspace --locked --offline -- --test-threads=1
+stage "streaming: browser end-to-end (loopback-only namespace, Xvfb)"
+scripts/in-loopback-netns.sh sh -c 'cd tests/e2e && npm test'
+
+stage "done"
+echo "all tests passed in $((SECONDS - started)) s"
