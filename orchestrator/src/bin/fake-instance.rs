@@ -1,0 +1,180 @@
+//! `fake-instance`: a test double of a streaming instance, for the orchestrator's tests.
+//!
+//! It serves rust-core's control channel (`hello` → `welcome`, `ready`, `resize`, `getStats`,
+//! `keyFrame`; types from `openspace-webrtc-protocol`) on `127.0.0.1:$OSW_LISTEN_PORT`, checks
+//! `$OSW_CONTROL_SECRET`, and prints what it was given, `READY port=<port>` once listening and
+//! `RESIZE WxH` when resized, like the GL test host. Environment knobs make it misbehave:
+//!
+//! | variable | effect |
+//! | --- | --- |
+//! | `FAKE_BIND_DELAY_MS` | wait before listening |
+//! | `FAKE_READY_DELAY_MS` | answer `ready: false` until this long after start |
+//! | `FAKE_NEVER_READY=1` | always answer `ready: false` |
+//! | `FAKE_CRASH_AFTER_MS` | exit with `FAKE_EXIT_CODE` (default 3) after this long |
+//! | `FAKE_IGNORE_SIGTERM=1` | survive SIGTERM (the supervisor must use SIGKILL) |
+//! | `FAKE_RESIZE_DELAY_MS` | apply a resize this long after acknowledging it |
+//! | `FAKE_IGNORE_RESIZE=1` | acknowledge resizes but keep the size |
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use openspace_webrtc_protocol::{ControlReply, ControlRequest, PROTOCOL_VERSION};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::{Instant, sleep};
+use tokio_tungstenite::tungstenite::Message;
+
+/// The fake's behaviour, read once from the environment.
+struct Knobs {
+    /// `OSW_LISTEN_PORT`.
+    port: u16,
+    /// `OSW_CONTROL_SECRET`; empty disables control, as in rust-core.
+    secret: String,
+    /// When `ready` becomes true (`None`: never).
+    ready_at: Option<Instant>,
+    /// `FAKE_RESIZE_DELAY_MS`.
+    resize_delay: Duration,
+    /// `FAKE_IGNORE_RESIZE`.
+    ignore_resize: bool,
+}
+
+/// The "stream" size, changed by resizes.
+type Size = Arc<Mutex<(u32, u32)>>;
+
+fn env_ms(name: &str) -> Option<Duration> {
+    std::env::var(name).ok()?.parse().ok().map(Duration::from_millis)
+}
+
+fn env_flag(name: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| v == "1")
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let start = Instant::now();
+    let var = |name: &str| std::env::var(name).unwrap_or_default();
+    println!(
+        "fake-instance: OSW_INSTANCE_ID={} OSW_LISTEN_PORT={} OSW_ENABLED={} \
+         OSW_API_WEBSOCKET_PORT={} OSW_API_TCP_PORT={} OSW_ICE_ADDRESSES={} DISPLAY={} secret_len={}",
+        var("OSW_INSTANCE_ID"),
+        var("OSW_LISTEN_PORT"),
+        var("OSW_ENABLED"),
+        var("OSW_API_WEBSOCKET_PORT"),
+        var("OSW_API_TCP_PORT"),
+        var("OSW_ICE_ADDRESSES"),
+        var("DISPLAY"),
+        var("OSW_CONTROL_SECRET").len(),
+    );
+    let Ok(port) = var("OSW_LISTEN_PORT").parse::<u16>() else {
+        eprintln!("fake-instance: OSW_LISTEN_PORT is not a port");
+        std::process::exit(2);
+    };
+    let knobs = Arc::new(Knobs {
+        port,
+        secret: var("OSW_CONTROL_SECRET"),
+        ready_at: (!env_flag("FAKE_NEVER_READY"))
+            .then(|| start + env_ms("FAKE_READY_DELAY_MS").unwrap_or_default()),
+        resize_delay: env_ms("FAKE_RESIZE_DELAY_MS").unwrap_or_default(),
+        ignore_resize: env_flag("FAKE_IGNORE_RESIZE"),
+    });
+
+    if let Some(after) = env_ms("FAKE_CRASH_AFTER_MS") {
+        let code = var("FAKE_EXIT_CODE").parse().unwrap_or(3);
+        tokio::spawn(async move {
+            sleep(after).await;
+            eprintln!("fake-instance: crashing on purpose with status {code}");
+            std::process::exit(code);
+        });
+    }
+    let _sigterm = if env_flag("FAKE_IGNORE_SIGTERM") {
+        // Installing a handler replaces the default action (terminate).
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => Some(signal),
+            Err(err) => {
+                eprintln!("fake-instance: cannot ignore SIGTERM: {err}");
+                None
+            }
+        }
+    } else {
+        None
+    };
+
+    if let Some(delay) = env_ms("FAKE_BIND_DELAY_MS") {
+        sleep(delay).await;
+    }
+    let listener = match TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).await {
+        Ok(listener) => listener,
+        Err(err) => {
+            eprintln!("fake-instance: cannot listen on port {port}: {err}");
+            std::process::exit(2);
+        }
+    };
+    println!("READY port={port}");
+    let size: Size = Arc::new(Mutex::new((1280, 720)));
+    loop {
+        let Ok((socket, _)) = listener.accept().await else { continue };
+        tokio::spawn(serve(socket, Arc::clone(&knobs), Arc::clone(&size)));
+    }
+}
+
+async fn serve(socket: TcpStream, knobs: Arc<Knobs>, size: Size) {
+    let Ok(mut ws) = tokio_tungstenite::accept_async(socket).await else { return };
+    let mut authenticated = false;
+    while let Some(Ok(message)) = ws.next().await {
+        let Message::Text(text) = message else { continue };
+        let reply = match serde_json::from_str::<ControlRequest>(text.as_str()) {
+            Err(err) => ControlReply::Error { message: format!("not a control message: {err}") },
+            Ok(ControlRequest::Hello { secret }) => {
+                if knobs.secret.is_empty() {
+                    ControlReply::Error { message: "control is disabled".into() }
+                } else if secret == knobs.secret {
+                    authenticated = true;
+                    ControlReply::Welcome { protocol: PROTOCOL_VERSION }
+                } else {
+                    ControlReply::Error { message: "wrong secret".into() }
+                }
+            }
+            Ok(_) if !authenticated => ControlReply::Error { message: "send hello first".into() },
+            Ok(ControlRequest::Ready) => {
+                let ready = knobs.ready_at.is_some_and(|at| Instant::now() >= at);
+                let (width, height) = if ready { *lock(&size) } else { (0, 0) };
+                ControlReply::Ready { ready, width, height }
+            }
+            Ok(ControlRequest::GetStats) => {
+                let (width, height) = *lock(&size);
+                ControlReply::Stats {
+                    stats: serde_json::json!({
+                        "encoder": "fake", "width": width, "height": height,
+                        "signalingPort": knobs.port, "viewers": 0,
+                    }),
+                }
+            }
+            Ok(ControlRequest::Resize { width, height }) => {
+                if !(1..=7680).contains(&width) || !(1..=7680).contains(&height) {
+                    ControlReply::Error { message: format!("bad size {width}x{height}") }
+                } else {
+                    if !knobs.ignore_resize {
+                        let size = Arc::clone(&size);
+                        let delay = knobs.resize_delay;
+                        tokio::spawn(async move {
+                            sleep(delay).await;
+                            *lock(&size) = (width, height);
+                            println!("RESIZE {width}x{height}");
+                        });
+                    }
+                    ControlReply::Ok { request: "resize".into() }
+                }
+            }
+            Ok(ControlRequest::KeyFrame) => ControlReply::Ok { request: "keyFrame".into() },
+        };
+        let Ok(text) = serde_json::to_string(&reply) else { return };
+        if ws.send(Message::text(text)).await.is_err() {
+            return;
+        }
+    }
+}
+
+fn lock(size: &Size) -> std::sync::MutexGuard<'_, (u32, u32)> {
+    size.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

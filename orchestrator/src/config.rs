@@ -1,0 +1,515 @@
+//! Configuration: built-in defaults, then the TOML file (`--config`), then `ORCHESTRATOR_*`
+//! environment variables, then command-line flags (clap merges the last two).
+//!
+//! Relative paths in the file are relative to the file's folder; relative paths from flags or
+//! the environment are relative to the current directory. A bare executable name (`Xvfb`) is
+//! looked up in `PATH`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Parser;
+use serde::Deserialize;
+
+use crate::instances::{InstanceSettings, SettingsError, XvfbMode};
+
+const AFTER_HELP: &str = "\
+CONFIGURATION
+  Built-in defaults, then the TOML file given by --config (see orchestrator.example.toml; paths
+  in it are relative to the file), then ORCHESTRATOR_* environment variables, then flags.
+  `orchestrator` alone runs a supervisor on 127.0.0.1:4699 with 3 slots of the GL test host
+  (<repo>/build/gl-host/osw-gl-host). Use --print-config to see the result.
+
+INSTANCES
+  START launches the instance command in the lowest free slot N with, in its environment:
+    OSW_INSTANCE_ID=N              OSW_LISTEN_PORT=<signaling base + N>
+    OSW_CONTROL_SECRET=<random hex> OSW_ENABLED=1
+    OSW_API_WEBSOCKET_PORT=<API WebSocket base + N>   (OpenSpace's JSON API, 4682 + N)
+    OSW_API_TCP_PORT=<API TCP base - N>               (OpenSpace's JSON API, 4681 - N)
+  plus the configured instance env (e.g. OSW_ICE_ADDRESSES=127.0.0.1). The instance is
+  INITIALIZING until its signaling endpoint (ws://127.0.0.1:<signaling port>/) answers the
+  control `ready` probe, then RUNNING; one that is not ready within --startup-timeout is
+  stopped. STOP sends SIGTERM to its process group, SIGKILL after --stop-timeout. A crash is
+  logged with the exit status and the tail of the output, and STATUS shows it as lastExit.
+  Output of instance N goes to <log dir>/instance-N.log (the previous run's to
+  instance-N.log.1).
+
+DISPLAYS (Xvfb)
+  With no DISPLAY set (--xvfb auto, the default) or with --xvfb always, each instance runs under
+  its own X server: `Xvfb :<display base + N> -screen 0 3840x2160x24 -nolisten tcp`, started
+  before the instance (the supervisor waits for /tmp/.X11-unix/X<display>), passed as
+  DISPLAY, and stopped after the instance. Its output goes to <log dir>/xvfb-N.log.
+
+SHUTDOWN
+  Ctrl-C or SIGTERM closes every client connection, stops every instance and its Xvfb, and
+  exits; nothing is left running.";
+
+/// The command line. Every option can also come from the environment variable shown.
+#[derive(Debug, Clone, Default, Parser)]
+#[command(
+    name = "orchestrator",
+    version,
+    about = "OpenSpace WebRTC supervisor: launches, watches and stops streaming instances and \
+             answers the supervisor protocol (START, STOP, STATUS, RESOLUTION, SERVER_STATUS) \
+             over WebSocket.",
+    after_help = AFTER_HELP
+)]
+pub struct Cli {
+    /// TOML configuration file (see orchestrator.example.toml).
+    #[arg(long, env = "ORCHESTRATOR_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// Address of the supervisor protocol WebSocket [default: 127.0.0.1:4699]. Use 0.0.0.0 to
+    /// let other machines' web roles in (the protocol has no authentication yet).
+    #[arg(long, env = "ORCHESTRATOR_LISTEN", value_name = "ADDR:PORT")]
+    pub listen: Option<SocketAddr>,
+
+    /// Instances that may run at once; ids are 0..SLOTS [default: 3].
+    #[arg(long, env = "ORCHESTRATOR_SLOTS")]
+    pub slots: Option<u32>,
+
+    /// Instance N's rust-core signaling/control port is this + N [default: 4700].
+    #[arg(long, env = "ORCHESTRATOR_SIGNALING_BASE_PORT", value_name = "PORT")]
+    pub signaling_base_port: Option<u16>,
+
+    /// Instance N gets OSW_API_WEBSOCKET_PORT = this + N [default: 4682].
+    #[arg(long, env = "ORCHESTRATOR_API_WEBSOCKET_BASE_PORT", value_name = "PORT")]
+    pub api_websocket_base_port: Option<u16>,
+
+    /// Instance N gets OSW_API_TCP_PORT = this - N (counting down) [default: 4681].
+    #[arg(long, env = "ORCHESTRATOR_API_TCP_BASE_PORT", value_name = "PORT")]
+    pub api_tcp_base_port: Option<u16>,
+
+    /// The instance program [default: <repo>/build/gl-host/osw-gl-host].
+    #[arg(long, env = "ORCHESTRATOR_INSTANCE_EXECUTABLE", value_name = "PATH")]
+    pub instance_executable: Option<PathBuf>,
+
+    /// An argument for the instance program; repeat for several (replaces the file's list).
+    /// In the environment variable, separate arguments with ';'.
+    #[arg(
+        long = "instance-arg",
+        env = "ORCHESTRATOR_INSTANCE_ARGS",
+        value_name = "ARG",
+        value_delimiter = ';',
+        allow_hyphen_values = true
+    )]
+    pub instance_args: Vec<String>,
+
+    /// Working directory of the instance program [default: the orchestrator's].
+    #[arg(long, env = "ORCHESTRATOR_INSTANCE_WORKING_DIR", value_name = "DIR")]
+    pub instance_working_dir: Option<PathBuf>,
+
+    /// Extra environment variable for every instance, KEY=VALUE; repeat for several (added to
+    /// the file's). In the environment variable, separate entries with ';'.
+    #[arg(
+        long = "instance-env",
+        env = "ORCHESTRATOR_INSTANCE_ENV",
+        value_name = "KEY=VALUE",
+        value_delimiter = ';',
+        value_parser = parse_key_value
+    )]
+    pub instance_env: Vec<(String, String)>,
+
+    /// Folder for instance-N.log and xvfb-N.log [default: ./logs].
+    #[arg(long, env = "ORCHESTRATOR_LOG_DIR", value_name = "DIR")]
+    pub log_dir: Option<PathBuf>,
+
+    /// Seconds an instance may take to answer the readiness probe before it is stopped
+    /// [default: 60].
+    #[arg(long, env = "ORCHESTRATOR_STARTUP_TIMEOUT", value_name = "SECONDS", value_parser = parse_seconds)]
+    pub startup_timeout: Option<Duration>,
+
+    /// Seconds between SIGTERM and SIGKILL when stopping an instance [default: 10].
+    #[arg(long, env = "ORCHESTRATOR_STOP_TIMEOUT", value_name = "SECONDS", value_parser = parse_seconds)]
+    pub stop_timeout: Option<Duration>,
+
+    /// Seconds RESOLUTION waits for frames of the new size; 0 replies once the instance
+    /// acknowledged [default: 5].
+    #[arg(long, env = "ORCHESTRATOR_RESIZE_TIMEOUT", value_name = "SECONDS", value_parser = parse_seconds)]
+    pub resize_timeout: Option<Duration>,
+
+    /// Seconds between readiness probes while an instance is INITIALIZING [default: 0.2].
+    #[arg(long, env = "ORCHESTRATOR_PROBE_INTERVAL", value_name = "SECONDS", value_parser = parse_seconds)]
+    pub probe_interval: Option<Duration>,
+
+    /// When instances get their own Xvfb: auto (only without DISPLAY), always, never
+    /// [default: auto].
+    #[arg(long, env = "ORCHESTRATOR_XVFB", value_enum)]
+    pub xvfb: Option<XvfbMode>,
+
+    /// The Xvfb program [default: Xvfb from PATH].
+    #[arg(long, env = "ORCHESTRATOR_XVFB_EXECUTABLE", value_name = "PATH")]
+    pub xvfb_executable: Option<PathBuf>,
+
+    /// Instance N's Xvfb serves display :(this + N) [default: 90].
+    #[arg(long, env = "ORCHESTRATOR_XVFB_DISPLAY_BASE", value_name = "N")]
+    pub xvfb_display_base: Option<u32>,
+
+    /// Xvfb screen geometry WIDTHxHEIGHTxDEPTH [default: 3840x2160x24].
+    #[arg(long, env = "ORCHESTRATOR_XVFB_SCREEN", value_name = "GEOMETRY")]
+    pub xvfb_screen: Option<String>,
+
+    /// Log filter (tracing EnvFilter syntax, e.g. `info`, `orchestrator=debug`).
+    #[arg(long, env = "ORCHESTRATOR_LOG", value_name = "FILTER", default_value = "info")]
+    pub log: String,
+
+    /// Print the effective configuration and exit.
+    #[arg(long)]
+    pub print_config: bool,
+}
+
+fn parse_key_value(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
+        _ => Err(format!("expected KEY=VALUE, got {text:?}")),
+    }
+}
+
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    let seconds: f64 = text.trim().parse().map_err(|_| format!("expected seconds, got {text:?}"))?;
+    seconds_to_duration(seconds)
+}
+
+fn seconds_to_duration(seconds: f64) -> Result<Duration, String> {
+    Duration::try_from_secs_f64(seconds)
+        .map_err(|_| format!("expected a non-negative number of seconds, got {seconds}"))
+}
+
+/// The TOML file. Every key is optional; see `orchestrator.example.toml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FileConfig {
+    /// `--listen`.
+    pub listen: Option<SocketAddr>,
+    /// `--slots`.
+    pub slots: Option<u32>,
+    /// `--signaling-base-port`.
+    pub signaling_base_port: Option<u16>,
+    /// `--api-websocket-base-port`.
+    pub api_websocket_base_port: Option<u16>,
+    /// `--api-tcp-base-port`.
+    pub api_tcp_base_port: Option<u16>,
+    /// `--log-dir`.
+    pub log_dir: Option<PathBuf>,
+    /// `--startup-timeout`, seconds.
+    pub startup_timeout: Option<f64>,
+    /// `--stop-timeout`, seconds.
+    pub stop_timeout: Option<f64>,
+    /// `--resize-timeout`, seconds.
+    pub resize_timeout: Option<f64>,
+    /// `--probe-interval`, seconds.
+    pub probe_interval: Option<f64>,
+    /// `[instance]`: what to run.
+    pub instance: FileInstance,
+    /// `[xvfb]`.
+    pub xvfb: FileXvfb,
+}
+
+/// `[instance]` in the TOML file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FileInstance {
+    /// The program.
+    pub executable: Option<PathBuf>,
+    /// Its arguments.
+    pub args: Option<Vec<String>>,
+    /// Its working directory.
+    pub working_dir: Option<PathBuf>,
+    /// Extra environment (`[instance.env]`).
+    pub env: BTreeMap<String, String>,
+}
+
+/// `[xvfb]` in the TOML file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FileXvfb {
+    /// `auto`, `always` or `never`.
+    pub mode: Option<XvfbMode>,
+    /// The Xvfb program.
+    pub executable: Option<PathBuf>,
+    /// Display of instance 0.
+    pub display_base: Option<u32>,
+    /// Screen geometry.
+    pub screen: Option<String>,
+    /// Seconds Xvfb may take to open its socket.
+    pub startup_timeout: Option<f64>,
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this schema.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The TOML error.
+        message: String,
+    },
+    /// A duration in the file is negative or not finite.
+    #[error("{key}: {message}")]
+    Duration {
+        /// The key.
+        key: &'static str,
+        /// Why.
+        message: String,
+    },
+    /// The instance settings do not work.
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    /// The supervisor port is also an instance port.
+    #[error("listen port {port} is inside the {range} port range {first}-{last}")]
+    ListenCollision {
+        /// The port.
+        port: u16,
+        /// The range's name.
+        range: &'static str,
+        /// First port of the range.
+        first: u32,
+        /// Last port of the range.
+        last: u32,
+    },
+}
+
+/// The effective configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Where the supervisor protocol listens.
+    pub listen: SocketAddr,
+    /// The local supervisor's settings.
+    pub instances: InstanceSettings,
+}
+
+/// Default supervisor address (the seeds' port, loopback only).
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:4699";
+
+impl Config {
+    /// Reads `cli.config` if given and merges it with the command line.
+    pub fn load(cli: &Cli) -> Result<Config, ConfigError> {
+        let (file, base) = match &cli.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|source| ConfigError::Read { path: path.clone(), source })?;
+                let file: FileConfig = toml::from_str(&text)
+                    .map_err(|err| ConfigError::Parse { path: path.clone(), message: err.to_string() })?;
+                let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+                (file, Some(dir))
+            }
+            None => (FileConfig::default(), None),
+        };
+        Config::merge(cli, file, base.as_deref())
+    }
+
+    /// Defaults < `file` (paths relative to `file_dir`) < `cli`.
+    pub fn merge(cli: &Cli, file: FileConfig, file_dir: Option<&Path>) -> Result<Config, ConfigError> {
+        let cwd = std::env::current_dir().unwrap_or_default();
+        let file_base = file_dir.unwrap_or(&cwd);
+        let from_file = |p: PathBuf| resolve(file_base, p);
+        let program_from_file = |p: PathBuf| resolve_program(file_base, p);
+        let from_cli = |p: &PathBuf| resolve(&cwd, p.clone());
+        let program_from_cli = |p: &PathBuf| resolve_program(&cwd, p.clone());
+        let seconds = |key: &'static str, value: Option<f64>| -> Result<Option<Duration>, ConfigError> {
+            value
+                .map(seconds_to_duration)
+                .transpose()
+                .map_err(|message| ConfigError::Duration { key, message })
+        };
+
+        let mut s = InstanceSettings::default();
+        // The file.
+        s.slots = file.slots.unwrap_or(s.slots);
+        s.ports.signaling_base = file.signaling_base_port.unwrap_or(s.ports.signaling_base);
+        s.ports.api_websocket_base = file.api_websocket_base_port.unwrap_or(s.ports.api_websocket_base);
+        s.ports.api_tcp_base = file.api_tcp_base_port.unwrap_or(s.ports.api_tcp_base);
+        s.log_dir = file.log_dir.map(from_file).unwrap_or_else(|| cwd.join(&s.log_dir));
+        s.startup_timeout = seconds("startup_timeout", file.startup_timeout)?.unwrap_or(s.startup_timeout);
+        s.stop_timeout = seconds("stop_timeout", file.stop_timeout)?.unwrap_or(s.stop_timeout);
+        s.resize_timeout = seconds("resize_timeout", file.resize_timeout)?.unwrap_or(s.resize_timeout);
+        s.probe_interval = seconds("probe_interval", file.probe_interval)?.unwrap_or(s.probe_interval);
+        if let Some(exe) = file.instance.executable {
+            s.command.executable = program_from_file(exe);
+        }
+        s.command.args = file.instance.args.unwrap_or_default();
+        s.command.working_dir = file.instance.working_dir.map(from_file);
+        s.command.env = file.instance.env;
+        s.xvfb.mode = file.xvfb.mode.unwrap_or(s.xvfb.mode);
+        if let Some(exe) = file.xvfb.executable {
+            s.xvfb.executable = program_from_file(exe);
+        }
+        s.xvfb.display_base = file.xvfb.display_base.unwrap_or(s.xvfb.display_base);
+        s.xvfb.screen = file.xvfb.screen.unwrap_or(s.xvfb.screen);
+        s.xvfb.startup_timeout =
+            seconds("xvfb.startup_timeout", file.xvfb.startup_timeout)?.unwrap_or(s.xvfb.startup_timeout);
+        let mut listen = file.listen;
+
+        // The command line and environment.
+        listen = cli.listen.or(listen);
+        s.slots = cli.slots.unwrap_or(s.slots);
+        s.ports.signaling_base = cli.signaling_base_port.unwrap_or(s.ports.signaling_base);
+        s.ports.api_websocket_base = cli.api_websocket_base_port.unwrap_or(s.ports.api_websocket_base);
+        s.ports.api_tcp_base = cli.api_tcp_base_port.unwrap_or(s.ports.api_tcp_base);
+        if let Some(exe) = &cli.instance_executable {
+            s.command.executable = program_from_cli(exe);
+        }
+        if !cli.instance_args.is_empty() {
+            s.command.args = cli.instance_args.clone();
+        }
+        if let Some(dir) = &cli.instance_working_dir {
+            s.command.working_dir = Some(from_cli(dir));
+        }
+        s.command.env.extend(cli.instance_env.iter().cloned());
+        if let Some(dir) = &cli.log_dir {
+            s.log_dir = from_cli(dir);
+        }
+        s.startup_timeout = cli.startup_timeout.unwrap_or(s.startup_timeout);
+        s.stop_timeout = cli.stop_timeout.unwrap_or(s.stop_timeout);
+        s.resize_timeout = cli.resize_timeout.unwrap_or(s.resize_timeout);
+        s.probe_interval = cli.probe_interval.unwrap_or(s.probe_interval);
+        s.xvfb.mode = cli.xvfb.unwrap_or(s.xvfb.mode);
+        if let Some(exe) = &cli.xvfb_executable {
+            s.xvfb.executable = program_from_cli(exe);
+        }
+        s.xvfb.display_base = cli.xvfb_display_base.unwrap_or(s.xvfb.display_base);
+        if let Some(screen) = &cli.xvfb_screen {
+            s.xvfb.screen = screen.clone();
+        }
+
+        let listen = match listen {
+            Some(listen) => listen,
+            None => DEFAULT_LISTEN.parse().map_err(|_| ConfigError::Parse {
+                path: PathBuf::from("<default>"),
+                message: "bad default listen address".into(),
+            })?,
+        };
+        s.validate()?;
+        if listen.port() != 0 {
+            for (range, first, last) in s.ports.ranges(s.slots) {
+                if (first..=last).contains(&u32::from(listen.port())) {
+                    return Err(ConfigError::ListenCollision { port: listen.port(), range, first, last });
+                }
+            }
+        }
+        Ok(Config { listen, instances: s })
+    }
+}
+
+/// A relative `path` taken relative to `base`.
+fn resolve(base: &Path, path: PathBuf) -> PathBuf {
+    if path.is_absolute() { path } else { base.join(path) }
+}
+
+/// Like [`resolve`], except that a bare program name (no `/`) stays as it is, to be looked up
+/// in `PATH`.
+fn resolve_program(base: &Path, path: PathBuf) -> PathBuf {
+    if path.as_os_str().as_encoded_bytes().contains(&b'/') { resolve(base, path) } else { path }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        let mut argv = vec!["orchestrator"];
+        argv.extend_from_slice(args);
+        Cli::try_parse_from(argv).unwrap()
+    }
+
+    fn file(text: &str) -> FileConfig {
+        toml::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn defaults_run_three_slots_of_the_test_host_on_4699() {
+        let config = Config::merge(&Cli::default(), FileConfig::default(), None).unwrap();
+        assert_eq!(config.listen, "127.0.0.1:4699".parse().unwrap());
+        assert_eq!(config.instances.slots, 3);
+        assert!(config.instances.command.executable.ends_with("build/gl-host/osw-gl-host"));
+        assert_eq!(config.instances.ports.signaling(2), 4702);
+        assert_eq!(config.instances.ports.api_websocket(2), 4684);
+        assert_eq!(config.instances.ports.api_tcp(2), 4679);
+        assert_eq!(config.instances.xvfb.mode, XvfbMode::Auto);
+    }
+
+    #[test]
+    fn flags_override_the_file_and_file_paths_are_relative_to_it() {
+        let f = file(
+            r#"
+            listen = "0.0.0.0:5000"
+            slots = 2
+            startup_timeout = 90
+            probe_interval = 0.5
+            log_dir = "logs"
+            [instance]
+            executable = "bin/OpenSpace"
+            args = ["--config", "x"]
+            working_dir = "."
+            env = { OSW_ICE_ADDRESSES = "127.0.0.1", A = "1" }
+            [xvfb]
+            mode = "never"
+            display_base = 40
+            "#,
+        );
+        let cli = parse(&["--slots", "4", "--instance-env", "A=2", "--stop-timeout", "1.5"]);
+        let config = Config::merge(&cli, f, Some(Path::new("/srv/osw"))).unwrap();
+        let s = &config.instances;
+        assert_eq!(config.listen, "0.0.0.0:5000".parse().unwrap());
+        assert_eq!(s.slots, 4);
+        assert_eq!(s.startup_timeout, Duration::from_secs(90));
+        assert_eq!(s.probe_interval, Duration::from_millis(500));
+        assert_eq!(s.stop_timeout, Duration::from_millis(1500));
+        assert_eq!(s.log_dir, PathBuf::from("/srv/osw/logs"));
+        assert_eq!(s.command.executable, PathBuf::from("/srv/osw/bin/OpenSpace"));
+        assert_eq!(s.command.working_dir, Some(PathBuf::from("/srv/osw/.")));
+        assert_eq!(s.command.args, ["--config", "x"]);
+        assert_eq!(s.command.env["A"], "2");
+        assert_eq!(s.command.env["OSW_ICE_ADDRESSES"], "127.0.0.1");
+        assert_eq!(s.xvfb.mode, XvfbMode::Never);
+        assert_eq!(s.xvfb.display_base, 40);
+        assert_eq!(s.xvfb.executable, PathBuf::from("Xvfb"));
+    }
+
+    #[test]
+    fn bad_configurations_are_refused_with_a_reason() {
+        let overlap = parse(&["--slots", "20", "--signaling-base-port", "4690"]);
+        let err = Config::merge(&overlap, FileConfig::default(), None).unwrap_err();
+        assert!(err.to_string().contains("overlap"), "{err}");
+
+        let listen = parse(&["--listen", "127.0.0.1:4701"]);
+        let err = Config::merge(&listen, FileConfig::default(), None).unwrap_err();
+        assert!(matches!(err, ConfigError::ListenCollision { port: 4701, .. }), "{err}");
+
+        let reserved = parse(&["--instance-env", "OSW_LISTEN_PORT=1"]);
+        let err = Config::merge(&reserved, FileConfig::default(), None).unwrap_err();
+        assert!(err.to_string().contains("OSW_LISTEN_PORT"), "{err}");
+
+        let zero = parse(&["--slots", "0"]);
+        assert!(Config::merge(&zero, FileConfig::default(), None).is_err());
+
+        let high = parse(&["--signaling-base-port", "65535", "--slots", "2"]);
+        assert!(Config::merge(&high, FileConfig::default(), None).is_err());
+
+        assert!(toml::from_str::<FileConfig>("slotz = 3").is_err());
+        let negative = file("stop_timeout = -1");
+        assert!(Config::merge(&Cli::default(), negative, None).is_err());
+        assert!(Cli::try_parse_from(["orchestrator", "--stop-timeout", "soon"]).is_err());
+        assert!(Cli::try_parse_from(["orchestrator", "--instance-env", "novalue"]).is_err());
+    }
+
+    #[test]
+    fn the_example_file_parses() {
+        let text = include_str!("../orchestrator.example.toml");
+        let f: FileConfig = toml::from_str(text).unwrap();
+        let config = Config::merge(&Cli::default(), f, Some(Path::new("/repo/orchestrator"))).unwrap();
+        assert_eq!(config.instances.slots, 3);
+    }
+}

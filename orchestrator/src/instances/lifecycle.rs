@@ -1,0 +1,223 @@
+//! One task per instance, from launch to a free slot: Xvfb, spawn, readiness probe, exit
+//! watch, stop. The task is the only writer of its slot's status (besides `STOP`, which marks
+//! it `DEINITIALIZING` at once), and it frees the slot before anyone waiting on it is told.
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::process::ExitStatus;
+use std::sync::Arc;
+
+use tokio::process::Child;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::{Instant, timeout};
+use tracing::{error, info, warn};
+
+use super::logs::LogFile;
+use super::process::{describe_exit, signal_group, spawn_instance};
+use super::xvfb::Xvfb;
+use super::{InstanceSettings, Shared, StopReason, readiness};
+
+/// Everything an instance's task owns.
+pub(super) struct InstanceTask {
+    /// The supervisor's state, to update this instance's slot.
+    pub shared: Arc<Shared>,
+    /// The slot.
+    pub id: u32,
+    /// This instance's generation in the slot.
+    pub generation: u64,
+    /// Its control secret.
+    pub secret: String,
+    /// Stop requests (`STOP`, shutdown).
+    pub stop: watch::Receiver<Option<StopReason>>,
+    /// Tells `START` whether the launch worked; taken when sent.
+    pub launched: Option<oneshot::Sender<Result<(), String>>>,
+    /// Dropped when the task ends: `STOP` callers wait for that.
+    pub _done: watch::Sender<()>,
+    /// Dropped when the task ends: shutdown waits until every clone is gone.
+    pub _drain: mpsc::Sender<()>,
+}
+
+/// How a phase of the instance's life ended.
+enum Next {
+    /// The process ended by itself; the text is its `lastExit`.
+    Exited(String),
+    /// It has to be stopped.
+    Stop(StopReason),
+}
+
+/// Waits until a stop is requested and returns why.
+async fn stop_requested(stop: &mut watch::Receiver<Option<StopReason>>) -> StopReason {
+    loop {
+        if let Some(reason) = stop.borrow_and_update().clone() {
+            return reason;
+        }
+        if stop.changed().await.is_err() {
+            return StopReason::Shutdown;
+        }
+    }
+}
+
+impl InstanceTask {
+    /// Runs the instance to its end, then frees the slot.
+    pub async fn run(mut self) {
+        let last_exit = self.lifecycle().await;
+        self.shared.free(self.id, self.generation, last_exit.clone());
+        if let Some(launched) = self.launched.take() {
+            let _ = launched.send(Err(last_exit));
+        }
+        // Dropping `self` now closes `_done` (STOP returns) and `_drain` (shutdown returns).
+    }
+
+    async fn lifecycle(&mut self) -> String {
+        let settings = Arc::clone(&self.shared.settings);
+        let log = match LogFile::create(&settings.log_dir, &format!("instance-{}.log", self.id)) {
+            Ok(log) => log,
+            Err(err) => {
+                let msg = format!("cannot create a log file in {}: {err}", settings.log_dir.display());
+                error!("{msg}");
+                return msg;
+            }
+        };
+        let mut xvfb = None;
+        if self.shared.use_xvfb {
+            let display = settings.xvfb.display_base + self.id;
+            let started = tokio::select! {
+                started = Xvfb::start(&settings.xvfb, display, &settings.log_dir, self.id) => started,
+                reason = stop_requested(&mut self.stop) => return format!("{reason} before launch"),
+            };
+            match started {
+                Ok(started) => xvfb = Some(started),
+                Err(err) => {
+                    error!(%err, "cannot start Xvfb");
+                    return err.to_string();
+                }
+            }
+        }
+        let ended = self.launch_and_watch(&settings, &log, xvfb.as_ref().map(Xvfb::display)).await;
+        if let Some(xvfb) = xvfb {
+            xvfb.stop().await;
+        }
+        ended
+    }
+
+    async fn launch_and_watch(
+        &mut self,
+        settings: &InstanceSettings,
+        log: &LogFile,
+        display: Option<u32>,
+    ) -> String {
+        let mut child = match spawn_instance(settings, self.id, &self.secret, display, log) {
+            Ok(child) => child,
+            Err(err) => {
+                let msg = format!("cannot run {}: {err}", settings.command.executable.display());
+                error!("{msg}");
+                log.note(&msg);
+                return msg;
+            }
+        };
+        let pid = child.id().unwrap_or(0);
+        let port = settings.ports.signaling(self.id);
+        self.shared.set_pid(self.id, self.generation, pid);
+        let x_display = display; // `display` is shadowed inside tracing macros
+        info!(pid, port, display = ?x_display, log = %log.path().display(), "instance launched");
+        if let Some(launched) = self.launched.take() {
+            let _ = launched.send(Ok(()));
+        }
+
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let ended = match self.until_ready(&mut child, settings, addr, log).await {
+            Next::Exited(how) => how,
+            Next::Stop(reason) => self.terminate(&mut child, pid, reason, settings, log).await,
+        };
+        // Whatever the leader did, take down anything left in its process group.
+        signal_group(pid, libc::SIGKILL);
+        ended
+    }
+
+    /// `INITIALIZING` → `RUNNING` → until it exits or must stop.
+    async fn until_ready(
+        &mut self,
+        child: &mut Child,
+        settings: &InstanceSettings,
+        addr: SocketAddr,
+        log: &LogFile,
+    ) -> Next {
+        let deadline = Instant::now() + settings.startup_timeout;
+        let probe = readiness::wait_ready(addr, &self.secret, settings.probe_interval, deadline);
+        tokio::pin!(probe);
+        let ready = tokio::select! {
+            status = child.wait() => return Next::Exited(exited(status, " before it was ready", log)),
+            reason = stop_requested(&mut self.stop) => return Next::Stop(reason),
+            ready = &mut probe => ready,
+        };
+        match ready {
+            Ok(readiness) => {
+                if self.shared.mark_running(self.id, self.generation) {
+                    info!(width = readiness.width, height = readiness.height, "instance running");
+                }
+            }
+            Err(last_probe) => {
+                error!(after = ?settings.startup_timeout, %last_probe, tail = %log.tail(), "instance did not become ready");
+                return Next::Stop(StopReason::StartupTimeout {
+                    after: settings.startup_timeout,
+                    last_probe,
+                    tail: log.tail(),
+                });
+            }
+        }
+        tokio::select! {
+            status = child.wait() => Next::Exited(exited(status, "", log)),
+            reason = stop_requested(&mut self.stop) => Next::Stop(reason),
+        }
+    }
+
+    /// `DEINITIALIZING`: SIGTERM to the group, SIGKILL after the stop timeout.
+    async fn terminate(
+        &self,
+        child: &mut Child,
+        pid: u32,
+        reason: StopReason,
+        settings: &InstanceSettings,
+        log: &LogFile,
+    ) -> String {
+        self.shared.mark_deinitializing(self.id, self.generation);
+        info!(%reason, "stopping instance");
+        log.note(&format!("stopping: {reason}"));
+        signal_group(pid, libc::SIGTERM);
+        let how = match timeout(settings.stop_timeout, child.wait()).await {
+            Ok(status) => wait_result(status),
+            Err(_) => {
+                warn!(after = ?settings.stop_timeout, "instance ignored SIGTERM; sending SIGKILL");
+                signal_group(pid, libc::SIGKILL);
+                let _ = child.start_kill();
+                format!(
+                    "did not exit within {:?} of SIGTERM, {}",
+                    settings.stop_timeout,
+                    wait_result(child.wait().await)
+                )
+            }
+        };
+        info!(exit = %how, "instance stopped");
+        format!("{reason}; {how}")
+    }
+}
+
+fn wait_result(status: io::Result<ExitStatus>) -> String {
+    match status {
+        Ok(status) => describe_exit(status),
+        Err(err) => format!("could not be waited for: {err}"),
+    }
+}
+
+/// The `lastExit` of an instance that ended by itself, logged with its output's tail.
+fn exited(status: io::Result<ExitStatus>, when: &str, log: &LogFile) -> String {
+    let clean = matches!(&status, Ok(status) if status.success());
+    let how = wait_result(status);
+    let tail = log.tail();
+    if clean {
+        warn!(exit = %how, %tail, "instance ended by itself{when}");
+    } else {
+        error!(exit = %how, %tail, "instance crashed{when}");
+    }
+    if tail.is_empty() { format!("{how}{when}") } else { format!("{how}{when}: {tail}") }
+}

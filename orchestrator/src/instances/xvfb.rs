@@ -1,0 +1,144 @@
+//! A private X server per instance, for rendering servers without a display.
+//!
+//! `Xvfb :<display> -screen 0 <screen> -nolisten tcp`, display `display_base + id`. It is ready
+//! when its socket `/tmp/.X11-unix/X<display>` accepts a connection; it is stopped after its
+//! instance. A display that already answers before we start is refused, so an instance never
+//! lands on someone else's X server.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::net::UnixStream;
+use tokio::process::{Child, Command};
+use tokio::time::{Instant, sleep, timeout};
+use tracing::{debug, info, warn};
+
+use super::XvfbSettings;
+use super::logs::LogFile;
+use super::process::{describe_exit, signal_group};
+
+/// How often the socket is tried while Xvfb starts.
+const POLL: Duration = Duration::from_millis(50);
+/// How long Xvfb gets to exit after SIGTERM before SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(3);
+
+/// Why an Xvfb could not be started. `Display` goes into the instance's `lastExit`.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum XvfbError {
+    /// Something already serves that display.
+    #[error("X display :{0} is already in use (set xvfb.display_base to a free range)")]
+    InUse(u32),
+    /// The log file could not be created.
+    #[error("cannot create the Xvfb log file: {0}")]
+    Log(std::io::Error),
+    /// The executable could not be run.
+    #[error("cannot run {exe}: {err}")]
+    Spawn {
+        /// The Xvfb executable.
+        exe: PathBuf,
+        /// Why.
+        err: std::io::Error,
+    },
+    /// Xvfb exited before its socket answered.
+    #[error("Xvfb :{display} {how}: {tail}")]
+    Exited {
+        /// The display.
+        display: u32,
+        /// Its exit.
+        how: String,
+        /// The tail of its log.
+        tail: String,
+    },
+    /// The socket did not answer in time.
+    #[error("Xvfb :{display} did not come up within {after:?}")]
+    Timeout {
+        /// The display.
+        display: u32,
+        /// The startup timeout.
+        after: Duration,
+    },
+}
+
+/// A running Xvfb.
+#[derive(Debug)]
+pub(super) struct Xvfb {
+    /// The process (killed if dropped).
+    child: Child,
+    /// Its process id (its own process group).
+    pid: u32,
+    /// The display number it serves.
+    display: u32,
+}
+
+fn socket_path(display: u32) -> PathBuf {
+    PathBuf::from(format!("/tmp/.X11-unix/X{display}"))
+}
+
+async fn answers(socket: &Path) -> bool {
+    matches!(timeout(Duration::from_secs(1), UnixStream::connect(socket)).await, Ok(Ok(_)))
+}
+
+impl Xvfb {
+    /// Starts Xvfb on `:display`, logging to `log_dir/xvfb-<id>.log`, and waits for its socket.
+    pub async fn start(
+        settings: &XvfbSettings,
+        display: u32,
+        log_dir: &Path,
+        id: u32,
+    ) -> Result<Xvfb, XvfbError> {
+        let socket = socket_path(display);
+        if answers(&socket).await {
+            return Err(XvfbError::InUse(display));
+        }
+        let log = LogFile::create(log_dir, &format!("xvfb-{id}.log")).map_err(XvfbError::Log)?;
+        let (stdout, stderr) = log.stdio().map_err(XvfbError::Log)?;
+        let mut command = Command::new(&settings.executable);
+        command
+            .arg(format!(":{display}"))
+            .args(["-screen", "0", &settings.screen, "-nolisten", "tcp"])
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
+            .kill_on_drop(true)
+            .process_group(0);
+        let mut child = command
+            .spawn()
+            .map_err(|err| XvfbError::Spawn { exe: settings.executable.clone(), err })?;
+        let pid = child.id().unwrap_or(0);
+        let deadline = Instant::now() + settings.startup_timeout;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(XvfbError::Exited { display, how: describe_exit(status), tail: log.tail() });
+            }
+            if answers(&socket).await && matches!(child.try_wait(), Ok(None)) {
+                let number = display; // `display` is shadowed inside tracing macros
+                info!(display = number, pid, "Xvfb ready");
+                return Ok(Xvfb { child, pid, display });
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill().await;
+                return Err(XvfbError::Timeout { display, after: settings.startup_timeout });
+            }
+            sleep(POLL).await;
+        }
+    }
+
+    /// The display number (`DISPLAY=:<n>`).
+    pub fn display(&self) -> u32 {
+        self.display
+    }
+
+    /// SIGTERM, then SIGKILL if it lingers; waits until it is gone.
+    pub async fn stop(mut self) {
+        signal_group(self.pid, libc::SIGTERM);
+        match timeout(STOP_GRACE, self.child.wait()).await {
+            Ok(status) => debug!(display = self.display, ?status, "Xvfb stopped"),
+            Err(_) => {
+                warn!(display = self.display, "Xvfb ignored SIGTERM; killing it");
+                signal_group(self.pid, libc::SIGKILL);
+                let _ = self.child.kill().await;
+            }
+        }
+    }
+}
