@@ -47,9 +47,13 @@ set(OSW_RUST_PROFILE "" CACHE STRING
 set(OSW_RUST_CORE_PREBUILT "" CACHE FILEPATH
     "A prebuilt rust-core archive to link instead of building it with cargo")
 
-# The GStreamer libraries whose C API the Rust bindings link (gstreamer-rs `*-sys` crates
-# emit no link flags into a staticlib, so the final link must name them).
+# The GStreamer (and GLib) libraries whose C API the Rust bindings call. The gtk-rs and
+# gstreamer-rs `*-sys` crates only tell rustc what to link; a staticlib carries no link
+# flags, so the final link must name them all. gio-2.0 is there for glib-rs, which
+# refers to GIO symbols. When a dependency adds one, this shows the full list:
+#     cat target/debug/build/*-sys-*/output | grep rustc-link-lib
 set(OSW_GSTREAMER_MODULES
+    gio-2.0
     gstreamer-1.0
     gstreamer-app-1.0
     gstreamer-video-1.0
@@ -102,7 +106,7 @@ function(_osw_find_gstreamer)
         message(FATAL_ERROR
             "OpenSpace WebRTC: pkg-config cannot find these GStreamer modules: "
             "${_missing_text}. Install the GStreamer 1.22+ development files (Debian: "
-            "libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev "
+            "libglib2.0-dev libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev "
             "libgstreamer-plugins-bad1.0-dev) or point PKG_CONFIG_PATH at their .pc "
             "files.")
     endif ()
