@@ -1,0 +1,58 @@
+/*****************************************************************************************
+ * OpenSpace WebRTC: GL test host. MIT license.                                          *
+ ****************************************************************************************/
+
+#ifndef __OSW_GL_HOST___OPTIONS___H__
+#define __OSW_GL_HOST___OPTIONS___H__
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace glhost {
+
+// Everything the command line sets. Streamer fields left unset stay out of the JSON, so
+// rust-core's own defaults (and its OSW_* environment overrides) apply.
+struct Options {
+    int width = 1280;
+    int height = 720;
+    int fps = 30;
+    std::string capture = "readback";
+    std::string encoder = "auto";
+    int port = 4700;
+    std::optional<int> bitrateKbps;
+    std::vector<std::string> iceAddresses;
+    // Extra members merged over the generated ones (a JSON object's text).
+    std::string extraConfigJson;
+    // Stop after this many frames or seconds (whichever comes first); 0 runs until a
+    // signal arrives.
+    long long frames = 0;
+    double seconds = 0.0;
+    // Render without creating a streamer: the baseline for the streaming overhead.
+    bool noStream = false;
+    double statsIntervalSeconds = 5.0;
+    // Read the strip back every frame and check it decodes to what was drawn.
+    bool selfTestStrip = false;
+    // Write the last frame as a binary PPM here before exiting.
+    std::string screenshotPath;
+};
+
+struct ParseResult {
+    Options options;
+    // Set when the arguments were wrong: the message to print before exiting with 2.
+    std::string error;
+    bool help = false;
+};
+
+ParseResult parseOptions(int argc, const char* const* argv);
+
+std::string usageText(const char* program);
+
+// The configuration JSON handed to osw_streamer_new: the options' fields, with the
+// members of `extraConfigJson` replacing or adding to them. `error` is set (and the text
+// is empty) when `extraConfigJson` is not a JSON object.
+std::string buildConfigJson(const Options& options, std::string* error);
+
+} // namespace glhost
+
+#endif // __OSW_GL_HOST___OPTIONS___H__

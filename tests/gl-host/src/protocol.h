@@ -1,0 +1,31 @@
+/*****************************************************************************************
+ * OpenSpace WebRTC: GL test host. MIT license.                                          *
+ ****************************************************************************************/
+
+#ifndef __OSW_GL_HOST___PROTOCOL___H__
+#define __OSW_GL_HOST___PROTOCOL___H__
+
+// The machine-readable lines the host writes to stdout for the test harness (README.md
+// lists them). Each line is flushed at once: the harness reacts to them while the host
+// runs, and stdout is a pipe there, which the C library would otherwise buffer.
+// Everything meant for people goes to stderr instead.
+
+#include "frame_cost.h"
+
+#include <cstdint>
+#include <string>
+
+namespace glhost::protocol {
+
+void ready(uint16_t port);
+void camera(float yaw, float pitch, float distance);
+void resize(int width, int height);
+void viewerJoined(uint32_t viewerId);
+void viewerLeft(uint32_t viewerId);
+void stats(const std::string& json);
+void frameCost(const FrameCost& cost);
+void stripCheck(bool ok, long long frames, long long failures);
+
+} // namespace glhost::protocol
+
+#endif // __OSW_GL_HOST___PROTOCOL___H__

@@ -1,0 +1,54 @@
+/*****************************************************************************************
+ * OpenSpace WebRTC: GL test host. MIT license.                                          *
+ ****************************************************************************************/
+
+#ifndef __OSW_GL_HOST___STREAMER___H__
+#define __OSW_GL_HOST___STREAMER___H__
+
+// A thin owner of rust-core's osw_streamer, making exactly the C ABI calls the OpenSpace
+// module makes. It adds nothing but ownership and error text, so what this host does is
+// what the module does.
+
+#include <openspace_webrtc.h>
+
+#include <memory>
+#include <string>
+
+namespace glhost {
+
+class Streamer {
+public:
+    // Creates the streamer with the calling thread's GL context current (rust-core wraps
+    // that context for its capture). On failure returns nullptr and the reason in
+    // `error`.
+    static std::unique_ptr<Streamer> create(const std::string& configJson,
+                                            std::string& error);
+
+    // Frees the streamer, which deletes its GL objects: the context must be current.
+    ~Streamer();
+
+    Streamer(const Streamer&) = delete;
+    Streamer& operator=(const Streamer&) = delete;
+
+    // Hands over the frame in the bound read framebuffer.
+    osw_result submitFramebuffer(int width, int height);
+
+    bool pollEvent(osw_event& event);
+
+    // The stats JSON; empty (with a message on stderr) if rust-core refused.
+    std::string statsJson() const;
+
+    uint16_t signalingPort() const;
+
+private:
+    explicit Streamer(osw_streamer* streamer);
+
+    osw_streamer* _streamer = nullptr;
+};
+
+// "<result text>: <last error message of this thread>" for a failed call.
+std::string describeFailure(osw_result result);
+
+} // namespace glhost
+
+#endif // __OSW_GL_HOST___STREAMER___H__
