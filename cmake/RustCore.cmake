@@ -207,8 +207,13 @@ function(_osw_add_cargo_build root profile cargo_args)
     # cargo.
     add_dependencies(OpenSpaceWebRtc::core openspace_webrtc_cargo)
 
+    if (_multi_config AND NOT profile)
+        set(_profile_text "release for ${_release_list}, otherwise debug")
+    else ()
+        set(_profile_text "${_profile_expr}")
+    endif ()
     message(STATUS "OpenSpace WebRTC: rust-core built by cargo from ${root} "
-        "(${_cargo}, profile ${_profile_expr})")
+        "(${_cargo}, profile: ${_profile_text})")
 endfunction()
 
 function(openspace_webrtc_add_core)
