@@ -343,6 +343,7 @@ impl Streamer {
             Capture::Gl(share) => CaptureHooks {
                 bus_sync: Some(share.context_answerer()),
                 frame_probe: Some(Box::new(share.fence_waiter())),
+                source_query: Some(share.local_context_answerer()),
             },
             _ => CaptureHooks::default(),
         };
@@ -390,7 +391,7 @@ impl Streamer {
                 }
                 let pipeline = self.pipeline_for(FrameMemory::System)?;
                 let row = width as usize * 4;
-                pipeline.push_rgba(width, height, |out| {
+                pipeline.push_system(gst_video::VideoFormat::Rgba, width, height, |out| {
                     for (dst, src) in out.chunks_exact_mut(row).zip(data.chunks(stride)) {
                         dst.copy_from_slice(&src[..row]);
                     }
@@ -443,11 +444,16 @@ impl Streamer {
                 let mut outcome = Ok(PushOutcome::Pushed);
                 let queued = ring.capture(source, width, height, &mut |frame| {
                     let row = frame.width as usize * 4;
-                    let pushed = pipeline.push_rgba(frame.width, frame.height, |out| {
-                        for (dst, src) in out.chunks_exact_mut(row).zip(frame.rows_top_down()) {
-                            dst.copy_from_slice(src);
-                        }
-                    });
+                    let pushed = pipeline.push_system(
+                        gst_video::VideoFormat::Bgra,
+                        frame.width,
+                        frame.height,
+                        |out| {
+                            for (dst, src) in out.chunks_exact_mut(row).zip(frame.rows_top_down()) {
+                                dst.copy_from_slice(src);
+                            }
+                        },
+                    );
                     if let Ok(PushOutcome::Dropped) = pushed {
                         self.shared.stats.frame_dropped();
                     }

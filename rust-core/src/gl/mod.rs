@@ -33,7 +33,7 @@ pub type GLintptr = isize;
 pub type GLsync = *const c_void;
 
 pub const GL_NO_ERROR: GLenum = 0;
-pub const GL_RGBA: GLenum = 0x1908;
+pub const GL_BGRA: GLenum = 0x80E1;
 pub const GL_UNSIGNED_BYTE: GLenum = 0x1401;
 pub const GL_PACK_ALIGNMENT: GLenum = 0x0D05;
 pub const GL_PACK_ROW_LENGTH: GLenum = 0x0D02;

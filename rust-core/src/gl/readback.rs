@@ -15,18 +15,18 @@ use std::ffi::c_void;
 use std::time::Instant;
 
 use super::{
-    GL_ALREADY_SIGNALED, GL_CONDITION_SATISFIED, GL_MAP_READ_BIT, GL_PACK_ALIGNMENT,
-    GL_PACK_ROW_LENGTH, GL_PIXEL_PACK_BUFFER, GL_PIXEL_PACK_BUFFER_BINDING, GL_RGBA,
-    GL_STREAM_READ, GL_UNSIGNED_BYTE, GL_WAIT_FAILED, GLsync, GLuint, GlError, GlFns, GlSource,
-    ReadBinding,
+    GL_ALREADY_SIGNALED, GL_BGRA, GL_CONDITION_SATISFIED, GL_MAP_READ_BIT, GL_PACK_ALIGNMENT,
+    GL_PACK_ROW_LENGTH, GL_PIXEL_PACK_BUFFER, GL_PIXEL_PACK_BUFFER_BINDING, GL_STREAM_READ,
+    GL_UNSIGNED_BYTE, GL_WAIT_FAILED, GLsync, GLuint, GlError, GlFns, GlSource, ReadBinding,
 };
 
 /// Frames that may be in flight on the GPU at once.
 pub const RING_SIZE: usize = 3;
 
-/// A finished frame, mapped from its PBO. Rows are bottom-up as GL stores them.
+/// A finished frame, mapped from its PBO: BGRA (the format drivers read back without
+/// converting), rows bottom-up as GL stores them.
 pub struct Frame<'a> {
-    /// Tightly packed RGBA, `height` rows of `width * 4` bytes, bottom row first.
+    /// Tightly packed BGRA, `height` rows of `width * 4` bytes, bottom row first.
     pub bottom_up: &'a [u8],
     /// Width in pixels.
     pub width: u32,
@@ -155,7 +155,7 @@ impl ReadbackRing {
                 0,
                 width as i32,
                 height as i32,
-                GL_RGBA,
+                GL_BGRA,
                 GL_UNSIGNED_BYTE,
                 std::ptr::null_mut(),
             );

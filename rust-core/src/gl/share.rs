@@ -160,6 +160,27 @@ impl GlShare {
         })
     }
 
+    /// Answers GL elements' `gst.gl.local_context` query at `appsrc` with our context:
+    /// `glcolorconvert` only converts textures of its *own* context, so it must adopt ours
+    /// rather than create one that merely shares with it.
+    pub fn local_context_answerer(&self) -> Box<dyn Fn(&mut gst::QueryRef) -> bool + Send + Sync> {
+        let context = self.context.clone();
+        Box::new(move |query| {
+            let gst::QueryViewMut::Context(query) = query.view_mut() else {
+                return false;
+            };
+            if query.context_type() != "gst.gl.local_context" {
+                return false;
+            }
+            let mut answer = gst::Context::new("gst.gl.local_context", false);
+            if let Some(answer) = answer.get_mut() {
+                answer.structure_mut().set("context", &context);
+            }
+            query.set_context(&answer);
+            true
+        })
+    }
+
     /// A probe for `appsrc`'s output that waits (in GStreamer's GL thread) for each frame's
     /// blit fence before the texture is used downstream.
     pub fn fence_waiter(&self) -> impl Fn(&gst::Buffer) + Send + Sync + 'static {

@@ -103,6 +103,8 @@ pub enum FrameMemory {
 pub type BusHook = Box<dyn Fn(&gst::Message) + Send + Sync>;
 /// A handler for each frame leaving `appsrc`, on the streaming thread.
 pub type FrameHook = Box<dyn Fn(&gst::Buffer) + Send + Sync>;
+/// Answers a query arriving at `appsrc`'s output from downstream; true when answered.
+pub type QueryHook = Box<dyn Fn(&mut gst::QueryRef) -> bool + Send + Sync>;
 
 /// Capture-specific hooks into the pipeline (the GL path needs both).
 #[derive(Default)]
@@ -111,6 +113,8 @@ pub struct CaptureHooks {
     pub bus_sync: Option<BusHook>,
     /// Sees every frame as it leaves `appsrc` (waits for the frame's GPU fence).
     pub frame_probe: Option<FrameHook>,
+    /// Answers downstream queries at `appsrc` (hands GL elements our GL context).
+    pub source_query: Option<QueryHook>,
 }
 
 /// The running pipeline.
@@ -128,8 +132,8 @@ pub struct Pipeline {
 }
 
 struct State {
-    /// Size of the frames the caps currently describe.
-    size: Option<(u32, u32)>,
+    /// Size and pixel format of the frames the caps currently describe.
+    format: Option<(u32, u32, gst_video::VideoFormat)>,
     /// Pool that recycles system-memory frames (none on the GL path).
     pool: Option<gst::BufferPool>,
     peers: HashMap<u32, Peer>,
@@ -147,6 +151,7 @@ impl Pipeline {
         let CaptureHooks {
             bus_sync,
             frame_probe,
+            source_query,
         } = hooks;
         let capture = if memory == FrameMemory::Gl {
             CaptureMode::Gl
@@ -233,6 +238,16 @@ impl Pipeline {
         pipeline.add_many(&chain)?;
         gst::Element::link_many(&chain)?;
         stats.watch_encoder(&encoder, &payloader);
+        if let (Some(answer), Some(pad)) = (source_query, appsrc.static_pad("src")) {
+            pad.add_probe(gst::PadProbeType::QUERY_UPSTREAM, move |_, info| {
+                if let Some(query) = info.query_mut()
+                    && answer(query)
+                {
+                    return gst::PadProbeReturn::Handled;
+                }
+                gst::PadProbeReturn::Ok
+            });
+        }
         if let (Some(probe), Some(pad)) = (frame_probe, appsrc.static_pad("src")) {
             pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
                 if let Some(gst::PadProbeData::Buffer(buffer)) = &info.data {
@@ -280,7 +295,7 @@ impl Pipeline {
             memory,
             config: config.clone(),
             state: Mutex::new(State {
-                size: None,
+                format: None,
                 pool: None,
                 peers: HashMap::new(),
             }),
@@ -304,14 +319,21 @@ impl Pipeline {
         self.appsrc.current_level_buffers() >= MAX_QUEUED_FRAMES
     }
 
-    /// Sets caps for a new frame size; a size change renegotiates the encoder (the stream's
-    /// resolution changes, viewers' decoders follow from the next key frame).
-    fn ensure_caps(&self, state: &mut State, width: u32, height: u32, gl_caps: Option<gst::Caps>) {
-        if state.size == Some((width, height)) {
+    /// Sets caps for a new frame size or format; a size change renegotiates the encoder
+    /// (the stream's resolution changes, viewers' decoders follow from the next key frame).
+    fn ensure_caps(
+        &self,
+        state: &mut State,
+        format: gst_video::VideoFormat,
+        width: u32,
+        height: u32,
+        gl_caps: Option<gst::Caps>,
+    ) {
+        if state.format == Some((width, height, format)) {
             return;
         }
         let caps = gl_caps.unwrap_or_else(|| {
-            gst_video::VideoInfo::builder(gst_video::VideoFormat::Rgba, width, height)
+            gst_video::VideoInfo::builder(format, width, height)
                 .fps(gst::Fraction::new(0, 1))
                 .build()
                 .ok()
@@ -331,14 +353,16 @@ impl Pipeline {
                 state.pool = Some(pool);
             }
         }
-        state.size = Some((width, height));
+        state.format = Some((width, height, format));
         self.stats.set_size(width, height);
     }
 
-    /// Pushes one RGBA frame in system memory; `fill` writes its rows top-down into the
-    /// given buffer of `height` rows × `width * 4` bytes.
-    pub fn push_rgba(
+    /// Pushes one frame in system memory; `fill` writes its rows top-down into the given
+    /// buffer of `height` rows × `width * 4` bytes. `format` is a 4-byte format (RGBA from
+    /// hosts' pixels, BGRA from GL readback, which is the fast path of most drivers).
+    pub fn push_system(
         &self,
+        format: gst_video::VideoFormat,
         width: u32,
         height: u32,
         fill: impl FnOnce(&mut [u8]),
@@ -348,7 +372,7 @@ impl Pipeline {
         }
         let mut buffer = {
             let mut state = self.state();
-            self.ensure_caps(&mut state, width, height, None);
+            self.ensure_caps(&mut state, format, width, height, None);
             let acquired = state.pool.as_ref().map(|pool| {
                 let params =
                     gst::BufferPoolAcquireParams::with_flags(gst::BufferPoolAcquireFlags::DONTWAIT);
@@ -381,7 +405,13 @@ impl Pipeline {
     ) -> Result<PushOutcome, PipelineError> {
         {
             let mut state = self.state();
-            self.ensure_caps(&mut state, width, height, Some(caps));
+            self.ensure_caps(
+                &mut state,
+                gst_video::VideoFormat::Rgba,
+                width,
+                height,
+                Some(caps),
+            );
         }
         self.push(buffer)
     }
