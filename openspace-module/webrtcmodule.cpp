@@ -265,9 +265,9 @@ void WebRtcModule::internalInitialize(const ghoul::Dictionary& configuration) {
     }
     _configJson = configurationJson(p);
 
+    // The configuration itself is not logged: TURN server URLs carry credentials
     LINFO(std::format(
-        "rust-core {}, configuration {}, streaming {}",
-        osw_version(), _configJson, _enabled ? "on" : "off"
+        "rust-core {}; streaming is {}", osw_version(), _enabled ? "on" : "off"
     ));
 
     global::callback::preSync->emplace_back([this]() {

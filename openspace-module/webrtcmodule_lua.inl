@@ -24,6 +24,7 @@
 
 #include <openspace/engine/globals.h>
 #include <openspace/engine/moduleengine.h>
+#include <ghoul/lua/lua_helper.h>
 #include <ghoul/misc/dictionary.h>
 
 namespace {
