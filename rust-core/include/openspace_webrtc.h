@@ -9,9 +9,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-// Frames that may be in flight on the GPU at once.
-#define RING_SIZE 3
-
 // Result of a fallible C ABI call. The numbers are fixed forever: a retired code keeps its
 // number as a comment and is never reused.
 enum osw_result
@@ -116,64 +113,6 @@ typedef struct osw_event {
   // Unicode code point of a text event.
   uint32_t codepoint;
 } osw_event;
-
-// A GL enum value.
-typedef uint32_t GLenum;
-
-// A GL bitfield.
-typedef uint32_t GLbitfield;
-
-#define GL_NO_ERROR 0
-
-#define GL_RGBA 6408
-
-#define GL_UNSIGNED_BYTE 5121
-
-#define GL_PACK_ALIGNMENT 3333
-
-#define GL_PACK_ROW_LENGTH 3330
-
-#define GL_PIXEL_PACK_BUFFER 35051
-
-#define GL_PIXEL_PACK_BUFFER_BINDING 35053
-
-#define GL_STREAM_READ 35041
-
-#define GL_MAP_READ_BIT 1
-
-#define GL_SYNC_GPU_COMMANDS_COMPLETE 37143
-
-#define GL_SYNC_FLUSH_COMMANDS_BIT 1
-
-#define GL_ALREADY_SIGNALED 37146
-
-#define GL_CONDITION_SATISFIED 37148
-
-#define GL_TIMEOUT_EXPIRED 37147
-
-#define GL_WAIT_FAILED 37149
-
-#define GL_FRAMEBUFFER 36160
-
-#define GL_READ_FRAMEBUFFER 36008
-
-#define GL_DRAW_FRAMEBUFFER 36009
-
-#define GL_READ_FRAMEBUFFER_BINDING 36010
-
-#define GL_DRAW_FRAMEBUFFER_BINDING 36006
-
-#define GL_COLOR_ATTACHMENT0 36064
-
-#define GL_FRAMEBUFFER_COMPLETE 36053
-
-#define GL_TEXTURE_2D 3553
-
-#define GL_COLOR_BUFFER_BIT 16384
-
-#define GL_NEAREST 9728
-
-#define GL_SCISSOR_TEST 3089
 
 #ifdef __cplusplus
 extern "C" {

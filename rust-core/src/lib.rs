@@ -16,7 +16,7 @@
 
 pub mod config;
 pub mod ffi;
-pub mod gl;
+pub(crate) mod gl;
 pub mod input;
 pub mod pipeline;
 pub mod signaling;

@@ -16,48 +16,46 @@ pub mod share;
 use std::ffi::{CString, c_char, c_void};
 
 /// A GL enum value.
-pub type GLenum = u32;
+pub(crate) type GLenum = u32;
 /// A GL object name.
-pub type GLuint = u32;
+pub(crate) type GLuint = u32;
 /// A GL signed integer.
-pub type GLint = i32;
+pub(crate) type GLint = i32;
 /// A GL size.
-pub type GLsizei = i32;
+pub(crate) type GLsizei = i32;
 /// A GL bitfield.
-pub type GLbitfield = u32;
+pub(crate) type GLbitfield = u32;
 /// Size of a buffer in bytes.
-pub type GLsizeiptr = isize;
+pub(crate) type GLsizeiptr = isize;
 /// Offset into a buffer in bytes.
-pub type GLintptr = isize;
+pub(crate) type GLintptr = isize;
 /// A fence sync object.
-pub type GLsync = *const c_void;
+pub(crate) type GLsync = *const c_void;
 
-pub const GL_NO_ERROR: GLenum = 0;
-pub const GL_BGRA: GLenum = 0x80E1;
-pub const GL_UNSIGNED_BYTE: GLenum = 0x1401;
-pub const GL_PACK_ALIGNMENT: GLenum = 0x0D05;
-pub const GL_PACK_ROW_LENGTH: GLenum = 0x0D02;
-pub const GL_PIXEL_PACK_BUFFER: GLenum = 0x88EB;
-pub const GL_PIXEL_PACK_BUFFER_BINDING: GLenum = 0x88ED;
-pub const GL_STREAM_READ: GLenum = 0x88E1;
-pub const GL_MAP_READ_BIT: GLbitfield = 0x0001;
-pub const GL_SYNC_GPU_COMMANDS_COMPLETE: GLenum = 0x9117;
-pub const GL_SYNC_FLUSH_COMMANDS_BIT: GLbitfield = 0x0001;
-pub const GL_ALREADY_SIGNALED: GLenum = 0x911A;
-pub const GL_CONDITION_SATISFIED: GLenum = 0x911C;
-pub const GL_TIMEOUT_EXPIRED: GLenum = 0x911B;
-pub const GL_WAIT_FAILED: GLenum = 0x911D;
-pub const GL_FRAMEBUFFER: GLenum = 0x8D40;
-pub const GL_READ_FRAMEBUFFER: GLenum = 0x8CA8;
-pub const GL_DRAW_FRAMEBUFFER: GLenum = 0x8CA9;
-pub const GL_READ_FRAMEBUFFER_BINDING: GLenum = 0x8CAA;
-pub const GL_DRAW_FRAMEBUFFER_BINDING: GLenum = 0x8CA6;
-pub const GL_COLOR_ATTACHMENT0: GLenum = 0x8CE0;
-pub const GL_FRAMEBUFFER_COMPLETE: GLenum = 0x8CD5;
-pub const GL_TEXTURE_2D: GLenum = 0x0DE1;
-pub const GL_COLOR_BUFFER_BIT: GLbitfield = 0x0000_4000;
-pub const GL_NEAREST: GLenum = 0x2600;
-pub const GL_SCISSOR_TEST: GLenum = 0x0C11;
+pub(crate) const GL_NO_ERROR: GLenum = 0;
+pub(crate) const GL_BGRA: GLenum = 0x80E1;
+pub(crate) const GL_UNSIGNED_BYTE: GLenum = 0x1401;
+pub(crate) const GL_PACK_ALIGNMENT: GLenum = 0x0D05;
+pub(crate) const GL_PACK_ROW_LENGTH: GLenum = 0x0D02;
+pub(crate) const GL_PIXEL_PACK_BUFFER: GLenum = 0x88EB;
+pub(crate) const GL_PIXEL_PACK_BUFFER_BINDING: GLenum = 0x88ED;
+pub(crate) const GL_STREAM_READ: GLenum = 0x88E1;
+pub(crate) const GL_MAP_READ_BIT: GLbitfield = 0x0001;
+pub(crate) const GL_SYNC_GPU_COMMANDS_COMPLETE: GLenum = 0x9117;
+pub(crate) const GL_SYNC_FLUSH_COMMANDS_BIT: GLbitfield = 0x0001;
+pub(crate) const GL_ALREADY_SIGNALED: GLenum = 0x911A;
+pub(crate) const GL_CONDITION_SATISFIED: GLenum = 0x911C;
+pub(crate) const GL_WAIT_FAILED: GLenum = 0x911D;
+pub(crate) const GL_READ_FRAMEBUFFER: GLenum = 0x8CA8;
+pub(crate) const GL_DRAW_FRAMEBUFFER: GLenum = 0x8CA9;
+pub(crate) const GL_READ_FRAMEBUFFER_BINDING: GLenum = 0x8CAA;
+pub(crate) const GL_DRAW_FRAMEBUFFER_BINDING: GLenum = 0x8CA6;
+pub(crate) const GL_COLOR_ATTACHMENT0: GLenum = 0x8CE0;
+pub(crate) const GL_FRAMEBUFFER_COMPLETE: GLenum = 0x8CD5;
+pub(crate) const GL_TEXTURE_2D: GLenum = 0x0DE1;
+pub(crate) const GL_COLOR_BUFFER_BIT: GLbitfield = 0x0000_4000;
+pub(crate) const GL_NEAREST: GLenum = 0x2600;
+pub(crate) const GL_SCISSOR_TEST: GLenum = 0x0C11;
 
 /// The host's `get_proc_address` and its userdata.
 #[derive(Clone, Copy)]

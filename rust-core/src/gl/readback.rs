@@ -12,7 +12,6 @@
 //! flip costs nothing beyond the copy it needs anyway.
 
 use std::ffi::c_void;
-use std::time::Instant;
 
 use super::{
     GL_ALREADY_SIGNALED, GL_BGRA, GL_CONDITION_SATISFIED, GL_MAP_READ_BIT, GL_PACK_ALIGNMENT,
@@ -32,8 +31,6 @@ pub struct Frame<'a> {
     pub width: u32,
     /// Height in pixels.
     pub height: u32,
-    /// When the host handed the frame over.
-    pub submitted_at: Instant,
 }
 
 impl Frame<'_> {
@@ -49,7 +46,6 @@ struct Slot {
     fence: Option<GLsync>,
     width: u32,
     height: u32,
-    submitted_at: Instant,
 }
 
 /// What happened to a submitted frame.
@@ -85,7 +81,6 @@ impl ReadbackRing {
             (fns.gen_framebuffers)(1, &mut fbo);
         }
         fns.check("creating PBOs")?;
-        let now = Instant::now();
         let slots = pbos
             .iter()
             .map(|&pbo| Slot {
@@ -94,7 +89,6 @@ impl ReadbackRing {
                 fence: None,
                 width: 0,
                 height: 0,
-                submitted_at: now,
             })
             .collect();
         Ok(ReadbackRing {
@@ -169,7 +163,6 @@ impl ReadbackRing {
         fns.check("queueing the PBO readback")?;
         slot.width = width;
         slot.height = height;
-        slot.submitted_at = Instant::now();
         self.next = (self.next + 1) % RING_SIZE;
         self.in_flight += 1;
         Ok(())
@@ -210,7 +203,6 @@ impl ReadbackRing {
                         bottom_up: bytes,
                         width: slot.width,
                         height: slot.height,
-                        submitted_at: slot.submitted_at,
                     });
                     (fns.unmap_buffer)(GL_PIXEL_PACK_BUFFER);
                 }
