@@ -75,7 +75,11 @@ pub struct Cli {
     pub signaling_base_port: Option<u16>,
 
     /// Instance N gets OSW_API_WEBSOCKET_PORT = this + N [default: 4682].
-    #[arg(long, env = "ORCHESTRATOR_API_WEBSOCKET_BASE_PORT", value_name = "PORT")]
+    #[arg(
+        long,
+        env = "ORCHESTRATOR_API_WEBSOCKET_BASE_PORT",
+        value_name = "PORT"
+    )]
     pub api_websocket_base_port: Option<u16>,
 
     /// Instance N gets OSW_API_TCP_PORT = this - N (counting down) [default: 4681].
@@ -152,7 +156,12 @@ pub struct Cli {
     pub xvfb_screen: Option<String>,
 
     /// Log filter (tracing EnvFilter syntax, e.g. `info`, `orchestrator=debug`).
-    #[arg(long, env = "ORCHESTRATOR_LOG", value_name = "FILTER", default_value = "info")]
+    #[arg(
+        long,
+        env = "ORCHESTRATOR_LOG",
+        value_name = "FILTER",
+        default_value = "info"
+    )]
     pub log: String,
 
     /// Print the effective configuration and exit.
@@ -168,7 +177,10 @@ fn parse_key_value(text: &str) -> Result<(String, String), String> {
 }
 
 fn parse_seconds(text: &str) -> Result<Duration, String> {
-    let seconds: f64 = text.trim().parse().map_err(|_| format!("expected seconds, got {text:?}"))?;
+    let seconds: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("expected seconds, got {text:?}"))?;
     seconds_to_duration(seconds)
 }
 
@@ -298,10 +310,14 @@ impl Config {
     pub fn load(cli: &Cli) -> Result<Config, ConfigError> {
         let (file, base) = match &cli.config {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|source| ConfigError::Read { path: path.clone(), source })?;
-                let file: FileConfig = toml::from_str(&text)
-                    .map_err(|err| ConfigError::Parse { path: path.clone(), message: err.to_string() })?;
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                let file: FileConfig = toml::from_str(&text).map_err(|err| ConfigError::Parse {
+                    path: path.clone(),
+                    message: err.to_string(),
+                })?;
                 let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
                 (file, Some(dir))
             }
@@ -311,31 +327,44 @@ impl Config {
     }
 
     /// Defaults < `file` (paths relative to `file_dir`) < `cli`.
-    pub fn merge(cli: &Cli, file: FileConfig, file_dir: Option<&Path>) -> Result<Config, ConfigError> {
+    pub fn merge(
+        cli: &Cli,
+        file: FileConfig,
+        file_dir: Option<&Path>,
+    ) -> Result<Config, ConfigError> {
         let cwd = std::env::current_dir().unwrap_or_default();
         let file_base = file_dir.unwrap_or(&cwd);
         let from_file = |p: PathBuf| resolve(file_base, p);
         let program_from_file = |p: PathBuf| resolve_program(file_base, p);
         let from_cli = |p: &PathBuf| resolve(&cwd, p.clone());
         let program_from_cli = |p: &PathBuf| resolve_program(&cwd, p.clone());
-        let seconds = |key: &'static str, value: Option<f64>| -> Result<Option<Duration>, ConfigError> {
-            value
-                .map(seconds_to_duration)
-                .transpose()
-                .map_err(|message| ConfigError::Duration { key, message })
-        };
+        let seconds =
+            |key: &'static str, value: Option<f64>| -> Result<Option<Duration>, ConfigError> {
+                value
+                    .map(seconds_to_duration)
+                    .transpose()
+                    .map_err(|message| ConfigError::Duration { key, message })
+            };
 
         let mut s = InstanceSettings::default();
         // The file.
         s.slots = file.slots.unwrap_or(s.slots);
         s.ports.signaling_base = file.signaling_base_port.unwrap_or(s.ports.signaling_base);
-        s.ports.api_websocket_base = file.api_websocket_base_port.unwrap_or(s.ports.api_websocket_base);
+        s.ports.api_websocket_base = file
+            .api_websocket_base_port
+            .unwrap_or(s.ports.api_websocket_base);
         s.ports.api_tcp_base = file.api_tcp_base_port.unwrap_or(s.ports.api_tcp_base);
-        s.log_dir = file.log_dir.map(from_file).unwrap_or_else(|| cwd.join(&s.log_dir));
-        s.startup_timeout = seconds("startup_timeout", file.startup_timeout)?.unwrap_or(s.startup_timeout);
+        s.log_dir = file
+            .log_dir
+            .map(from_file)
+            .unwrap_or_else(|| cwd.join(&s.log_dir));
+        s.startup_timeout =
+            seconds("startup_timeout", file.startup_timeout)?.unwrap_or(s.startup_timeout);
         s.stop_timeout = seconds("stop_timeout", file.stop_timeout)?.unwrap_or(s.stop_timeout);
-        s.resize_timeout = seconds("resize_timeout", file.resize_timeout)?.unwrap_or(s.resize_timeout);
-        s.probe_interval = seconds("probe_interval", file.probe_interval)?.unwrap_or(s.probe_interval);
+        s.resize_timeout =
+            seconds("resize_timeout", file.resize_timeout)?.unwrap_or(s.resize_timeout);
+        s.probe_interval =
+            seconds("probe_interval", file.probe_interval)?.unwrap_or(s.probe_interval);
         if let Some(exe) = file.instance.executable {
             s.command.executable = program_from_file(exe);
         }
@@ -348,15 +377,17 @@ impl Config {
         }
         s.xvfb.display_base = file.xvfb.display_base.unwrap_or(s.xvfb.display_base);
         s.xvfb.screen = file.xvfb.screen.unwrap_or(s.xvfb.screen);
-        s.xvfb.startup_timeout =
-            seconds("xvfb.startup_timeout", file.xvfb.startup_timeout)?.unwrap_or(s.xvfb.startup_timeout);
+        s.xvfb.startup_timeout = seconds("xvfb.startup_timeout", file.xvfb.startup_timeout)?
+            .unwrap_or(s.xvfb.startup_timeout);
         let mut listen = file.listen;
 
         // The command line and environment.
         listen = cli.listen.or(listen);
         s.slots = cli.slots.unwrap_or(s.slots);
         s.ports.signaling_base = cli.signaling_base_port.unwrap_or(s.ports.signaling_base);
-        s.ports.api_websocket_base = cli.api_websocket_base_port.unwrap_or(s.ports.api_websocket_base);
+        s.ports.api_websocket_base = cli
+            .api_websocket_base_port
+            .unwrap_or(s.ports.api_websocket_base);
         s.ports.api_tcp_base = cli.api_tcp_base_port.unwrap_or(s.ports.api_tcp_base);
         if let Some(exe) = &cli.instance_executable {
             s.command.executable = program_from_cli(exe);
@@ -395,23 +426,39 @@ impl Config {
         if listen.port() != 0 {
             for (range, first, last) in s.ports.ranges(s.slots) {
                 if (first..=last).contains(&u32::from(listen.port())) {
-                    return Err(ConfigError::ListenCollision { port: listen.port(), range, first, last });
+                    return Err(ConfigError::ListenCollision {
+                        port: listen.port(),
+                        range,
+                        first,
+                        last,
+                    });
                 }
             }
         }
-        Ok(Config { listen, instances: s })
+        Ok(Config {
+            listen,
+            instances: s,
+        })
     }
 }
 
 /// A relative `path` taken relative to `base`.
 fn resolve(base: &Path, path: PathBuf) -> PathBuf {
-    if path.is_absolute() { path } else { base.join(path) }
+    if path.is_absolute() {
+        path
+    } else {
+        base.join(path)
+    }
 }
 
 /// Like [`resolve`], except that a bare program name (no `/`) stays as it is, to be looked up
 /// in `PATH`.
 fn resolve_program(base: &Path, path: PathBuf) -> PathBuf {
-    if path.as_os_str().as_encoded_bytes().contains(&b'/') { resolve(base, path) } else { path }
+    if path.as_os_str().as_encoded_bytes().contains(&b'/') {
+        resolve(base, path)
+    } else {
+        path
+    }
 }
 
 #[cfg(test)]
@@ -433,7 +480,13 @@ mod tests {
         let config = Config::merge(&Cli::default(), FileConfig::default(), None).unwrap();
         assert_eq!(config.listen, "127.0.0.1:4699".parse().unwrap());
         assert_eq!(config.instances.slots, 3);
-        assert!(config.instances.command.executable.ends_with("build/gl-host/osw-gl-host"));
+        assert!(
+            config
+                .instances
+                .command
+                .executable
+                .ends_with("build/gl-host/osw-gl-host")
+        );
         assert_eq!(config.instances.ports.signaling(2), 4702);
         assert_eq!(config.instances.ports.api_websocket(2), 4684);
         assert_eq!(config.instances.ports.api_tcp(2), 4679);
@@ -459,7 +512,14 @@ mod tests {
             display_base = 40
             "#,
         );
-        let cli = parse(&["--slots", "4", "--instance-env", "A=2", "--stop-timeout", "1.5"]);
+        let cli = parse(&[
+            "--slots",
+            "4",
+            "--instance-env",
+            "A=2",
+            "--stop-timeout",
+            "1.5",
+        ]);
         let config = Config::merge(&cli, f, Some(Path::new("/srv/osw"))).unwrap();
         let s = &config.instances;
         assert_eq!(config.listen, "0.0.0.0:5000".parse().unwrap());
@@ -468,7 +528,10 @@ mod tests {
         assert_eq!(s.probe_interval, Duration::from_millis(500));
         assert_eq!(s.stop_timeout, Duration::from_millis(1500));
         assert_eq!(s.log_dir, PathBuf::from("/srv/osw/logs"));
-        assert_eq!(s.command.executable, PathBuf::from("/srv/osw/bin/OpenSpace"));
+        assert_eq!(
+            s.command.executable,
+            PathBuf::from("/srv/osw/bin/OpenSpace")
+        );
         assert_eq!(s.command.working_dir, Some(PathBuf::from("/srv/osw/.")));
         assert_eq!(s.command.args, ["--config", "x"]);
         assert_eq!(s.command.env["A"], "2");
@@ -486,7 +549,10 @@ mod tests {
 
         let listen = parse(&["--listen", "127.0.0.1:4701"]);
         let err = Config::merge(&listen, FileConfig::default(), None).unwrap_err();
-        assert!(matches!(err, ConfigError::ListenCollision { port: 4701, .. }), "{err}");
+        assert!(
+            matches!(err, ConfigError::ListenCollision { port: 4701, .. }),
+            "{err}"
+        );
 
         let reserved = parse(&["--instance-env", "OSW_LISTEN_PORT=1"]);
         let err = Config::merge(&reserved, FileConfig::default(), None).unwrap_err();
@@ -509,7 +575,8 @@ mod tests {
     fn the_example_file_parses() {
         let text = include_str!("../orchestrator.example.toml");
         let f: FileConfig = toml::from_str(text).unwrap();
-        let config = Config::merge(&Cli::default(), f, Some(Path::new("/repo/orchestrator"))).unwrap();
+        let config =
+            Config::merge(&Cli::default(), f, Some(Path::new("/repo/orchestrator"))).unwrap();
         assert_eq!(config.instances.slots, 3);
     }
 }

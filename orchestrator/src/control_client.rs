@@ -45,7 +45,9 @@ pub enum ControlError {
     #[error("unexpected reply: {0}")]
     Unexpected(String),
     /// The instance acknowledged a resize but kept rendering another size.
-    #[error("resize to {want_width}x{want_height} not applied within {waited:?}: the instance still renders {width}x{height}")]
+    #[error(
+        "resize to {want_width}x{want_height} not applied within {waited:?}: the instance still renders {width}x{height}"
+    )]
     NotApplied {
         /// Requested width.
         want_width: u32,
@@ -89,10 +91,24 @@ impl ControlClient {
         let url = format!("ws://{addr}/control");
         let (ws, _) = timeout(timeout_each, tokio_tungstenite::connect_async(url.as_str()))
             .await
-            .map_err(|_| ControlError::Connect { addr, reason: format!("no answer within {timeout_each:?}") })?
-            .map_err(|err| ControlError::Connect { addr, reason: err.to_string() })?;
-        let mut client = ControlClient { ws, timeout: timeout_each };
-        match client.call(&ControlRequest::Hello { secret: secret.to_string() }).await? {
+            .map_err(|_| ControlError::Connect {
+                addr,
+                reason: format!("no answer within {timeout_each:?}"),
+            })?
+            .map_err(|err| ControlError::Connect {
+                addr,
+                reason: err.to_string(),
+            })?;
+        let mut client = ControlClient {
+            ws,
+            timeout: timeout_each,
+        };
+        match client
+            .call(&ControlRequest::Hello {
+                secret: secret.to_string(),
+            })
+            .await?
+        {
             ControlReply::Welcome { .. } => Ok(client),
             other => Err(unexpected(&other)),
         }
@@ -111,22 +127,36 @@ impl ControlClient {
                     Some(Err(err)) => return Err(err.into()),
                     Some(Ok(Message::Text(reply))) => {
                         return match serde_json::from_str::<ControlReply>(reply.as_str()) {
-                            Ok(ControlReply::Error { message }) => Err(ControlError::Refused(message)),
+                            Ok(ControlReply::Error { message }) => {
+                                Err(ControlError::Refused(message))
+                            }
                             Ok(reply) => Ok(reply),
-                            Err(_) => Err(ControlError::Unexpected(reply.as_str().chars().take(200).collect())),
+                            Err(_) => Err(ControlError::Unexpected(
+                                reply.as_str().chars().take(200).collect(),
+                            )),
                         };
                     }
                     Some(Ok(_)) => continue,
                 }
             }
         };
-        timeout(limit, exchange).await.map_err(|_| ControlError::Timeout(limit))?
+        timeout(limit, exchange)
+            .await
+            .map_err(|_| ControlError::Timeout(limit))?
     }
 
     /// Asks whether the instance streams (has delivered a frame) and at what size.
     pub async fn ready(&mut self) -> Result<Readiness, ControlError> {
         match self.call(&ControlRequest::Ready).await? {
-            ControlReply::Ready { ready, width, height } => Ok(Readiness { ready, width, height }),
+            ControlReply::Ready {
+                ready,
+                width,
+                height,
+            } => Ok(Readiness {
+                ready,
+                width,
+                height,
+            }),
             other => Err(unexpected(&other)),
         }
     }
@@ -141,7 +171,8 @@ impl ControlClient {
 
     /// Queues a resize; returns when the instance acknowledged it (not yet applied).
     pub async fn resize(&mut self, width: u32, height: u32) -> Result<(), ControlError> {
-        self.expect_ok(&ControlRequest::Resize { width, height }, "resize").await
+        self.expect_ok(&ControlRequest::Resize { width, height }, "resize")
+            .await
     }
 
     /// Asks for a key frame.
@@ -180,7 +211,11 @@ impl ControlClient {
         }
     }
 
-    async fn expect_ok(&mut self, request: &ControlRequest, name: &str) -> Result<(), ControlError> {
+    async fn expect_ok(
+        &mut self,
+        request: &ControlRequest,
+        name: &str,
+    ) -> Result<(), ControlError> {
         match self.call(request).await? {
             ControlReply::Ok { request } if request == name => Ok(()),
             other => Err(unexpected(&other)),

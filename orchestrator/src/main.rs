@@ -32,7 +32,12 @@ async fn main() -> anyhow::Result<()> {
     let address = listener.local_addr().context("listening address")?;
     info!(%address, "supervisor listening");
 
-    orchestrator::run(listener, instances, orchestrator::shutdown::termination_signal()).await;
+    orchestrator::run(
+        listener,
+        instances,
+        orchestrator::shutdown::termination_signal(),
+    )
+    .await;
     info!("supervisor stopped");
     Ok(())
 }

@@ -83,7 +83,12 @@ pub async fn run<S: Supervisor>(listener: TcpListener, supervisor: S, shutdown: 
         }
         _ = shutdown => info!("shutting down"),
     }
-    let Listener { supervisor, notify_shutdown, shutdown_complete_tx, .. } = server;
+    let Listener {
+        supervisor,
+        notify_shutdown,
+        shutdown_complete_tx,
+        ..
+    } = server;
     drop(notify_shutdown);
     drop(shutdown_complete_tx);
     let _ = shutdown_complete_rx.recv().await;
@@ -116,8 +121,13 @@ impl<S: Supervisor> Listener<S> {
                     _ = shutdown.recv() => return,
                 };
                 debug!("client connected");
-                let mut handler =
-                    Handler { peer, ws, supervisor, shutdown, _shutdown_complete: shutdown_complete };
+                let mut handler = Handler {
+                    peer,
+                    ws,
+                    supervisor,
+                    shutdown,
+                    _shutdown_complete: shutdown_complete,
+                };
                 if let Err(err) = handler.run().await {
                     debug!(%err, "connection ended with an error");
                 }
@@ -180,7 +190,10 @@ impl<S: Supervisor> Handler<S> {
             }
             self.ws.send(Message::text(reply.to_json())).await?;
         }
-        let close = CloseFrame { code: CloseCode::Away, reason: "supervisor shutting down".into() };
+        let close = CloseFrame {
+            code: CloseCode::Away,
+            reason: "supervisor shutting down".into(),
+        };
         let _ = timeout(Duration::from_secs(1), self.ws.close(Some(close))).await;
         Ok(())
     }

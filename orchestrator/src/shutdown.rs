@@ -20,7 +20,10 @@ pub struct Shutdown {
 impl Shutdown {
     /// Wraps a receiver of the server's broadcast channel.
     pub fn new(notify: broadcast::Receiver<()>) -> Shutdown {
-        Shutdown { is_shutdown: false, notify }
+        Shutdown {
+            is_shutdown: false,
+            notify,
+        }
     }
 
     /// True once the shutdown notice has been received.

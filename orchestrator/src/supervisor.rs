@@ -83,7 +83,8 @@ pub trait Supervisor: Send + Sync + 'static {
     fn stop(&self, id: u32) -> impl Future<Output = Result<(), SupervisorError>> + Send;
 
     /// The status of slot `id`.
-    fn status(&self, id: u32) -> impl Future<Output = Result<StatusReport, SupervisorError>> + Send;
+    fn status(&self, id: u32)
+    -> impl Future<Output = Result<StatusReport, SupervisorError>> + Send;
 
     /// Resizes the running instance `id`; returns once the stream has the new size.
     fn resolution(

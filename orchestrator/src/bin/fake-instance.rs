@@ -43,7 +43,11 @@ struct Knobs {
 type Size = Arc<Mutex<(u32, u32)>>;
 
 fn env_ms(name: &str) -> Option<Duration> {
-    std::env::var(name).ok()?.parse().ok().map(Duration::from_millis)
+    std::env::var(name)
+        .ok()?
+        .parse()
+        .ok()
+        .map(Duration::from_millis)
 }
 
 fn env_flag(name: &str) -> bool {
@@ -113,33 +117,53 @@ async fn main() {
     println!("READY port={port}");
     let size: Size = Arc::new(Mutex::new((1280, 720)));
     loop {
-        let Ok((socket, _)) = listener.accept().await else { continue };
+        let Ok((socket, _)) = listener.accept().await else {
+            continue;
+        };
         tokio::spawn(serve(socket, Arc::clone(&knobs), Arc::clone(&size)));
     }
 }
 
 async fn serve(socket: TcpStream, knobs: Arc<Knobs>, size: Size) {
-    let Ok(mut ws) = tokio_tungstenite::accept_async(socket).await else { return };
+    let Ok(mut ws) = tokio_tungstenite::accept_async(socket).await else {
+        return;
+    };
     let mut authenticated = false;
     while let Some(Ok(message)) = ws.next().await {
-        let Message::Text(text) = message else { continue };
+        let Message::Text(text) = message else {
+            continue;
+        };
         let reply = match serde_json::from_str::<ControlRequest>(text.as_str()) {
-            Err(err) => ControlReply::Error { message: format!("not a control message: {err}") },
+            Err(err) => ControlReply::Error {
+                message: format!("not a control message: {err}"),
+            },
             Ok(ControlRequest::Hello { secret }) => {
                 if knobs.secret.is_empty() {
-                    ControlReply::Error { message: "control is disabled".into() }
+                    ControlReply::Error {
+                        message: "control is disabled".into(),
+                    }
                 } else if secret == knobs.secret {
                     authenticated = true;
-                    ControlReply::Welcome { protocol: PROTOCOL_VERSION }
+                    ControlReply::Welcome {
+                        protocol: PROTOCOL_VERSION,
+                    }
                 } else {
-                    ControlReply::Error { message: "wrong secret".into() }
+                    ControlReply::Error {
+                        message: "wrong secret".into(),
+                    }
                 }
             }
-            Ok(_) if !authenticated => ControlReply::Error { message: "send hello first".into() },
+            Ok(_) if !authenticated => ControlReply::Error {
+                message: "send hello first".into(),
+            },
             Ok(ControlRequest::Ready) => {
                 let ready = knobs.ready_at.is_some_and(|at| Instant::now() >= at);
                 let (width, height) = if ready { *lock(&size) } else { (0, 0) };
-                ControlReply::Ready { ready, width, height }
+                ControlReply::Ready {
+                    ready,
+                    width,
+                    height,
+                }
             }
             Ok(ControlRequest::GetStats) => {
                 let (width, height) = *lock(&size);
@@ -152,7 +176,9 @@ async fn serve(socket: TcpStream, knobs: Arc<Knobs>, size: Size) {
             }
             Ok(ControlRequest::Resize { width, height }) => {
                 if !(1..=7680).contains(&width) || !(1..=7680).contains(&height) {
-                    ControlReply::Error { message: format!("bad size {width}x{height}") }
+                    ControlReply::Error {
+                        message: format!("bad size {width}x{height}"),
+                    }
                 } else {
                     if !knobs.ignore_resize {
                         let size = Arc::clone(&size);
@@ -163,12 +189,18 @@ async fn serve(socket: TcpStream, knobs: Arc<Knobs>, size: Size) {
                             println!("RESIZE {width}x{height}");
                         });
                     }
-                    ControlReply::Ok { request: "resize".into() }
+                    ControlReply::Ok {
+                        request: "resize".into(),
+                    }
                 }
             }
-            Ok(ControlRequest::KeyFrame) => ControlReply::Ok { request: "keyFrame".into() },
+            Ok(ControlRequest::KeyFrame) => ControlReply::Ok {
+                request: "keyFrame".into(),
+            },
         };
-        let Ok(text) = serde_json::to_string(&reply) else { return };
+        let Ok(text) = serde_json::to_string(&reply) else {
+            return;
+        };
         if ws.send(Message::text(text)).await.is_err() {
             return;
         }
@@ -176,5 +208,6 @@ async fn serve(socket: TcpStream, knobs: Arc<Knobs>, size: Size) {
 }
 
 fn lock(size: &Size) -> std::sync::MutexGuard<'_, (u32, u32)> {
-    size.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    size.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -53,18 +53,26 @@ impl Command {
     pub fn from_text(text: &str) -> Command {
         let request = match Request::from_text(text) {
             Ok(request) => request,
-            Err((command, err)) => return Command::Refused(Reply::Unknown(UnknownReply::new(command, err))),
+            Err((command, err)) => {
+                return Command::Refused(Reply::Unknown(UnknownReply::new(command, err)));
+            }
         };
         let parsed = match request.command() {
-            "START" => Start::parse(&request).map(Command::Start).map_err(Reply::Start),
-            "STOP" => Stop::parse(&request).map(Command::Stop).map_err(Reply::Stop),
-            "STATUS" => Status::parse(&request).map(Command::Status).map_err(Reply::Status),
-            "RESOLUTION" => {
-                Resolution::parse(&request).map(Command::Resolution).map_err(Reply::Resolution)
-            }
-            "SERVER_STATUS" => {
-                ServerStatus::parse(&request).map(Command::ServerStatus).map_err(Reply::ServerStatus)
-            }
+            "START" => Start::parse(&request)
+                .map(Command::Start)
+                .map_err(Reply::Start),
+            "STOP" => Stop::parse(&request)
+                .map(Command::Stop)
+                .map_err(Reply::Stop),
+            "STATUS" => Status::parse(&request)
+                .map(Command::Status)
+                .map_err(Reply::Status),
+            "RESOLUTION" => Resolution::parse(&request)
+                .map(Command::Resolution)
+                .map_err(Reply::Resolution),
+            "SERVER_STATUS" => ServerStatus::parse(&request)
+                .map(Command::ServerStatus)
+                .map_err(Reply::ServerStatus),
             other => Err(Reply::Unknown(UnknownReply::new(
                 Some(other.to_string()),
                 ParseError::UnknownCommand(other.to_string()),
@@ -143,7 +151,9 @@ pub(crate) mod test_support {
 
     use std::sync::Mutex;
 
-    use crate::supervisor::{InstanceStatus, ServerStatus, StatusReport, Supervisor, SupervisorError};
+    use crate::supervisor::{
+        InstanceStatus, ServerStatus, StatusReport, Supervisor, SupervisorError,
+    };
 
     /// Slots as a vector of statuses; `start` takes the lowest idle one.
     pub struct Scripted {
@@ -155,12 +165,18 @@ pub(crate) mod test_support {
 
     impl Scripted {
         pub fn new(slots: &[InstanceStatus]) -> Scripted {
-            Scripted { slots: Mutex::new(slots.to_vec()), calls: Mutex::new(Vec::new()) }
+            Scripted {
+                slots: Mutex::new(slots.to_vec()),
+                calls: Mutex::new(Vec::new()),
+            }
         }
 
         fn slot(&self, id: u32) -> Result<InstanceStatus, SupervisorError> {
             let slots = self.slots.lock().unwrap();
-            slots.get(id as usize).copied().ok_or(SupervisorError::InvalidId)
+            slots
+                .get(id as usize)
+                .copied()
+                .ok_or(SupervisorError::InvalidId)
         }
     }
 
@@ -186,11 +202,22 @@ pub(crate) mod test_support {
         }
 
         async fn status(&self, id: u32) -> Result<StatusReport, SupervisorError> {
-            Ok(StatusReport { status: self.slot(id)?, last_exit: None })
+            Ok(StatusReport {
+                status: self.slot(id)?,
+                last_exit: None,
+            })
         }
 
-        async fn resolution(&self, id: u32, width: u32, height: u32) -> Result<(), SupervisorError> {
-            self.calls.lock().unwrap().push(format!("resolution {id} {width}x{height}"));
+        async fn resolution(
+            &self,
+            id: u32,
+            width: u32,
+            height: u32,
+        ) -> Result<(), SupervisorError> {
+            self.calls
+                .lock()
+                .unwrap()
+                .push(format!("resolution {id} {width}x{height}"));
             match self.slot(id)? {
                 InstanceStatus::Running => Ok(()),
                 _ => Err(SupervisorError::NotRunning),
@@ -202,7 +229,10 @@ pub(crate) mod test_support {
             Ok(ServerStatus {
                 running: slots.iter().filter(|s| **s != InstanceStatus::Idle).count() as u32,
                 total: slots.len() as u32,
-                next_free: slots.iter().position(|s| *s == InstanceStatus::Idle).map(|i| i as u32),
+                next_free: slots
+                    .iter()
+                    .position(|s| *s == InstanceStatus::Idle)
+                    .map(|i| i as u32),
             })
         }
 

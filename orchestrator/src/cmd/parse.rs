@@ -44,7 +44,9 @@ pub enum ParseError {
     #[error("field \"{0}\" must be an integer")]
     NotInteger(&'static str),
     /// A resolution outside `1..=MAX_DIMENSION`.
-    #[error("invalid resolution {width}x{height}: width and height must be integers from 1 to {max}")]
+    #[error(
+        "invalid resolution {width}x{height}: width and height must be integers from 1 to {max}"
+    )]
     BadResolution {
         /// Requested width.
         width: i64,
@@ -69,11 +71,19 @@ impl Request {
     /// echo it in the reply) and the reason.
     pub fn from_text(text: &str) -> Result<Request, (Option<String>, ParseError)> {
         if text.len() > MAX_REQUEST_BYTES {
-            return Err((None, ParseError::TooLarge { len: text.len(), limit: MAX_REQUEST_BYTES }));
+            return Err((
+                None,
+                ParseError::TooLarge {
+                    len: text.len(),
+                    limit: MAX_REQUEST_BYTES,
+                },
+            ));
         }
         let value: Value =
             serde_json::from_str(text).map_err(|err| (None, ParseError::Json(err.to_string())))?;
-        let Value::Object(fields) = value else { return Err((None, ParseError::NotObject)) };
+        let Value::Object(fields) = value else {
+            return Err((None, ParseError::NotObject));
+        };
         let command = match fields.get("command") {
             None => return Err((None, ParseError::MissingCommand)),
             Some(Value::String(command)) => command.clone(),
@@ -132,14 +142,29 @@ mod tests {
 
     #[test]
     fn command_must_be_a_string_in_an_object() {
-        assert!(matches!(Request::from_text("[1]"), Err((None, ParseError::NotObject))));
-        assert!(matches!(Request::from_text("{}"), Err((None, ParseError::MissingCommand))));
+        assert!(matches!(
+            Request::from_text("[1]"),
+            Err((None, ParseError::NotObject))
+        ));
+        assert!(matches!(
+            Request::from_text("{}"),
+            Err((None, ParseError::MissingCommand))
+        ));
         assert!(matches!(
             Request::from_text(r#"{"command":5}"#),
             Err((None, ParseError::CommandNotString))
         ));
-        assert!(matches!(Request::from_text("{"), Err((None, ParseError::Json(_)))));
-        let big = format!(r#"{{"command":"STATUS","pad":"{}"}}"#, "x".repeat(MAX_REQUEST_BYTES));
-        assert!(matches!(Request::from_text(&big), Err((None, ParseError::TooLarge { .. }))));
+        assert!(matches!(
+            Request::from_text("{"),
+            Err((None, ParseError::Json(_)))
+        ));
+        let big = format!(
+            r#"{{"command":"STATUS","pad":"{}"}}"#,
+            "x".repeat(MAX_REQUEST_BYTES)
+        );
+        assert!(matches!(
+            Request::from_text(&big),
+            Err((None, ParseError::TooLarge { .. }))
+        ));
     }
 }

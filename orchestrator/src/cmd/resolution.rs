@@ -43,7 +43,9 @@ pub struct ResolutionReply {
 }
 
 fn dimension(value: i64) -> Option<u32> {
-    u32::try_from(value).ok().filter(|v| (1..=MAX_DIMENSION).contains(v))
+    u32::try_from(value)
+        .ok()
+        .filter(|v| (1..=MAX_DIMENSION).contains(v))
 }
 
 impl Resolution {
@@ -60,8 +62,16 @@ impl Resolution {
         let width = request.integer("width").map_err(refuse)?;
         let height = request.integer("height").map_err(refuse)?;
         match (dimension(width), dimension(height)) {
-            (Some(w), Some(h)) => Ok(Resolution { id, width: w, height: h }),
-            _ => Err(refuse(ParseError::BadResolution { width, height, max: MAX_DIMENSION })),
+            (Some(w), Some(h)) => Ok(Resolution {
+                id,
+                width: w,
+                height: h,
+            }),
+            _ => Err(refuse(ParseError::BadResolution {
+                width,
+                height,
+                max: MAX_DIMENSION,
+            })),
         }
     }
 
@@ -98,15 +108,27 @@ mod tests {
     async fn resolution_replies() {
         let sup = Scripted::new(&[Running, Idle]);
         assert_eq!(
-            reply(&sup, r#"{"command":"RESOLUTION","id":0,"width":1920,"height":1080}"#).await,
+            reply(
+                &sup,
+                r#"{"command":"RESOLUTION","id":0,"width":1920,"height":1080}"#
+            )
+            .await,
             r#"{"command":"RESOLUTION","error":"none","id":0,"width":1920,"height":1080}"#
         );
         assert_eq!(
-            reply(&sup, r#"{"command":"RESOLUTION","id":1,"width":1920,"height":1080}"#).await,
+            reply(
+                &sup,
+                r#"{"command":"RESOLUTION","id":1,"width":1920,"height":1080}"#
+            )
+            .await,
             r#"{"command":"RESOLUTION","error":"not running","id":1,"width":1920,"height":1080}"#
         );
         assert_eq!(
-            reply(&sup, r#"{"command":"RESOLUTION","id":7,"width":1920,"height":1080}"#).await,
+            reply(
+                &sup,
+                r#"{"command":"RESOLUTION","id":7,"width":1920,"height":1080}"#
+            )
+            .await,
             r#"{"command":"RESOLUTION","error":"invalid id","id":7,"width":1920,"height":1080}"#
         );
         for (w, h) in [("0", "720"), ("-5", "720"), ("1280", "7681")] {
@@ -119,7 +141,11 @@ mod tests {
             );
         }
         assert_eq!(
-            reply(&sup, r#"{"command":"RESOLUTION","id":0,"width":12.5,"height":720}"#).await,
+            reply(
+                &sup,
+                r#"{"command":"RESOLUTION","id":0,"width":12.5,"height":720}"#
+            )
+            .await,
             r#"{"command":"RESOLUTION","error":"field \"width\" must be an integer","id":0,"width":0,"height":720}"#
         );
         assert_eq!(

@@ -66,13 +66,17 @@ mod tests {
     #[tokio::test]
     async fn server_status_reports_busy_total_and_next_id() {
         let sup = Scripted::new(&[Running, Idle, Initializing]);
-        let reply = Command::from_text(r#"{"command":"SERVER_STATUS"}"#).apply(&sup).await;
+        let reply = Command::from_text(r#"{"command":"SERVER_STATUS"}"#)
+            .apply(&sup)
+            .await;
         assert_eq!(
             reply.to_json(),
             r#"{"command":"SERVER_STATUS","error":"none","id":1,"running":2,"total":3}"#
         );
         let sup = Scripted::new(&[Running]);
-        let reply = Command::from_text(r#"{"command":"SERVER_STATUS"}"#).apply(&sup).await;
+        let reply = Command::from_text(r#"{"command":"SERVER_STATUS"}"#)
+            .apply(&sup)
+            .await;
         assert_eq!(
             reply.to_json(),
             r#"{"command":"SERVER_STATUS","error":"none","id":-1,"running":1,"total":1}"#

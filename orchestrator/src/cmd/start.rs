@@ -26,7 +26,11 @@ pub struct StartReply {
 
 impl StartReply {
     fn new(error: String, id: i64) -> StartReply {
-        StartReply { command: "START", error, id }
+        StartReply {
+            command: "START",
+            error,
+            id,
+        }
     }
 }
 
@@ -54,11 +58,23 @@ mod tests {
     #[tokio::test]
     async fn start_takes_the_lowest_free_id_then_reports_no_slots() {
         let sup = Scripted::new(&[Running, Idle, Idle]);
-        let reply = Command::from_text(r#"{"command":"START"}"#).apply(&sup).await;
-        assert_eq!(reply.to_json(), r#"{"command":"START","error":"none","id":1}"#);
-        Command::from_text(r#"{"command":"START"}"#).apply(&sup).await;
-        let reply = Command::from_text(r#"{"command":"START","extra":true}"#).apply(&sup).await;
-        assert_eq!(reply.to_json(), r#"{"command":"START","error":"no available slots","id":-1}"#);
+        let reply = Command::from_text(r#"{"command":"START"}"#)
+            .apply(&sup)
+            .await;
+        assert_eq!(
+            reply.to_json(),
+            r#"{"command":"START","error":"none","id":1}"#
+        );
+        Command::from_text(r#"{"command":"START"}"#)
+            .apply(&sup)
+            .await;
+        let reply = Command::from_text(r#"{"command":"START","extra":true}"#)
+            .apply(&sup)
+            .await;
+        assert_eq!(
+            reply.to_json(),
+            r#"{"command":"START","error":"no available slots","id":-1}"#
+        );
         assert!(matches!(reply, Reply::Start(_)));
     }
 }

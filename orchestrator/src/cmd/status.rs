@@ -37,14 +37,22 @@ pub struct StatusReply {
 
 impl StatusReply {
     fn error(error: String, id: i64) -> StatusReply {
-        StatusReply { command: "STATUS", error, id, status: InstanceStatus::Invalid, last_exit: None }
+        StatusReply {
+            command: "STATUS",
+            error,
+            id,
+            status: InstanceStatus::Invalid,
+            last_exit: None,
+        }
     }
 }
 
 impl Status {
     /// Reads the integer `id`.
     pub fn parse(request: &Request) -> Result<Status, StatusReply> {
-        let id = request.integer("id").map_err(|err| StatusReply::error(err.to_string(), -1))?;
+        let id = request
+            .integer("id")
+            .map_err(|err| StatusReply::error(err.to_string(), -1))?;
         Ok(Status { id })
     }
 
@@ -80,7 +88,12 @@ mod tests {
     #[tokio::test]
     async fn status_replies() {
         let sup = Scripted::new(&[Running, Idle, Initializing, Deinitializing]);
-        for (id, status) in [(0, "RUNNING"), (1, "IDLE"), (2, "INITIALIZING"), (3, "DEINITIALIZING")] {
+        for (id, status) in [
+            (0, "RUNNING"),
+            (1, "IDLE"),
+            (2, "INITIALIZING"),
+            (3, "DEINITIALIZING"),
+        ] {
             assert_eq!(
                 reply(&sup, &format!(r#"{{"command":"STATUS","id":{id}}}"#)).await,
                 format!(r#"{{"command":"STATUS","error":"none","id":{id},"status":"{status}"}}"#)

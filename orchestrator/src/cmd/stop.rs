@@ -31,14 +31,20 @@ pub struct StopReply {
 
 impl StopReply {
     fn new(error: String, id: i64) -> StopReply {
-        StopReply { command: "STOP", error, id }
+        StopReply {
+            command: "STOP",
+            error,
+            id,
+        }
     }
 }
 
 impl Stop {
     /// Reads the integer `id`.
     pub fn parse(request: &Request) -> Result<Stop, StopReply> {
-        let id = request.integer("id").map_err(|err| StopReply::new(err.to_string(), -1))?;
+        let id = request
+            .integer("id")
+            .map_err(|err| StopReply::new(err.to_string(), -1))?;
         Ok(Stop { id })
     }
 
@@ -76,8 +82,14 @@ mod tests {
             reply(&sup, r#"{"command":"STOP","id":0}"#).await,
             r#"{"command":"STOP","error":"not running","id":-1}"#
         );
-        for bad in [r#"{"command":"STOP","id":2}"#, r#"{"command":"STOP","id":-1}"#] {
-            assert_eq!(reply(&sup, bad).await, r#"{"command":"STOP","error":"invalid id","id":-1}"#);
+        for bad in [
+            r#"{"command":"STOP","id":2}"#,
+            r#"{"command":"STOP","id":-1}"#,
+        ] {
+            assert_eq!(
+                reply(&sup, bad).await,
+                r#"{"command":"STOP","error":"invalid id","id":-1}"#
+            );
         }
         assert_eq!(
             reply(&sup, r#"{"command":"STOP"}"#).await,

@@ -23,7 +23,11 @@ pub struct UnknownReply {
 impl UnknownReply {
     /// The reply for `err`, echoing `command` when known.
     pub fn new(command: Option<String>, err: ParseError) -> UnknownReply {
-        UnknownReply { command, error: err.to_string(), id: -1 }
+        UnknownReply {
+            command,
+            error: err.to_string(),
+            id: -1,
+        }
     }
 }
 
@@ -36,14 +40,33 @@ mod tests {
     async fn unknown_and_malformed_requests_get_error_replies() {
         let sup = Scripted::new(&[]);
         let cases = [
-            (r#"{"command":"start"}"#, r#"{"command":"start","error":"unknown command \"start\" (expected START, STOP, STATUS, RESOLUTION or SERVER_STATUS)","id":-1}"#),
-            ("not json", r#"{"command":null,"error":"malformed JSON: expected ident at line 1 column 2","id":-1}"#),
-            ("[]", r#"{"command":null,"error":"request must be a JSON object like {\"command\":\"STATUS\",\"id\":0}","id":-1}"#),
-            (r#"{"id":0}"#, r#"{"command":null,"error":"missing field \"command\"","id":-1}"#),
-            (r#"{"command":["START"]}"#, r#"{"command":null,"error":"field \"command\" must be a string","id":-1}"#),
+            (
+                r#"{"command":"start"}"#,
+                r#"{"command":"start","error":"unknown command \"start\" (expected START, STOP, STATUS, RESOLUTION or SERVER_STATUS)","id":-1}"#,
+            ),
+            (
+                "not json",
+                r#"{"command":null,"error":"malformed JSON: expected ident at line 1 column 2","id":-1}"#,
+            ),
+            (
+                "[]",
+                r#"{"command":null,"error":"request must be a JSON object like {\"command\":\"STATUS\",\"id\":0}","id":-1}"#,
+            ),
+            (
+                r#"{"id":0}"#,
+                r#"{"command":null,"error":"missing field \"command\"","id":-1}"#,
+            ),
+            (
+                r#"{"command":["START"]}"#,
+                r#"{"command":null,"error":"field \"command\" must be a string","id":-1}"#,
+            ),
         ];
         for (request, expected) in cases {
-            assert_eq!(Command::from_text(request).apply(&sup).await.to_json(), expected, "{request}");
+            assert_eq!(
+                Command::from_text(request).apply(&sup).await.to_json(),
+                expected,
+                "{request}"
+            );
         }
         assert_eq!(
             Command::binary().apply(&sup).await.to_json(),

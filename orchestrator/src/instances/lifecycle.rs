@@ -61,7 +61,8 @@ impl InstanceTask {
     /// Runs the instance to its end, then frees the slot.
     pub async fn run(mut self) {
         let last_exit = self.lifecycle().await;
-        self.shared.free(self.id, self.generation, last_exit.clone());
+        self.shared
+            .free(self.id, self.generation, last_exit.clone());
         if let Some(launched) = self.launched.take() {
             let _ = launched.send(Err(last_exit));
         }
@@ -73,7 +74,10 @@ impl InstanceTask {
         let log = match LogFile::create(&settings.log_dir, &format!("instance-{}.log", self.id)) {
             Ok(log) => log,
             Err(err) => {
-                let msg = format!("cannot create a log file in {}: {err}", settings.log_dir.display());
+                let msg = format!(
+                    "cannot create a log file in {}: {err}",
+                    settings.log_dir.display()
+                );
                 error!("{msg}");
                 return msg;
             }
@@ -93,7 +97,9 @@ impl InstanceTask {
                 }
             }
         }
-        let ended = self.launch_and_watch(&settings, &log, xvfb.as_ref().map(Xvfb::display)).await;
+        let ended = self
+            .launch_and_watch(&settings, &log, xvfb.as_ref().map(Xvfb::display))
+            .await;
         if let Some(xvfb) = xvfb {
             xvfb.stop().await;
         }
@@ -109,7 +115,10 @@ impl InstanceTask {
         let mut child = match spawn_instance(settings, self.id, &self.secret, display, log) {
             Ok(child) => child,
             Err(err) => {
-                let msg = format!("cannot run {}: {err}", settings.command.executable.display());
+                let msg = format!(
+                    "cannot run {}: {err}",
+                    settings.command.executable.display()
+                );
                 error!("{msg}");
                 log.note(&msg);
                 return msg;
@@ -153,7 +162,11 @@ impl InstanceTask {
         match ready {
             Ok(readiness) => {
                 if self.shared.mark_running(self.id, self.generation) {
-                    info!(width = readiness.width, height = readiness.height, "instance running");
+                    info!(
+                        width = readiness.width,
+                        height = readiness.height,
+                        "instance running"
+                    );
                 }
             }
             Err(last_probe) => {
@@ -219,5 +232,9 @@ fn exited(status: io::Result<ExitStatus>, when: &str, log: &LogFile) -> String {
     } else {
         error!(exit = %how, %tail, "instance crashed{when}");
     }
-    if tail.is_empty() { format!("{how}{when}") } else { format!("{how}{when}: {tail}") }
+    if tail.is_empty() {
+        format!("{how}{when}")
+    } else {
+        format!("{how}{when}: {tail}")
+    }
 }

@@ -45,7 +45,10 @@ impl LogFile {
 
     /// Two handles for a child's stdout and stderr.
     pub fn stdio(&self) -> io::Result<(Stdio, Stdio)> {
-        Ok((Stdio::from(self.file.try_clone()?), Stdio::from(self.file.try_clone()?)))
+        Ok((
+            Stdio::from(self.file.try_clone()?),
+            Stdio::from(self.file.try_clone()?),
+        ))
     }
 
     /// The last lines of the file (at most 4 KiB), trimmed, lines joined with `\n`.
@@ -63,7 +66,11 @@ pub(super) fn tail_of(path: &Path) -> io::Result<String> {
     let mut bytes = Vec::new();
     file.read_to_end(&mut bytes)?;
     let text = String::from_utf8_lossy(&bytes);
-    let mut lines: Vec<&str> = text.lines().map(str::trim_end).filter(|l| !l.is_empty()).collect();
+    let mut lines: Vec<&str> = text
+        .lines()
+        .map(str::trim_end)
+        .filter(|l| !l.is_empty())
+        .collect();
     if start > 0 && !lines.is_empty() {
         lines.remove(0); // probably cut in the middle
     }

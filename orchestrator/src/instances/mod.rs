@@ -88,7 +88,11 @@ impl PortPlan {
     pub fn ranges(&self, slots: u32) -> [(&'static str, u32, u32); 3] {
         let last = slots.saturating_sub(1);
         [
-            ("signaling", u32::from(self.signaling_base), u32::from(self.signaling_base) + last),
+            (
+                "signaling",
+                u32::from(self.signaling_base),
+                u32::from(self.signaling_base) + last,
+            ),
             (
                 "OpenSpace API WebSocket",
                 u32::from(self.api_websocket_base),
@@ -157,7 +161,10 @@ pub struct InstanceSettings {
 /// built from.
 pub fn default_gl_host() -> PathBuf {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    manifest.parent().unwrap_or(&manifest).join("build/gl-host/osw-gl-host")
+    manifest
+        .parent()
+        .unwrap_or(&manifest)
+        .join("build/gl-host/osw-gl-host")
 }
 
 impl Default for InstanceSettings {
@@ -170,7 +177,11 @@ impl Default for InstanceSettings {
                 working_dir: None,
                 env: BTreeMap::new(),
             },
-            ports: PortPlan { signaling_base: 4700, api_websocket_base: 4682, api_tcp_base: 4681 },
+            ports: PortPlan {
+                signaling_base: 4700,
+                api_websocket_base: 4682,
+                api_tcp_base: 4681,
+            },
             log_dir: PathBuf::from("logs"),
             startup_timeout: Duration::from_secs(60),
             probe_interval: Duration::from_millis(200),
@@ -239,9 +250,21 @@ impl InstanceSettings {
         let last = i64::from(self.slots) - 1;
         let p = self.ports;
         let raw = [
-            ("signaling", i64::from(p.signaling_base), i64::from(p.signaling_base) + last),
-            ("OpenSpace API WebSocket", i64::from(p.api_websocket_base), i64::from(p.api_websocket_base) + last),
-            ("OpenSpace API TCP", i64::from(p.api_tcp_base) - last, i64::from(p.api_tcp_base)),
+            (
+                "signaling",
+                i64::from(p.signaling_base),
+                i64::from(p.signaling_base) + last,
+            ),
+            (
+                "OpenSpace API WebSocket",
+                i64::from(p.api_websocket_base),
+                i64::from(p.api_websocket_base) + last,
+            ),
+            (
+                "OpenSpace API TCP",
+                i64::from(p.api_tcp_base) - last,
+                i64::from(p.api_tcp_base),
+            ),
         ];
         for (name, first, last) in raw {
             if first < 1 || last > 65535 {
@@ -252,11 +275,23 @@ impl InstanceSettings {
         for (i, &(a, a_first, a_last)) in ranges.iter().enumerate() {
             for &(b, b_first, b_last) in &ranges[i + 1..] {
                 if a_first <= b_last && b_first <= a_last {
-                    return Err(SettingsError::PortOverlap { a, a_first, a_last, b, b_first, b_last });
+                    return Err(SettingsError::PortOverlap {
+                        a,
+                        a_first,
+                        a_last,
+                        b,
+                        b_first,
+                        b_last,
+                    });
                 }
             }
         }
-        if let Some(name) = self.command.env.keys().find(|k| RESERVED_ENV.contains(&k.as_str())) {
+        if let Some(name) = self
+            .command
+            .env
+            .keys()
+            .find(|k| RESERVED_ENV.contains(&k.as_str()))
+        {
             return Err(SettingsError::ReservedEnv(name.clone()));
         }
         for (name, value) in [
@@ -268,7 +303,12 @@ impl InstanceSettings {
                 return Err(SettingsError::ZeroDuration(name));
             }
         }
-        if self.xvfb.display_base.checked_add(self.slots).is_none_or(|end| end > 1 << 20) {
+        if self
+            .xvfb
+            .display_base
+            .checked_add(self.slots)
+            .is_none_or(|end| end > 1 << 20)
+        {
             return Err(SettingsError::Display(self.xvfb.display_base));
         }
         Ok(())
@@ -281,7 +321,11 @@ impl InstanceSettings {
             XvfbMode::Never => false,
             XvfbMode::Auto => {
                 let ours = display.is_some_and(|d| !d.is_empty());
-                let configured = self.command.env.get("DISPLAY").is_some_and(|d| !d.is_empty());
+                let configured = self
+                    .command
+                    .env
+                    .get("DISPLAY")
+                    .is_some_and(|d| !d.is_empty());
                 !ours && !configured
             }
         }
@@ -311,8 +355,15 @@ impl fmt::Display for StopReason {
         match self {
             StopReason::Request => f.write_str("stopped on request"),
             StopReason::Shutdown => f.write_str("stopped at supervisor shutdown"),
-            StopReason::StartupTimeout { after, last_probe, tail } => {
-                write!(f, "did not become ready within {after:?} (last probe: {last_probe})")?;
+            StopReason::StartupTimeout {
+                after,
+                last_probe,
+                tail,
+            } => {
+                write!(
+                    f,
+                    "did not become ready within {after:?} (last probe: {last_probe})"
+                )?;
                 if !tail.is_empty() {
                     write!(f, ", output: {tail}")?;
                 }
@@ -386,7 +437,9 @@ pub struct Instances {
 
 impl fmt::Debug for Instances {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Instances").field("settings", &self.shared.settings).finish_non_exhaustive()
+        f.debug_struct("Instances")
+            .field("settings", &self.shared.settings)
+            .finish_non_exhaustive()
     }
 }
 
@@ -409,7 +462,10 @@ impl Instances {
             shared: Arc::new(Shared {
                 settings: Arc::new(settings),
                 use_xvfb,
-                state: Mutex::new(State { table, drain: Some(drain_tx) }),
+                state: Mutex::new(State {
+                    table,
+                    drain: Some(drain_tx),
+                }),
                 drained: tokio::sync::Mutex::new(Some(drain_rx)),
             }),
         })
@@ -437,24 +493,29 @@ impl Instances {
     /// tests, and the web role's signaling proxy later).
     pub fn control_endpoint(&self, id: u32) -> Option<(SocketAddr, String)> {
         match self.shared.lock().table.get_mut(id) {
-            Ok(Slot::Busy(busy)) => {
-                Some((SocketAddr::from((Ipv4Addr::LOCALHOST, busy.port)), busy.secret.clone()))
-            }
+            Ok(Slot::Busy(busy)) => Some((
+                SocketAddr::from((Ipv4Addr::LOCALHOST, busy.port)),
+                busy.secret.clone(),
+            )),
             _ => None,
         }
     }
 
     /// The log file of instance `id`.
     pub fn log_path(&self, id: u32) -> PathBuf {
-        self.shared.settings.log_dir.join(format!("instance-{id}.log"))
+        self.shared
+            .settings
+            .log_dir
+            .join(format!("instance-{id}.log"))
     }
 }
 
 /// 128 random bits as hex.
 fn new_secret() -> Result<String, SupervisorError> {
     let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes)
-        .map_err(|err| SupervisorError::LaunchFailed(format!("no randomness for the secret: {err}")))?;
+    getrandom::fill(&mut bytes).map_err(|err| {
+        SupervisorError::LaunchFailed(format!("no randomness for the secret: {err}"))
+    })?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
@@ -465,7 +526,10 @@ impl Supervisor for Instances {
         let id = {
             let mut state = self.shared.lock();
             let drain = state.drain.clone().ok_or(SupervisorError::ShuttingDown)?;
-            let id = state.table.lowest_free().ok_or(SupervisorError::NoAvailableSlots)?;
+            let id = state
+                .table
+                .lowest_free()
+                .ok_or(SupervisorError::NoAvailableSlots)?;
             let generation = state.table.next_generation();
             let (stop_tx, stop_rx) = watch::channel(None);
             let (done_tx, done_rx) = watch::channel(());
@@ -491,13 +555,18 @@ impl Supervisor for Instances {
                 _done: done_tx,
                 _drain: drain,
             };
-            tokio::spawn(task.run().instrument(info_span!("instance", id, generation)));
+            tokio::spawn(
+                task.run()
+                    .instrument(info_span!("instance", id, generation)),
+            );
             id
         };
         match launched_rx.await {
             Ok(Ok(())) => Ok(id),
             Ok(Err(why)) => Err(SupervisorError::LaunchFailed(why)),
-            Err(_) => Err(SupervisorError::LaunchFailed("the instance task ended early".into())),
+            Err(_) => Err(SupervisorError::LaunchFailed(
+                "the instance task ended early".into(),
+            )),
         }
     }
 
@@ -534,8 +603,11 @@ impl Supervisor for Instances {
             }
         };
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        let control = |err: crate::control_client::ControlError| SupervisorError::Control(err.to_string());
-        let mut client = ControlClient::connect(addr, &secret, CONTROL_TIMEOUT).await.map_err(control)?;
+        let control =
+            |err: crate::control_client::ControlError| SupervisorError::Control(err.to_string());
+        let mut client = ControlClient::connect(addr, &secret, CONTROL_TIMEOUT)
+            .await
+            .map_err(control)?;
         client
             .resize_and_confirm(width, height, self.shared.settings.resize_timeout)
             .await

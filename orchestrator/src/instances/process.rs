@@ -8,8 +8,8 @@ use std::process::{ExitStatus, Stdio};
 
 use tokio::process::{Child, Command};
 
-use super::logs::LogFile;
 use super::InstanceSettings;
+use super::logs::LogFile;
 
 /// Environment variables the orchestrator sets for every instance; the configured `env` may
 /// not set them.
@@ -31,15 +31,28 @@ pub(super) fn instance_env(
     display: Option<u32>,
 ) -> Vec<(String, String)> {
     let ports = settings.ports;
-    let mut env: Vec<(String, String)> =
-        settings.command.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut env: Vec<(String, String)> = settings
+        .command
+        .env
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     env.extend([
         ("OSW_INSTANCE_ID".to_string(), id.to_string()),
-        ("OSW_LISTEN_PORT".to_string(), ports.signaling(id).to_string()),
+        (
+            "OSW_LISTEN_PORT".to_string(),
+            ports.signaling(id).to_string(),
+        ),
         ("OSW_CONTROL_SECRET".to_string(), secret.to_string()),
         ("OSW_ENABLED".to_string(), "1".to_string()),
-        ("OSW_API_WEBSOCKET_PORT".to_string(), ports.api_websocket(id).to_string()),
-        ("OSW_API_TCP_PORT".to_string(), ports.api_tcp(id).to_string()),
+        (
+            "OSW_API_WEBSOCKET_PORT".to_string(),
+            ports.api_websocket(id).to_string(),
+        ),
+        (
+            "OSW_API_TCP_PORT".to_string(),
+            ports.api_tcp(id).to_string(),
+        ),
     ]);
     if let Some(display) = display {
         env.push(("DISPLAY".to_string(), format!(":{display}")));
@@ -77,7 +90,10 @@ pub(super) fn spawn_instance(
         program.executable.display(),
         program.args.join(" "),
         settings.ports.signaling(id),
-        display.map_or_else(|| std::env::var("DISPLAY").unwrap_or_default(), |d| format!(":{d}")),
+        display.map_or_else(
+            || std::env::var("DISPLAY").unwrap_or_default(),
+            |d| format!(":{d}")
+        ),
     ));
     command.spawn()
 }
@@ -85,7 +101,9 @@ pub(super) fn spawn_instance(
 /// Sends `signal` to the process group led by `pgid`. Returns false if there was nothing to
 /// signal (the group is gone) or the id is not a usable group id.
 pub(super) fn signal_group(pgid: u32, signal: libc::c_int) -> bool {
-    let Ok(pgid) = libc::pid_t::try_from(pgid) else { return false };
+    let Ok(pgid) = libc::pid_t::try_from(pgid) else {
+        return false;
+    };
     if pgid <= 1 {
         return false; // never signal "every process" or init
     }
@@ -102,7 +120,11 @@ pub(super) fn describe_exit(status: ExitStatus) -> String {
     }
     match status.signal() {
         Some(signal) => {
-            let core = if status.core_dumped() { ", core dumped" } else { "" };
+            let core = if status.core_dumped() {
+                ", core dumped"
+            } else {
+                ""
+            };
             format!("killed by signal {signal} ({}{core})", signal_name(signal))
         }
         None => format!("ended ({status})"),
@@ -134,15 +156,27 @@ mod tests {
 
     #[test]
     fn exits_are_described() {
-        assert_eq!(describe_exit(ExitStatus::from_raw(1 << 8)), "exited with status 1");
-        assert_eq!(describe_exit(ExitStatus::from_raw(9)), "killed by signal 9 (SIGKILL)");
-        assert_eq!(describe_exit(ExitStatus::from_raw(15)), "killed by signal 15 (SIGTERM)");
+        assert_eq!(
+            describe_exit(ExitStatus::from_raw(1 << 8)),
+            "exited with status 1"
+        );
+        assert_eq!(
+            describe_exit(ExitStatus::from_raw(9)),
+            "killed by signal 9 (SIGKILL)"
+        );
+        assert_eq!(
+            describe_exit(ExitStatus::from_raw(15)),
+            "killed by signal 15 (SIGTERM)"
+        );
     }
 
     #[test]
     fn env_has_ids_ports_secret_and_display() {
         let mut settings = InstanceSettings::default();
-        settings.command.env.insert("OSW_ICE_ADDRESSES".into(), "127.0.0.1".into());
+        settings
+            .command
+            .env
+            .insert("OSW_ICE_ADDRESSES".into(), "127.0.0.1".into());
         let env = instance_env(&settings, 2, "abc", Some(92));
         let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
         assert_eq!(get("OSW_INSTANCE_ID"), Some("2"));

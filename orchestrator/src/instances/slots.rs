@@ -60,7 +60,10 @@ impl SlotTable {
 
     /// The lowest idle id (the seed's rule for `START`).
     pub fn lowest_free(&self) -> Option<u32> {
-        self.slots.iter().position(|s| matches!(s, Slot::Idle { .. })).map(|i| i as u32)
+        self.slots
+            .iter()
+            .position(|s| matches!(s, Slot::Idle { .. }))
+            .map(|i| i as u32)
     }
 
     /// A fresh generation number.
@@ -71,7 +74,9 @@ impl SlotTable {
 
     /// The slot `id`, or "invalid id".
     pub fn get_mut(&mut self, id: u32) -> Result<&mut Slot, SupervisorError> {
-        self.slots.get_mut(id as usize).ok_or(SupervisorError::InvalidId)
+        self.slots
+            .get_mut(id as usize)
+            .ok_or(SupervisorError::InvalidId)
     }
 
     /// The busy slot `id` if it still holds `generation`.
@@ -93,7 +98,10 @@ impl SlotTable {
     /// Puts `busy` into the idle slot `id`.
     pub fn occupy(&mut self, id: u32, busy: Busy) {
         if let Some(slot) = self.slots.get_mut(id as usize) {
-            debug_assert!(matches!(slot, Slot::Idle { .. }), "slot {id} occupied twice");
+            debug_assert!(
+                matches!(slot, Slot::Idle { .. }),
+                "slot {id} occupied twice"
+            );
             *slot = Slot::Busy(busy);
         }
     }
@@ -101,7 +109,9 @@ impl SlotTable {
     /// Frees slot `id` if it still holds `generation`, remembering how the instance ended.
     pub fn free(&mut self, id: u32, generation: u64, last_exit: String) {
         if self.busy_mut(id, generation).is_some() {
-            self.slots[id as usize] = Slot::Idle { last_exit: Some(last_exit) };
+            self.slots[id as usize] = Slot::Idle {
+                last_exit: Some(last_exit),
+            };
         }
     }
 
@@ -109,16 +119,24 @@ impl SlotTable {
     pub fn report(&self, id: u32) -> Result<StatusReport, SupervisorError> {
         match self.slots.get(id as usize) {
             None => Err(SupervisorError::InvalidId),
-            Some(Slot::Idle { last_exit }) => {
-                Ok(StatusReport { status: InstanceStatus::Idle, last_exit: last_exit.clone() })
-            }
-            Some(Slot::Busy(busy)) => Ok(StatusReport { status: busy.status, last_exit: None }),
+            Some(Slot::Idle { last_exit }) => Ok(StatusReport {
+                status: InstanceStatus::Idle,
+                last_exit: last_exit.clone(),
+            }),
+            Some(Slot::Busy(busy)) => Ok(StatusReport {
+                status: busy.status,
+                last_exit: None,
+            }),
         }
     }
 
     /// `SERVER_STATUS`.
     pub fn server_status(&self) -> ServerStatus {
-        let busy = self.slots.iter().filter(|s| matches!(s, Slot::Busy(_))).count();
+        let busy = self
+            .slots
+            .iter()
+            .filter(|s| matches!(s, Slot::Busy(_)))
+            .count();
         ServerStatus {
             running: busy as u32,
             total: self.slots.len() as u32,
@@ -159,18 +177,38 @@ mod tests {
             table.occupy(id, b);
         }
         assert_eq!(table.lowest_free(), None);
-        assert_eq!(table.server_status(), ServerStatus { running: 3, total: 3, next_free: None });
+        assert_eq!(
+            table.server_status(),
+            ServerStatus {
+                running: 3,
+                total: 3,
+                next_free: None
+            }
+        );
 
         table.free(1, generations[1], "stopped".into());
         table.free(0, generations[0], "crashed".into());
         assert_eq!(table.lowest_free(), Some(0));
         assert_eq!(
             table.report(0).unwrap(),
-            StatusReport { status: InstanceStatus::Idle, last_exit: Some("crashed".into()) }
+            StatusReport {
+                status: InstanceStatus::Idle,
+                last_exit: Some("crashed".into())
+            }
         );
-        assert_eq!(table.report(2).unwrap().status, InstanceStatus::Initializing);
+        assert_eq!(
+            table.report(2).unwrap().status,
+            InstanceStatus::Initializing
+        );
         assert_eq!(table.report(3), Err(SupervisorError::InvalidId));
-        assert_eq!(table.server_status(), ServerStatus { running: 1, total: 3, next_free: Some(0) });
+        assert_eq!(
+            table.server_status(),
+            ServerStatus {
+                running: 1,
+                total: 3,
+                next_free: Some(0)
+            }
+        );
     }
 
     #[test]
@@ -183,7 +221,10 @@ mod tests {
         let (second, _) = busy(&mut table);
         table.occupy(0, second);
         table.free(0, old, "late update".into());
-        assert_eq!(table.report(0).unwrap().status, InstanceStatus::Initializing);
+        assert_eq!(
+            table.report(0).unwrap().status,
+            InstanceStatus::Initializing
+        );
         assert!(table.busy_mut(0, old).is_none());
     }
 }

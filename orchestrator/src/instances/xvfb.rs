@@ -76,7 +76,10 @@ fn socket_path(display: u32) -> PathBuf {
 }
 
 async fn answers(socket: &Path) -> bool {
-    matches!(timeout(Duration::from_secs(1), UnixStream::connect(socket)).await, Ok(Ok(_)))
+    matches!(
+        timeout(Duration::from_secs(1), UnixStream::connect(socket)).await,
+        Ok(Ok(_))
+    )
 }
 
 impl Xvfb {
@@ -102,23 +105,35 @@ impl Xvfb {
             .stderr(stderr)
             .kill_on_drop(true)
             .process_group(0);
-        let mut child = command
-            .spawn()
-            .map_err(|err| XvfbError::Spawn { exe: settings.executable.clone(), err })?;
+        let mut child = command.spawn().map_err(|err| XvfbError::Spawn {
+            exe: settings.executable.clone(),
+            err,
+        })?;
         let pid = child.id().unwrap_or(0);
         let deadline = Instant::now() + settings.startup_timeout;
         loop {
             if let Ok(Some(status)) = child.try_wait() {
-                return Err(XvfbError::Exited { display, how: describe_exit(status), tail: log.tail() });
+                return Err(XvfbError::Exited {
+                    display,
+                    how: describe_exit(status),
+                    tail: log.tail(),
+                });
             }
             if answers(&socket).await && matches!(child.try_wait(), Ok(None)) {
                 let number = display; // `display` is shadowed inside tracing macros
                 info!(display = number, pid, "Xvfb ready");
-                return Ok(Xvfb { child, pid, display });
+                return Ok(Xvfb {
+                    child,
+                    pid,
+                    display,
+                });
             }
             if Instant::now() >= deadline {
                 let _ = child.kill().await;
-                return Err(XvfbError::Timeout { display, after: settings.startup_timeout });
+                return Err(XvfbError::Timeout {
+                    display,
+                    after: settings.startup_timeout,
+                });
             }
             sleep(POLL).await;
         }
