@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! readback: appsrc (RGBA) ! videoconvert ! I420 ! encoder ! pay ! tee ┬ queue ! webrtcbin
-//! gl:       appsrc (GLMemory RGBA) ! glcolorconvert ! NV12 ! [gldownload !] encoder ! …  └ …
+//! gl:       appsrc (GLMemory RGBA) ! glcolorconvert ! NV12|I420 ! [gldownload !] encoder …└ …
 //! ```
 //!
 //! The encode happens once; the RTP stream is split by a `tee`, so a viewer costs a queue and
@@ -188,15 +188,18 @@ impl Pipeline {
             }
             FrameMemory::Gl => {
                 let convert = make("glcolorconvert", None)?;
-                let nv12 = make("capsfilter", None)?;
-                nv12.set_property(
+                // NVENC takes NV12 textures; the software encoders all take I420 (vp8enc
+                // takes nothing else), so convert to it on the GPU before downloading.
+                let format = if plan.takes_gl_memory { "NV12" } else { "I420" };
+                let yuv = make("capsfilter", None)?;
+                yuv.set_property(
                     "caps",
                     gst::Caps::builder("video/x-raw")
                         .features(["memory:GLMemory"])
-                        .field("format", "NV12")
+                        .field("format", format)
                         .build(),
                 );
-                chain.extend([convert, nv12]);
+                chain.extend([convert, yuv]);
                 if !plan.takes_gl_memory {
                     chain.push(make("gldownload", None)?);
                 }

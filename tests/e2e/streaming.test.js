@@ -1,0 +1,123 @@
+/**
+ * The real engine in a real browser: the GL test host (rust-core through the C ABI, as the
+ * OpenSpace module uses it) streaming to the viewer page in headless Chromium, for both
+ * capture paths and both codecs.
+ *
+ * Opens peer connections, so it runs only inside a loopback-only network namespace (the
+ * README's test command runs it through scripts/in-loopback-netns.sh).
+ */
+
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+
+import {
+    dragOnVideo, launchBrowser, lastStats, needsLoopbackNamespace, openViewer, readStrip,
+    waitForPlaying,
+} from './lib/browser.js';
+import { GlHost } from './lib/gl-host.js';
+
+const WIDTH = 960;
+const HEIGHT = 540;
+
+const MATRIX = [
+    { capture: 'readback', encoder: 'x264', codec: 'H264' },
+    { capture: 'readback', encoder: 'vp8', codec: 'VP8' },
+    { capture: 'gl', encoder: 'x264', codec: 'H264' },
+    { capture: 'gl', encoder: 'vp8', codec: 'VP8' },
+];
+
+/** Waits until `probe()` resolves to something truthy and returns it. */
+async function eventually(probe, what, timeoutMs = 10000) {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+        const value = await probe();
+        if (value) {
+            return value;
+        }
+        if (Date.now() > deadline) {
+            throw new Error(`timed out waiting for ${what}`);
+        }
+        await new Promise((resolve) => { setTimeout(resolve, 100); });
+    }
+}
+
+/** The frame counter the viewer shows now, after it has moved past `previous`. */
+function frameAdvances(page, previous) {
+    return eventually(async () => {
+        const strip = await readStrip(page);
+        return strip && strip.frame !== previous ? strip : null;
+    }, `the displayed frame to change from ${previous}`);
+}
+
+const skip = needsLoopbackNamespace();
+
+for (const { capture, encoder, codec } of MATRIX) {
+    describe(`${capture} capture, ${encoder}`, { skip }, () => {
+        let host;
+        let browser;
+
+        before(async () => {
+            host = await GlHost.start([
+                '--capture', capture, '--encoder', encoder,
+                '--width', String(WIDTH), '--height', String(HEIGHT), '--fps', '30',
+            ]);
+            browser = await launchBrowser();
+        });
+
+        after(async () => {
+            await browser?.close();
+            const exit = await host?.stop();
+            assert.equal(exit?.code, 0, `host exit: ${JSON.stringify(exit)}\n${host?.stderr.slice(-2000)}`);
+        });
+
+        test('video plays at the host resolution and keeps changing', async () => {
+            const page = await browser.newPage();
+            await openViewer(page, host.signalUrl);
+            const size = await waitForPlaying(page);
+            assert.deepEqual(size, { videoWidth: WIDTH, videoHeight: HEIGHT });
+            const first = await eventually(() => readStrip(page), 'a decodable timestamp strip');
+            const later = await frameAdvances(page, first.frame);
+            assert.ok(later.renderedMs > first.renderedMs, 'frames rendered later are shown later');
+            await host.until((h) => h.stats?.encoder === `${encoder}enc`, `host stats naming ${encoder}enc`);
+            const stats = await eventually(async () => {
+                const s = await lastStats(page);
+                return s?.codec ? s : null;
+            }, 'browser stats');
+            assert.equal(stats.codec.toUpperCase(), codec);
+            await page.close();
+            await host.until((h) => h.left.length === h.joined.length, 'the viewer to leave');
+        });
+
+        test('a mouse drag on the page turns the host camera', async () => {
+            const page = await browser.newPage();
+            await openViewer(page, host.signalUrl);
+            await waitForPlaying(page);
+            // Input flows once the data channel is open; drag until the host reports it.
+            const before = host.camera;
+            await eventually(async () => {
+                await dragOnVideo(page, 120, 40);
+                return host.camera && JSON.stringify(host.camera) !== JSON.stringify(before);
+            }, 'a CAMERA change on the host');
+            assert.notEqual(host.camera.yaw, before?.yaw ?? 0, 'horizontal drag changes yaw');
+            await page.close();
+        });
+
+        test('two viewers share the stream and one leaving does not disturb the other', async () => {
+            const [a, b] = [await browser.newPage(), await browser.newPage()];
+            await openViewer(a, host.signalUrl);
+            await openViewer(b, host.signalUrl);
+            await waitForPlaying(a);
+            await waitForPlaying(b);
+            await host.until((h) => h.stats?.viewers === 2, 'the host to count two viewers', 5000);
+            const encodedBefore = host.stats.framesEncoded;
+            const leftBefore = host.left.length;
+            await b.close();
+            await host.until((h) => h.left.length === leftBefore + 1, 'VIEWER left on the host');
+            const shown = await eventually(() => readStrip(a), 'a strip on the remaining viewer');
+            await frameAdvances(a, shown.frame);
+            await host.until((h) => h.stats.framesEncoded > encodedBefore + 10 && h.stats.viewers === 1,
+                'the encoder to go on for the remaining viewer');
+            await a.close();
+        });
+    });
+}
