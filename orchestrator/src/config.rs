@@ -28,6 +28,7 @@ INSTANCES
     OSW_CONTROL_SECRET=<random hex> OSW_ENABLED=1
     OSW_API_WEBSOCKET_PORT=<API WebSocket base + N>   (OpenSpace's JSON API, 4682 + N)
     OSW_API_TCP_PORT=<API TCP base - N>               (OpenSpace's JSON API, 4681 - N)
+    OSW_WEBGUI_HTTP_PORT=<WebGui HTTP base + N>       (OpenSpace's WebGui server, 4800 + N)
   plus the configured instance env (e.g. OSW_ICE_ADDRESSES=127.0.0.1). The instance is
   INITIALIZING until its signaling endpoint (ws://127.0.0.1:<signaling port>/) answers the
   control `ready` probe, then RUNNING; one that is not ready within --startup-timeout is
@@ -85,6 +86,11 @@ pub struct Cli {
     /// Instance N gets OSW_API_TCP_PORT = this - N (counting down) [default: 4681].
     #[arg(long, env = "ORCHESTRATOR_API_TCP_BASE_PORT", value_name = "PORT")]
     pub api_tcp_base_port: Option<u16>,
+
+    /// Instance N gets OSW_WEBGUI_HTTP_PORT = this + N (OpenSpace's WebGui HTTP server)
+    /// [default: 4800].
+    #[arg(long, env = "ORCHESTRATOR_WEBGUI_HTTP_BASE_PORT", value_name = "PORT")]
+    pub webgui_http_base_port: Option<u16>,
 
     /// The instance program [default: <repo>/build/gl-host/osw-gl-host].
     #[arg(long, env = "ORCHESTRATOR_INSTANCE_EXECUTABLE", value_name = "PATH")]
@@ -203,6 +209,8 @@ pub struct FileConfig {
     pub api_websocket_base_port: Option<u16>,
     /// `--api-tcp-base-port`.
     pub api_tcp_base_port: Option<u16>,
+    /// `--webgui-http-base-port`.
+    pub webgui_http_base_port: Option<u16>,
     /// `--log-dir`.
     pub log_dir: Option<PathBuf>,
     /// `--startup-timeout`, seconds.
@@ -354,6 +362,9 @@ impl Config {
             .api_websocket_base_port
             .unwrap_or(s.ports.api_websocket_base);
         s.ports.api_tcp_base = file.api_tcp_base_port.unwrap_or(s.ports.api_tcp_base);
+        s.ports.webgui_http_base = file
+            .webgui_http_base_port
+            .unwrap_or(s.ports.webgui_http_base);
         s.log_dir = file
             .log_dir
             .map(from_file)
@@ -389,6 +400,9 @@ impl Config {
             .api_websocket_base_port
             .unwrap_or(s.ports.api_websocket_base);
         s.ports.api_tcp_base = cli.api_tcp_base_port.unwrap_or(s.ports.api_tcp_base);
+        s.ports.webgui_http_base = cli
+            .webgui_http_base_port
+            .unwrap_or(s.ports.webgui_http_base);
         if let Some(exe) = &cli.instance_executable {
             s.command.executable = program_from_cli(exe);
         }
@@ -490,6 +504,7 @@ mod tests {
         assert_eq!(config.instances.ports.signaling(2), 4702);
         assert_eq!(config.instances.ports.api_websocket(2), 4684);
         assert_eq!(config.instances.ports.api_tcp(2), 4679);
+        assert_eq!(config.instances.ports.webgui_http(2), 4802);
         assert_eq!(config.instances.xvfb.mode, XvfbMode::Auto);
     }
 
@@ -571,12 +586,54 @@ mod tests {
         assert!(Cli::try_parse_from(["orchestrator", "--instance-env", "novalue"]).is_err());
     }
 
+    const EXAMPLE: &str = include_str!("../orchestrator.example.toml");
+
     #[test]
     fn the_example_file_parses() {
-        let text = include_str!("../orchestrator.example.toml");
-        let f: FileConfig = toml::from_str(text).unwrap();
+        let f: FileConfig = toml::from_str(EXAMPLE).unwrap();
         let config =
             Config::merge(&Cli::default(), f, Some(Path::new("/repo/orchestrator"))).unwrap();
         assert_eq!(config.instances.slots, 3);
+        assert_eq!(
+            config.instances.command.executable,
+            PathBuf::from("/repo/orchestrator/../build/gl-host/osw-gl-host")
+        );
+        assert_eq!(
+            config.instances.command.env["OSW_ICE_ADDRESSES"],
+            "127.0.0.1"
+        );
+    }
+
+    #[test]
+    fn the_commented_openspace_profile_parses_once_uncommented() {
+        // Swap the active [instance] tables for the commented block, as its comment says.
+        let block: String = EXAMPLE
+            .split("# >>> openspace\n")
+            .nth(1)
+            .and_then(|rest| rest.split("# <<< openspace").next())
+            .unwrap()
+            .lines()
+            .map(|line| {
+                line.strip_prefix("# ")
+                    .unwrap_or(line.trim_start_matches('#'))
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let head = &EXAMPLE[..EXAMPLE.find("\n[instance]").unwrap()];
+        let xvfb = &EXAMPLE[EXAMPLE.find("\n[xvfb]").unwrap()..];
+        let text = format!("{head}\n{xvfb}\n{block}\n");
+        let f: FileConfig = toml::from_str(&text).unwrap_or_else(|err| panic!("{err}\n{text}"));
+        let config =
+            Config::merge(&Cli::default(), f, Some(Path::new("/repo/orchestrator"))).unwrap();
+        let command = &config.instances.command;
+        assert_eq!(
+            command.executable,
+            PathBuf::from("/opt/OpenSpace/bin/OpenSpace")
+        );
+        assert_eq!(command.args[3], "${CONFIG}/single.json");
+        assert_eq!(command.args.last().unwrap(), "--bypassLauncher");
+        assert_eq!(command.working_dir, Some(PathBuf::from("/opt/OpenSpace")));
+        assert_eq!(command.env["OSW_LISTEN_ADDRESS"], "127.0.0.1");
+        assert!(!command.env.contains_key("DISPLAY"));
     }
 }

@@ -29,6 +29,8 @@ fn help_explains_the_options_the_environment_and_xvfb() {
         "--xvfb",
         "OSW_CONTROL_SECRET",
         "OSW_API_TCP_PORT",
+        "OSW_WEBGUI_HTTP_PORT",
+        "--webgui-http-base-port",
         "Xvfb :<display base + N> -screen 0 3840x2160x24 -nolisten tcp",
         "no DISPLAY",
         "SIGTERM",

@@ -26,7 +26,7 @@ async fn each_instance_gets_its_id_ports_secret_and_a_log_file() {
     assert!(
         log0.contains(&format!(
             "OSW_INSTANCE_ID=0 OSW_LISTEN_PORT={base} OSW_ENABLED=1 OSW_API_WEBSOCKET_PORT=4682 \
-             OSW_API_TCP_PORT=4681 OSW_ICE_ADDRESSES=127.0.0.1"
+             OSW_API_TCP_PORT=4681 OSW_WEBGUI_HTTP_PORT=4800 OSW_ICE_ADDRESSES=127.0.0.1"
         )),
         "{log0}"
     );
@@ -35,7 +35,7 @@ async fn each_instance_gets_its_id_ports_secret_and_a_log_file() {
     let log1 = sup.log(1);
     assert!(
         log1.contains(&format!(
-            "OSW_INSTANCE_ID=1 OSW_LISTEN_PORT={} OSW_ENABLED=1 OSW_API_WEBSOCKET_PORT=4683 OSW_API_TCP_PORT=4680",
+            "OSW_INSTANCE_ID=1 OSW_LISTEN_PORT={} OSW_ENABLED=1 OSW_API_WEBSOCKET_PORT=4683 OSW_API_TCP_PORT=4680 OSW_WEBGUI_HTTP_PORT=4801",
             base + 1
         )),
         "{log1}"

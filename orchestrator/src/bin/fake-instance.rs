@@ -60,12 +60,13 @@ async fn main() {
     let var = |name: &str| std::env::var(name).unwrap_or_default();
     println!(
         "fake-instance: OSW_INSTANCE_ID={} OSW_LISTEN_PORT={} OSW_ENABLED={} \
-         OSW_API_WEBSOCKET_PORT={} OSW_API_TCP_PORT={} OSW_ICE_ADDRESSES={} DISPLAY={} secret_len={}",
+         OSW_API_WEBSOCKET_PORT={} OSW_API_TCP_PORT={} OSW_WEBGUI_HTTP_PORT={} OSW_ICE_ADDRESSES={} DISPLAY={} secret_len={}",
         var("OSW_INSTANCE_ID"),
         var("OSW_LISTEN_PORT"),
         var("OSW_ENABLED"),
         var("OSW_API_WEBSOCKET_PORT"),
         var("OSW_API_TCP_PORT"),
+        var("OSW_WEBGUI_HTTP_PORT"),
         var("OSW_ICE_ADDRESSES"),
         var("DISPLAY"),
         var("OSW_CONTROL_SECRET").len(),

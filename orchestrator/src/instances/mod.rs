@@ -66,6 +66,9 @@ pub struct PortPlan {
     /// TCP). Counting down from OpenSpace's default 4681 keeps instance 0 on OpenSpace's own
     /// defaults and never meets the WebSocket range, which counts up from 4682.
     pub api_tcp_base: u16,
+    /// Instance `id` gets `OSW_WEBGUI_HTTP_PORT = webgui_http_base + id` (OpenSpace's WebGui
+    /// module HTTP server, 4680 in a stock OpenSpace, which would collide between instances).
+    pub webgui_http_base: u16,
 }
 
 impl PortPlan {
@@ -84,8 +87,13 @@ impl PortPlan {
         (u32::from(self.api_tcp_base).saturating_sub(id)) as u16
     }
 
-    /// The three port ranges used by `slots` instances, named, as inclusive bounds.
-    pub fn ranges(&self, slots: u32) -> [(&'static str, u32, u32); 3] {
+    /// OpenSpace WebGui HTTP port of `id`.
+    pub fn webgui_http(&self, id: u32) -> u16 {
+        (u32::from(self.webgui_http_base) + id) as u16
+    }
+
+    /// The four port ranges used by `slots` instances, named, as inclusive bounds.
+    pub fn ranges(&self, slots: u32) -> [(&'static str, u32, u32); 4] {
         let last = slots.saturating_sub(1);
         [
             (
@@ -102,6 +110,11 @@ impl PortPlan {
                 "OpenSpace API TCP",
                 u32::from(self.api_tcp_base).saturating_sub(last),
                 u32::from(self.api_tcp_base),
+            ),
+            (
+                "OpenSpace WebGui HTTP",
+                u32::from(self.webgui_http_base),
+                u32::from(self.webgui_http_base) + last,
             ),
         ]
     }
@@ -181,6 +194,7 @@ impl Default for InstanceSettings {
                 signaling_base: 4700,
                 api_websocket_base: 4682,
                 api_tcp_base: 4681,
+                webgui_http_base: 4800,
             },
             log_dir: PathBuf::from("logs"),
             startup_timeout: Duration::from_secs(60),
@@ -264,6 +278,11 @@ impl InstanceSettings {
                 "OpenSpace API TCP",
                 i64::from(p.api_tcp_base) - last,
                 i64::from(p.api_tcp_base),
+            ),
+            (
+                "OpenSpace WebGui HTTP",
+                i64::from(p.webgui_http_base),
+                i64::from(p.webgui_http_base) + last,
             ),
         ];
         for (name, first, last) in raw {

@@ -20,6 +20,7 @@ pub const RESERVED_ENV: &[&str] = &[
     "OSW_ENABLED",
     "OSW_API_WEBSOCKET_PORT",
     "OSW_API_TCP_PORT",
+    "OSW_WEBGUI_HTTP_PORT",
 ];
 
 /// The environment instance `id` gets on top of the orchestrator's own and the configured
@@ -52,6 +53,10 @@ pub(super) fn instance_env(
         (
             "OSW_API_TCP_PORT".to_string(),
             ports.api_tcp(id).to_string(),
+        ),
+        (
+            "OSW_WEBGUI_HTTP_PORT".to_string(),
+            ports.webgui_http(id).to_string(),
         ),
     ]);
     if let Some(display) = display {
@@ -185,6 +190,7 @@ mod tests {
         assert_eq!(get("OSW_ENABLED"), Some("1"));
         assert_eq!(get("OSW_API_WEBSOCKET_PORT"), Some("4684"));
         assert_eq!(get("OSW_API_TCP_PORT"), Some("4679"));
+        assert_eq!(get("OSW_WEBGUI_HTTP_PORT"), Some("4802"));
         assert_eq!(get("OSW_ICE_ADDRESSES"), Some("127.0.0.1"));
         assert_eq!(get("DISPLAY"), Some(":92"));
     }
