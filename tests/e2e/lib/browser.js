@@ -1,0 +1,362 @@
+/**
+ * Browser-test helpers: Debian's Chromium, headless, driven by playwright-core, and the
+ * viewer page (web/viewer.html) with its test hooks (`window.__osw`).
+ *
+ * Network rule: run anything that opens a peer connection inside a loopback-only network
+ * namespace (see README.md). These helpers only ever point Chromium at 127.0.0.1.
+ */
+
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+
+import { chromium } from 'playwright-core';
+
+import { serveStatic, WEB_ROOT } from './static-server.js';
+
+export { serveStatic, WEB_ROOT };
+
+/** The browser: Debian's package, never a downloaded one. `OSW_CHROMIUM` overrides. */
+export const CHROMIUM_PATH = process.env.OSW_CHROMIUM || '/usr/bin/chromium';
+
+/**
+ * Chromium's flags. `--allow-loopback-in-peer-connection` and disabling
+ * `WebRtcHideLocalIpsWithMdns` (real addresses, not mDNS names, in host candidates) make ICE
+ * work on 127.0.0.1; the autoplay policy lets the video play without a click.
+ */
+export const CHROMIUM_FLAGS = Object.freeze([
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+    '--no-first-run',
+    '--disable-quic',
+    '--allow-loopback-in-peer-connection',
+    '--disable-features=WebRtcHideLocalIpsWithMdns',
+    '--autoplay-policy=no-user-gesture-required',
+]);
+
+/** Default wait for the stream to come up; ICE over loopback takes well under a second. */
+const DEFAULT_TIMEOUT_MS = 20000;
+
+/** Console lines and page errors per page, for failure messages. */
+const pageLogs = new WeakMap();
+
+/**
+ * Launches headless Chromium with {@link CHROMIUM_FLAGS} and a fresh profile, deleted when
+ * the browser closes.
+ *
+ * Playwright's own default flags are switched off (`ignoreDefaultArgs: true`): they include a
+ * `--disable-features=` list of their own, and Chromium honours only the last such flag, so
+ * one list would silently cancel the other. Only the flags Playwright needs to drive the
+ * browser are added back.
+ *
+ * @param {object} [options]
+ * @param {string[]} [options.extraArgs=[]] - more flags (one `--disable-features=` only:
+ *   extend the one in CHROMIUM_FLAGS instead)
+ * @param {string} [options.executablePath=CHROMIUM_PATH]
+ * @returns {Promise<import('playwright-core').Browser>}
+ */
+export async function launchBrowser({ extraArgs = [], executablePath = CHROMIUM_PATH } = {}) {
+    const userDataDir = await mkdtemp(path.join(os.tmpdir(), 'osw-chromium-'));
+    let browser;
+    try {
+        browser = await chromium.launch({
+            executablePath,
+            headless: true,
+            ignoreDefaultArgs: true,
+            args: [
+                ...CHROMIUM_FLAGS,
+                ...extraArgs,
+                '--headless',
+                `--user-data-dir=${userDataDir}`,
+                // Playwright talks to the browser over this pipe.
+                '--remote-debugging-pipe',
+                // Pages come from browser.newPage(); the default window would be a stray tab.
+                '--no-startup-window',
+            ],
+        });
+    } catch (err) {
+        await rm(userDataDir, { recursive: true, force: true });
+        throw err;
+    }
+    browser.on('disconnected', () => {
+        rm(userDataDir, { recursive: true, force: true }).catch(() => {});
+    });
+    return browser;
+}
+
+/**
+ * Why a test that opens peer connections must not run here, or false when this process is in
+ * a loopback-only network namespace. For `test(name, { skip: needsLoopbackNamespace() }, …)`.
+ * @returns {string | false}
+ */
+export function needsLoopbackNamespace() {
+    const outside = Object.values(os.networkInterfaces()).flat().filter((a) => !a.internal);
+    return outside.length > 0
+        ? `opens peer connections, but ${outside[0].address} is reachable: run inside a `
+            + 'loopback-only network namespace (scripts/in-loopback-netns.sh)'
+        : false;
+}
+
+let sharedWeb = null;
+
+/**
+ * The shared static server for `web/`, started on first use. It does not keep the test
+ * process alive, so nobody needs to close it.
+ * @returns {Promise<{url: string, port: number}>}
+ */
+export function webServer() {
+    sharedWeb ??= serveStatic(WEB_ROOT).then((web) => {
+        web.server.unref();
+        return web;
+    });
+    return sharedWeb;
+}
+
+/**
+ * The viewer page's URL for a signaling endpoint.
+ * @param {string} baseUrl - where web/ is served, ending with a slash
+ * @param {string} signalUrl - e.g. `ws://127.0.0.1:4700/`
+ * @param {{viewOnly?: boolean}} [options]
+ * @returns {string}
+ */
+export function viewerUrl(baseUrl, signalUrl, { viewOnly = false } = {}) {
+    const url = new URL('viewer.html', baseUrl);
+    url.searchParams.set('signal', signalUrl);
+    if (viewOnly) {
+        url.searchParams.set('viewOnly', '1');
+    }
+    return url.href;
+}
+
+/**
+ * The page's console messages and uncaught errors so far (recorded from `openViewer` on).
+ * @param {import('playwright-core').Page} page
+ * @returns {string[]}
+ */
+export function pageLog(page) {
+    return pageLogs.get(page) ?? [];
+}
+
+function recordLog(page) {
+    if (pageLogs.has(page)) {
+        return;
+    }
+    const log = [];
+    pageLogs.set(page, log);
+    page.on('console', (msg) => log.push(`[${msg.type()}] ${msg.text()}`));
+    page.on('pageerror', (err) => log.push(`[pageerror] ${err.message}`));
+}
+
+/**
+ * What the page shows and knows now, for failure messages.
+ * @param {import('playwright-core').Page} page
+ * @returns {Promise<string>}
+ */
+export async function describePage(page) {
+    const facts = await page.evaluate(() => {
+        const video = document.getElementById('stream');
+        return {
+            state: window.__osw?.session.state,
+            reason: window.__osw?.session.reason,
+            status: document.getElementById('status')?.textContent,
+            readyState: video?.readyState,
+            currentTime: video?.currentTime,
+        };
+    }).catch((err) => ({ unavailable: err.message }));
+    const log = pageLog(page).slice(-20).join('\n  ');
+    return `page: ${JSON.stringify(facts)}\npage log:\n  ${log || '(empty)'}`;
+}
+
+/**
+ * Lets a page's peer connections gather ICE candidates on 127.0.0.1.
+ *
+ * Without camera or microphone permission Chromium does not enumerate network interfaces; it
+ * only binds to the address of the default route. A loopback-only network namespace has no
+ * such route, so the page would gather no candidate at all and ICE would never start, flags
+ * or not. Granting the camera permission (no camera is opened) lifts that restriction.
+ *
+ * @param {import('playwright-core').Page} page
+ * @param {string} url - any URL of the page's origin
+ */
+export async function allowLoopbackIce(page, url) {
+    await page.context().grantPermissions(['camera'], { origin: new URL(url).origin });
+}
+
+/**
+ * Opens web/viewer.html on `page`, joined to `signalUrl`, and waits for its hooks. Grants
+ * the page's origin what it needs for ICE over loopback ({@link allowLoopbackIce}).
+ *
+ * @param {import('playwright-core').Page} page
+ * @param {string} signalUrl - the streamer's endpoint, e.g. `ws://127.0.0.1:4700/`
+ * @param {object} [options]
+ * @param {boolean} [options.viewOnly=false]
+ * @param {string} [options.baseUrl] - where web/ is served (default: {@link webServer})
+ * @returns {Promise<string>} the page URL
+ */
+export async function openViewer(page, signalUrl, { viewOnly = false, baseUrl } = {}) {
+    recordLog(page);
+    const base = baseUrl ?? (await webServer()).url;
+    const url = viewerUrl(base, signalUrl, { viewOnly });
+    await allowLoopbackIce(page, url);
+    await page.goto(url);
+    await page.waitForFunction(() => window.__osw !== undefined);
+    return url;
+}
+
+/**
+ * The session as the page sees it.
+ * @param {import('playwright-core').Page} page
+ * @returns {Promise<{state: string, reason: string, viewerId: number | null}>}
+ */
+export function sessionInfo(page) {
+    return page.evaluate(() => {
+        const { state, reason, viewerId } = window.__osw.session;
+        return { state, reason, viewerId };
+    });
+}
+
+/**
+ * The status line's text.
+ * @param {import('playwright-core').Page} page
+ * @returns {Promise<string>}
+ */
+export function statusText(page) {
+    return page.locator('#status').textContent();
+}
+
+/**
+ * Waits until the session is in one of `states` ('streaming', 'failed', …).
+ * @param {import('playwright-core').Page} page
+ * @param {string | string[]} states
+ * @param {{timeoutMs?: number}} [options]
+ * @returns {Promise<{state: string, reason: string, viewerId: number | null}>}
+ */
+export async function waitForSessionState(page, states, { timeoutMs = DEFAULT_TIMEOUT_MS } = {}) {
+    const wanted = [states].flat();
+    try {
+        await page.waitForFunction((list) => list.includes(window.__osw?.session.state), wanted,
+            { timeout: timeoutMs });
+    } catch (err) {
+        throw new Error(`session never reached ${wanted.join(' or ')} within ${timeoutMs} ms\n`
+            + `${await describePage(page)}`, { cause: err });
+    }
+    return sessionInfo(page);
+}
+
+/**
+ * Waits until the video plays: a decoded frame is shown (readyState ≥ 2) and currentTime
+ * moves on.
+ * @param {import('playwright-core').Page} page
+ * @param {{timeoutMs?: number}} [options]
+ * @returns {Promise<{videoWidth: number, videoHeight: number}>} the stream's size
+ */
+export async function waitForPlaying(page, { timeoutMs = DEFAULT_TIMEOUT_MS } = {}) {
+    const size = await page.evaluate(async (limitMs) => {
+        const video = document.getElementById('stream');
+        const deadline = performance.now() + limitMs;
+        let from = null;
+        while (performance.now() < deadline) {
+            if (video.readyState >= HTMLMediaElement.HAVE_CURRENT_DATA) {
+                // Where playback was at the first frame; playing means it moves on from there.
+                from ??= video.currentTime;
+                if (video.currentTime > from) {
+                    return { videoWidth: video.videoWidth, videoHeight: video.videoHeight };
+                }
+            }
+            await new Promise((resolve) => { setTimeout(resolve, 50); });
+        }
+        return null;
+    }, timeoutMs);
+    if (!size) {
+        throw new Error(`video not playing within ${timeoutMs} ms\n${await describePage(page)}`);
+    }
+    return size;
+}
+
+/**
+ * Where the picture is drawn in the page (CSS pixels of the viewport), letterbox bars
+ * excluded.
+ * @param {import('playwright-core').Page} page
+ * @returns {Promise<{x: number, y: number, width: number, height: number}>}
+ */
+export function videoContentBox(page) {
+    return page.evaluate(() => {
+        const video = document.getElementById('stream');
+        const box = video.getBoundingClientRect();
+        const scale = Math.min(box.width / video.videoWidth, box.height / video.videoHeight);
+        const width = video.videoWidth * scale;
+        const height = video.videoHeight * scale;
+        return {
+            x: box.left + (box.width - width) / 2,
+            y: box.top + (box.height - height) / 2,
+            width,
+            height,
+        };
+    });
+}
+
+/**
+ * Drags the mouse across the picture with a button held, as a viewer would.
+ *
+ * @param {import('playwright-core').Page} page
+ * @param {number} dx - CSS pixels to the right
+ * @param {number} dy - CSS pixels down
+ * @param {object} [options]
+ * @param {{x: number, y: number}} [options.from] - start, in picture coordinates (default:
+ *   the picture's centre)
+ * @param {'left' | 'right' | 'middle'} [options.button='left']
+ * @param {number} [options.steps=10] - pointer moves between press and release
+ * @returns {Promise<{start: {x: number, y: number}, end: {x: number, y: number},
+ *   width: number, height: number}>} start and end in the coordinates the host receives
+ *   (picture pixels), and the picture's displayed size
+ */
+export async function dragOnVideo(page, dx, dy, { from, button = 'left', steps = 10 } = {}) {
+    const box = await videoContentBox(page);
+    const start = from ?? { x: box.width / 2, y: box.height / 2 };
+    const end = { x: start.x + dx, y: start.y + dy };
+    await page.mouse.move(box.x + start.x, box.y + start.y);
+    await page.mouse.down({ button });
+    await page.mouse.move(box.x + end.x, box.y + end.y, { steps });
+    await page.mouse.up({ button });
+    return { start, end, width: box.width, height: box.height };
+}
+
+/**
+ * Decodes the timestamp strip of the frame the page shows now.
+ * @param {import('playwright-core').Page} page
+ * @returns {Promise<{renderedMs: number, frame: number} | null>} null before the first frame
+ */
+export function readStrip(page) {
+    return page.evaluate(() => window.__osw.readStrip());
+}
+
+/**
+ * The stats overlay's latest snapshot (fps, bitrateKbps, rttMs, jitterBufferMs,
+ * decodeMsPerFrame, framesDecoded, framesDropped, …), or null before the first.
+ * @param {import('playwright-core').Page} page
+ * @returns {Promise<object | null>}
+ */
+export function lastStats(page) {
+    return page.evaluate(() => window.__osw.stats);
+}
+
+/**
+ * Per-frame timings recorded by the page's frame clock (`{frame, renderedMs, presentedMs,
+ * receiveMs, latencyMs, …}` each, oldest first).
+ * @param {import('playwright-core').Page} page
+ * @param {{clear?: boolean}} [options] - `clear: true` forgets them after reading (to drop a
+ *   warm-up)
+ * @returns {Promise<object[]>}
+ */
+export function frameSamples(page, { clear = false } = {}) {
+    return page.evaluate((forget) => {
+        const samples = window.__osw.frameClock.samples;
+        if (forget) {
+            window.__osw.frameClock.clear();
+        }
+        return samples;
+    }, clear);
+}
