@@ -97,7 +97,7 @@ async fn a_crash_reports_the_exit_status_and_the_tail_of_the_output() {
     let sup = TestSupervisor::fake(1, |s| {
         s.command
             .env
-            .insert("FAKE_CRASH_AFTER_MS".into(), "1000".into());
+            .insert("FAKE_CRASH_AFTER_READY_MS".into(), "500".into());
         s.command.env.insert("FAKE_EXIT_CODE".into(), "7".into());
     })
     .await;
@@ -338,5 +338,30 @@ async fn stop_during_initializing_stops_it() {
     assert_eq!(c.stop(0).await["error"], "none");
     wait_gone(pid, SECONDS_5).await;
     assert_eq!(c.status(0).await["status"], "IDLE");
+    sup.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_resolution_overtaken_by_a_stop_is_not_running() {
+    let sup = TestSupervisor::fake(1, |s| {
+        // The fake applies resizes late, so the RESOLUTION is still waiting when STOP comes.
+        s.command
+            .env
+            .insert("FAKE_RESIZE_DELAY_MS".into(), "3000".into());
+        s.resize_timeout = Duration::from_secs(10);
+    })
+    .await;
+    let mut c = sup.client().await;
+    c.start().await;
+    c.wait_status(0, "RUNNING", SECONDS_5).await;
+    let mut resizer = sup.client().await;
+    let resize = tokio::spawn(async move { resizer.resolution(0, 640, 360).await });
+    sleep(Duration::from_millis(300)).await;
+    assert_eq!(c.stop(0).await["error"], "none");
+    let reply = resize.await.unwrap();
+    assert_eq!(
+        reply,
+        serde_json::json!({"command":"RESOLUTION","error":"not running","id":0,"width":640,"height":360})
+    );
     sup.shutdown().await;
 }

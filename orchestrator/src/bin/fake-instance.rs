@@ -11,11 +11,13 @@
 //! | `FAKE_READY_DELAY_MS` | answer `ready: false` until this long after start |
 //! | `FAKE_NEVER_READY=1` | always answer `ready: false` |
 //! | `FAKE_CRASH_AFTER_MS` | exit with `FAKE_EXIT_CODE` (default 3) after this long |
+//! | `FAKE_CRASH_AFTER_READY_MS` | the same, this long after it first answered `ready: true` |
 //! | `FAKE_IGNORE_SIGTERM=1` | survive SIGTERM (the supervisor must use SIGKILL) |
 //! | `FAKE_RESIZE_DELAY_MS` | apply a resize this long after acknowledging it |
 //! | `FAKE_IGNORE_RESIZE=1` | acknowledge resizes but keep the size |
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -37,6 +39,10 @@ struct Knobs {
     resize_delay: Duration,
     /// `FAKE_IGNORE_RESIZE`.
     ignore_resize: bool,
+    /// `FAKE_CRASH_AFTER_READY_MS`.
+    crash_after_ready: Option<Duration>,
+    /// Set once the crash after ready is scheduled.
+    crash_scheduled: AtomicBool,
 }
 
 /// The "stream" size, changed by resizes.
@@ -82,15 +88,12 @@ async fn main() {
             .then(|| start + env_ms("FAKE_READY_DELAY_MS").unwrap_or_default()),
         resize_delay: env_ms("FAKE_RESIZE_DELAY_MS").unwrap_or_default(),
         ignore_resize: env_flag("FAKE_IGNORE_RESIZE"),
+        crash_after_ready: env_ms("FAKE_CRASH_AFTER_READY_MS"),
+        crash_scheduled: AtomicBool::new(false),
     });
 
     if let Some(after) = env_ms("FAKE_CRASH_AFTER_MS") {
-        let code = var("FAKE_EXIT_CODE").parse().unwrap_or(3);
-        tokio::spawn(async move {
-            sleep(after).await;
-            eprintln!("fake-instance: crashing on purpose with status {code}");
-            std::process::exit(code);
-        });
+        crash_after(after);
     }
     let _sigterm = if env_flag("FAKE_IGNORE_SIGTERM") {
         // Installing a handler replaces the default action (terminate).
@@ -123,6 +126,19 @@ async fn main() {
         };
         tokio::spawn(serve(socket, Arc::clone(&knobs), Arc::clone(&size)));
     }
+}
+
+/// Exits with `FAKE_EXIT_CODE` (default 3) after `after`.
+fn crash_after(after: Duration) {
+    let code = std::env::var("FAKE_EXIT_CODE")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(3);
+    tokio::spawn(async move {
+        sleep(after).await;
+        eprintln!("fake-instance: crashing on purpose with status {code}");
+        std::process::exit(code);
+    });
 }
 
 async fn serve(socket: TcpStream, knobs: Arc<Knobs>, size: Size) {
@@ -160,6 +176,11 @@ async fn serve(socket: TcpStream, knobs: Arc<Knobs>, size: Size) {
             Ok(ControlRequest::Ready) => {
                 let ready = knobs.ready_at.is_some_and(|at| Instant::now() >= at);
                 let (width, height) = if ready { *lock(&size) } else { (0, 0) };
+                if let Some(after) = knobs.crash_after_ready.filter(|_| ready)
+                    && !knobs.crash_scheduled.swap(true, Ordering::SeqCst)
+                {
+                    crash_after(after);
+                }
                 ControlReply::Ready {
                     ready,
                     width,

@@ -440,6 +440,14 @@ impl Shared {
         }
     }
 
+    /// Whether slot `id` still holds `generation` and it is `RUNNING`.
+    fn is_running(&self, id: u32, generation: u64) -> bool {
+        self.lock()
+            .table
+            .busy_mut(id, generation)
+            .is_some_and(|busy| busy.status == InstanceStatus::Running)
+    }
+
     fn mark_deinitializing(&self, id: u32, generation: u64) {
         if let Some(busy) = self.lock().table.busy_mut(id, generation) {
             busy.status = InstanceStatus::Deinitializing;
@@ -576,7 +584,7 @@ impl Supervisor for Instances {
             };
             tokio::spawn(
                 task.run()
-                    .instrument(info_span!("instance", id, generation)),
+                    .instrument(info_span!(parent: None, "instance", id, generation)),
             );
             id
         };
@@ -612,27 +620,32 @@ impl Supervisor for Instances {
     }
 
     async fn resolution(&self, id: u32, width: u32, height: u32) -> Result<(), SupervisorError> {
-        let (port, secret) = {
+        let (port, secret, generation) = {
             let mut state = self.shared.lock();
             match state.table.get_mut(id)? {
                 Slot::Busy(busy) if busy.status == InstanceStatus::Running => {
-                    (busy.port, busy.secret.clone())
+                    (busy.port, busy.secret.clone(), busy.generation)
                 }
                 _ => return Err(SupervisorError::NotRunning),
             }
         };
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        let control =
-            |err: crate::control_client::ControlError| SupervisorError::Control(err.to_string());
-        let mut client = ControlClient::connect(addr, &secret, CONTROL_TIMEOUT)
-            .await
-            .map_err(control)?;
-        client
-            .resize_and_confirm(width, height, self.shared.settings.resize_timeout)
-            .await
-            .map_err(control)?;
-        info!(id, width, height, "instance resized");
-        Ok(())
+        let resized = async {
+            let mut client = ControlClient::connect(addr, &secret, CONTROL_TIMEOUT).await?;
+            client
+                .resize_and_confirm(width, height, self.shared.settings.resize_timeout)
+                .await
+        };
+        match resized.await {
+            Ok(()) => {
+                info!(id, width, height, "instance resized");
+                Ok(())
+            }
+            // The instance was stopped (or replaced) while we talked to it: STOP marks the
+            // slot before it signals the process, so this tells "went away" from "failed".
+            Err(_) if !self.shared.is_running(id, generation) => Err(SupervisorError::NotRunning),
+            Err(err) => Err(SupervisorError::Control(err.to_string())),
+        }
     }
 
     async fn server_status(&self) -> Result<ServerStatus, SupervisorError> {
