@@ -16,8 +16,11 @@ packages=(
     # GL for the test host: GLFW, Mesa's software GL and a headless X server.
     libglfw3-dev libgl-dev libegl-dev libgles-dev libegl-mesa0 libgl1-mesa-dri xvfb xauth
     # Builds and tests.
-    cmake ninja-build pkg-config build-essential iproute2 util-linux chromium nodejs npm
+    cmake ninja-build pkg-config build-essential iproute2 util-linux chromium
 )
+# Node.js may come from elsewhere (a newer one than Debian's); only install Debian's when
+# there is none, or apt would fight the one present.
+command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)
 
 missing=()
 for package in "${packages[@]}"; do

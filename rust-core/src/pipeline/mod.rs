@@ -288,6 +288,10 @@ impl Pipeline {
             });
         }
 
+        // webrtcbin's RTP sink syncs to the clock, so packets would wait for the pipeline's
+        // reported latency (the encoders report a frame or more). Frames are timestamped when
+        // pushed and leave as soon as they are encoded: there is nothing to wait for.
+        pipeline.set_latency(Some(gst::ClockTime::ZERO));
         pipeline.set_state(gst::State::Playing)?;
         Ok(Arc::new(Pipeline {
             pipeline,

@@ -1,0 +1,132 @@
+/**
+ * The latency benchmark's driver (run through tests/bench/latency, which builds the Release
+ * host and enters a loopback-only network namespace).
+ *
+ * Glass-to-glass latency here is `presentedMs - renderedMs`: the wall clock when Chromium
+ * expects to show a frame minus the wall clock the host stamped into the frame's strip just
+ * before handing it to rust-core. Both clocks are this machine's, so no sync is needed.
+ * Receive latency uses the video frame callback's `receiveTime` (last packet in) instead.
+ */
+
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+import { createRequire } from 'node:module';
+
+const require = createRequire(new URL('../e2e/package.json', import.meta.url));
+void require; // playwright-core resolves from tests/e2e/node_modules via the lib below.
+const { launchBrowser, openViewer, waitForPlaying, frameSamples, lastStats, needsLoopbackNamespace } =
+    await import('../e2e/lib/browser.js');
+const { GlHost } = await import('../e2e/lib/gl-host.js');
+
+const args = process.argv.slice(2);
+const option = (name, fallback) => {
+    const i = args.indexOf(name);
+    return i >= 0 ? args[i + 1] : fallback;
+};
+const SECONDS = Number(option('--seconds', '30'));
+const WARMUP = Number(option('--warmup', '5'));
+const ALL = ['readback:x264', 'readback:vp8', 'gl:x264', 'gl:vp8'];
+const ONLY = option('--only', ALL.join(',')).split(',');
+const HOST_ARGS = ['--width', '1280', '--height', '720', '--fps', '30'];
+
+const notInNamespace = needsLoopbackNamespace();
+if (notInNamespace) {
+    console.error(`latency benchmark ${notInNamespace}`);
+    process.exit(2);
+}
+
+const CLOCK_TICKS = 100; // sysconf(_SC_CLK_TCK) on Linux
+function cpuSeconds(pid) {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS; // utime + stime
+}
+
+function percentile(values, p) {
+    if (values.length === 0) return null;
+    const sorted = [...values].sort((a, b) => a - b);
+    return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+const round = (x, digits = 1) => (x === null ? null : Number(x.toFixed(digits)));
+const sleep = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
+
+/** CPU of the host over the window with streaming off: the baseline for the overhead. */
+async function baselineCpu() {
+    const host = await GlHost.start([...HOST_ARGS, '--no-stream']);
+    await sleep(WARMUP * 1000);
+    const cpu0 = cpuSeconds(host.pid);
+    await sleep(SECONDS * 1000);
+    const cpu = ((cpuSeconds(host.pid) - cpu0) / SECONDS) * 100;
+    await host.stop();
+    return cpu;
+}
+
+async function measure(capture, encoder, browser) {
+    const host = await GlHost.start([...HOST_ARGS, '--capture', capture, '--encoder', encoder]);
+    const page = await browser.newPage();
+    try {
+        await openViewer(page, host.signalUrl);
+        await waitForPlaying(page);
+        await sleep(WARMUP * 1000);
+        await frameSamples(page, { clear: true });
+        const encoded0 = host.stats.framesEncoded;
+        const browser0 = await lastStats(page);
+        const cpu0 = cpuSeconds(host.pid);
+        await sleep(SECONDS * 1000);
+        const cpu = ((cpuSeconds(host.pid) - cpu0) / SECONDS) * 100;
+        const samples = await frameSamples(page);
+        const encoded = host.stats.framesEncoded - encoded0;
+        const browser1 = await lastStats(page);
+        const latencies = samples.map((s) => s.latencyMs);
+        const receive = samples.filter((s) => s.receiveMs !== null).map((s) => s.receiveMs - s.renderedMs);
+        const decoded = browser1.framesDecoded - browser0.framesDecoded;
+        const stats = host.stats;
+        await page.close();
+        const exit = await host.stop();
+        return {
+            capture,
+            encoder: stats.encoder,
+            codec: stats.codec,
+            g2gP50Ms: round(percentile(latencies, 50)),
+            g2gP95Ms: round(percentile(latencies, 95)),
+            g2gMaxMs: round(percentile(latencies, 100)),
+            receiveP50Ms: round(percentile(receive, 50)),
+            receivedFps: round(samples.length / SECONDS),
+            framesEncoded: encoded,
+            framesDecoded: decoded,
+            // Encoded in the window but never decoded (±1 for frames in flight at the edges).
+            framesLost: Math.max(0, encoded - decoded),
+            senderDropped: stats.framesDropped,
+            senderCpuPercent: round(cpu),
+            frameCallMedianUs: host.frameCost?.median_us ?? null,
+            frameCallP95Us: host.frameCost?.p95_us ?? null,
+            hostExit: exit.code,
+        };
+    }
+    catch (err) {
+        await page.close().catch(() => {});
+        await host.stop();
+        throw err;
+    }
+}
+
+const machine = `${os.cpus().length} cores (${os.cpus()[0]?.model?.trim()}), ${Math.round(os.totalmem() / 2 ** 30)} GiB`;
+console.log(`latency benchmark: 1280x720 at 30 fps, ${SECONDS} s after ${WARMUP} s warm-up, on ${machine}`);
+const baseline = await baselineCpu();
+console.log(`host CPU with streaming off: ${round(baseline)} % of one core`);
+const browser = await launchBrowser();
+const results = [];
+for (const combination of ONLY) {
+    const [capture, encoder] = combination.split(':');
+    const result = await measure(capture, encoder, browser);
+    result.overheadCpuPercent = round(result.senderCpuPercent - baseline);
+    results.push(result);
+    console.log(
+        `${capture.padEnd(8)} ${result.encoder.padEnd(8)} g2g p50 ${result.g2gP50Ms} ms, p95 ${result.g2gP95Ms} ms, `
+        + `max ${result.g2gMaxMs} ms | receive p50 ${result.receiveP50Ms} ms | ${result.receivedFps} fps | `
+        + `lost ${result.framesLost} of ${result.framesEncoded} | CPU ${result.senderCpuPercent} % `
+        + `(+${result.overheadCpuPercent} % over no streaming) | frame call median ${result.frameCallMedianUs} µs`,
+    );
+}
+await browser.close();
+console.log(JSON.stringify({ machine, seconds: SECONDS, baselineCpuPercent: round(baseline), results }));
