@@ -37,6 +37,7 @@ export default class FrameClock extends EventTarget {
     /** @type {FrameSample[]} */
     #samples = [];
     #skipped = 0;
+    #mismatched = 0;
     #callbackId = null;
 
     /**
@@ -78,6 +79,14 @@ export default class FrameClock extends EventTarget {
         return this.#skipped;
     }
 
+    /**
+     * Callbacks that drew a newer frame than the one they were called for (see #record),
+     * left out of the samples.
+     */
+    get mismatched() {
+        return this.#mismatched;
+    }
+
     /** Starts recording every presented frame. */
     start() {
         if (!this.running) {
@@ -96,6 +105,7 @@ export default class FrameClock extends EventTarget {
     clear() {
         this.#samples = [];
         this.#skipped = 0;
+        this.#mismatched = 0;
     }
 
     /**
@@ -133,12 +143,26 @@ export default class FrameClock extends EventTarget {
             return;
         }
         const presentedMs = toWall(metadata.expectedDisplayTime);
+        const receiveMs = metadata.receiveTime === undefined ? null : toWall(metadata.receiveTime);
+        // When the main thread runs late, the video element may already show a newer frame
+        // than the one this callback describes: the strip is then ahead of the timings, and
+        // the sample would understate the latency. It shows as a frame shown or received
+        // before it was rendered, or as the next callback decoding the same frame again (then
+        // the earlier sample was the wrong one).
+        if (presentedMs < decoded.renderedMs || (receiveMs !== null && receiveMs < decoded.renderedMs)) {
+            this.#mismatched += 1;
+            return;
+        }
+        if (decoded.frame === this.last?.frame) {
+            this.#samples.pop();
+            this.#mismatched += 1;
+        }
         /** @type {FrameSample} */
         const sample = {
             frame: decoded.frame,
             renderedMs: decoded.renderedMs,
             presentedMs,
-            receiveMs: metadata.receiveTime === undefined ? null : toWall(metadata.receiveTime),
+            receiveMs,
             latencyMs: presentedMs - decoded.renderedMs,
             presentedFrames: metadata.presentedFrames,
             rtpTimestamp: metadata.rtpTimestamp ?? null,

@@ -21,7 +21,7 @@ const view = new StreamView({
  * - `session`: the ViewerSession (`state`, `reason`, `viewerId`, `peerConnection`)
  * - `stats`: the latest stats snapshot, or null
  * - `readStrip()`: decodes the timestamp strip of the frame shown now
- * - `frameClock`: per-frame timings (`samples`, `clear()`)
+ * - `frameClock`: per-frame timings (`samples`, `skipped`, `mismatched`, `clear()`)
  * - `view`: the StreamView (`controller` sends input and fires `input` events)
  */
 window.__osw = Object.freeze({
