@@ -17,7 +17,7 @@ import { after, before, describe, test } from 'node:test';
 import { WebSocketServer } from 'ws';
 
 import {
-    allowLoopbackIce, dragOnVideo, frameSamples, lastStats, launchBrowser, needsLoopbackNamespace,
+    allowLoopbackIce, dragOnVideo, frameClockCounts, frameSamples, lastStats, launchBrowser, needsLoopbackNamespace,
     openViewer, readStrip, serveStatic, sessionInfo, statusText, waitForPlaying, waitForSessionState,
 } from './lib/browser.js';
 
@@ -148,6 +148,11 @@ describe('viewer page over WebRTC to a fake streamer', { skip: needsLoopbackName
         await new Promise((resolve) => { setTimeout(resolve, 2000); });
         const samples = await frameSamples(viewer);
         assert.ok(samples.length >= 20, `${samples.length} frames in 2 s`);
+        // Frames keep coming while the counts are read.
+        const counts = await frameClockCounts(viewer);
+        assert.ok(counts.recorded >= samples.length, JSON.stringify(counts));
+        assert.equal(counts.skipped, 0);
+        assert.ok(counts.mismatched <= samples.length / 4, JSON.stringify(counts));
         for (const s of samples) {
             assert.ok(s.latencyMs > 0 && s.latencyMs < 2000, `latency ${s.latencyMs} ms`);
             assert.ok(s.receiveMs === null || (s.receiveMs >= s.renderedMs && s.receiveMs <= s.presentedMs + 1),

@@ -360,3 +360,17 @@ export function frameSamples(page, { clear = false } = {}) {
         return samples;
     }, clear);
 }
+
+/**
+ * How many displayed frames the frame clock left out: `skipped` had no readable strip,
+ * `mismatched` were drawn a frame late (the page's main thread was busy), so their timings
+ * did not belong to their strip.
+ * @param {import('playwright-core').Page} page
+ * @returns {Promise<{recorded: number, skipped: number, mismatched: number}>}
+ */
+export function frameClockCounts(page) {
+    return page.evaluate(() => {
+        const clock = window.__osw.frameClock;
+        return { recorded: clock.samples.length, skipped: clock.skipped, mismatched: clock.mismatched };
+    });
+}
