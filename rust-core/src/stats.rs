@@ -28,9 +28,11 @@ struct Rates {
     frames_in: u64,
     frames_encoded: u64,
     bytes_out: u64,
+    encode_latency_us: u64,
     fps_in: f64,
     fps_out: f64,
     kbps: f64,
+    encode_latency_ms: f64,
 }
 
 /// All counters of one streamer.
@@ -39,6 +41,8 @@ pub struct Stats {
     frames_skipped: AtomicU64,
     frames_dropped: AtomicU64,
     frames_encoded: AtomicU64,
+    /// Sum over encoded frames of (time the encoder output it − time it was pushed), µs.
+    encode_latency_us: AtomicU64,
     bytes_out: AtomicU64,
     input_events: AtomicU64,
     input_refused: AtomicU64,
@@ -59,6 +63,7 @@ impl Stats {
             frames_skipped: AtomicU64::new(0),
             frames_dropped: AtomicU64::new(0),
             frames_encoded: AtomicU64::new(0),
+            encode_latency_us: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
             input_events: AtomicU64::new(0),
             input_refused: AtomicU64::new(0),
@@ -76,9 +81,11 @@ impl Stats {
                 frames_in: 0,
                 frames_encoded: 0,
                 bytes_out: 0,
+                encode_latency_us: 0,
                 fps_in: 0.0,
                 fps_out: 0.0,
                 kbps: 0.0,
+                encode_latency_ms: 0.0,
             }),
         }
     }
@@ -145,8 +152,30 @@ impl Stats {
     ) {
         if let Some(pad) = encoder.static_pad("src") {
             let stats = self.clone();
-            pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
                 stats.frames_encoded.fetch_add(1, Ordering::Relaxed);
+                // Frames are timestamped with the running time at which the host pushed
+                // them, so (running time now − the frame's running time) is how long it
+                // spent getting encoded. Encoders shift timestamps (x264enc by 1000 h), so
+                // the frame's running time comes through the output segment.
+                let pts = match &info.data {
+                    Some(gst::PadProbeData::Buffer(buffer)) => buffer.pts(),
+                    _ => None,
+                };
+                let frame_time = pts.and_then(|pts| {
+                    let segment = pad.sticky_event::<gst::event::Segment>(0)?;
+                    segment
+                        .segment()
+                        .downcast_ref::<gst::ClockTime>()?
+                        .to_running_time(pts)
+                });
+                let now = pad.parent_element().and_then(|e| e.current_running_time());
+                if let (Some(frame_time), Some(now)) = (frame_time, now) {
+                    let latency = now.saturating_sub(frame_time).useconds();
+                    stats
+                        .encode_latency_us
+                        .fetch_add(latency, Ordering::Relaxed);
+                }
                 gst::PadProbeReturn::Ok
             });
         }
@@ -172,7 +201,8 @@ impl Stats {
         let frames_in = self.frames_in.load(Ordering::Relaxed);
         let frames_encoded = self.frames_encoded.load(Ordering::Relaxed);
         let bytes_out = self.bytes_out.load(Ordering::Relaxed);
-        let (fps_in, fps_out, kbps) = {
+        let encode_latency_us = self.encode_latency_us.load(Ordering::Relaxed);
+        let (fps_in, fps_out, kbps, encode_latency_ms) = {
             let mut rates = self.rates.lock().unwrap_or_else(|e| e.into_inner());
             let elapsed = rates.at.elapsed();
             if elapsed >= RATE_WINDOW {
@@ -180,12 +210,24 @@ impl Stats {
                 rates.fps_in = (frames_in - rates.frames_in) as f64 / secs;
                 rates.fps_out = (frames_encoded - rates.frames_encoded) as f64 / secs;
                 rates.kbps = (bytes_out - rates.bytes_out) as f64 * 8.0 / 1000.0 / secs;
+                let encoded = frames_encoded - rates.frames_encoded;
+                rates.encode_latency_ms = if encoded > 0 {
+                    (encode_latency_us - rates.encode_latency_us) as f64 / encoded as f64 / 1000.0
+                } else {
+                    0.0
+                };
                 rates.at = Instant::now();
                 rates.frames_in = frames_in;
                 rates.frames_encoded = frames_encoded;
                 rates.bytes_out = bytes_out;
+                rates.encode_latency_us = encode_latency_us;
             }
-            (rates.fps_in, rates.fps_out, rates.kbps)
+            (
+                rates.fps_in,
+                rates.fps_out,
+                rates.kbps,
+                rates.encode_latency_ms,
+            )
         };
         let labels = self.labels();
         let round = |x: f64| (x * 10.0).round() / 10.0;
@@ -205,6 +247,7 @@ impl Stats {
             "fpsOut": round(fps_out),
             "bitrateKbps": round(kbps),
             "bitrateTargetKbps": self.bitrate_target_kbps,
+            "encodeLatencyMs": round(encode_latency_ms),
             "inputEvents": self.input_events.load(Ordering::Relaxed),
             "inputRefused": self.input_refused.load(Ordering::Relaxed),
             "signalingPort": self.signaling_port.load(Ordering::Relaxed),

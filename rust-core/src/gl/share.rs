@@ -239,7 +239,12 @@ impl GlShare {
         let pool = gst_gl::GLBufferPool::new(&self.context);
         let mut config = pool.config();
         // min = max: every texture is made when the pool starts, never on the render thread.
-        config.set_params(Some(&caps), width * height * 4, POOL_TEXTURES, POOL_TEXTURES);
+        config.set_params(
+            Some(&caps),
+            width * height * 4,
+            POOL_TEXTURES,
+            POOL_TEXTURES,
+        );
         pool.set_config(config).map_err(share_error)?;
         pool.set_active(true).map_err(share_error)?;
         self.pool = Some((pool.clone(), caps.clone(), (width, height)));
