@@ -37,6 +37,7 @@ namespace glhost {
     X(PFNGLENABLEVERTEXATTRIBARRAYPROC, glEnableVertexAttribArray)                      \
     X(PFNGLGENBUFFERSPROC, glGenBuffers)                                                \
     X(PFNGLGENVERTEXARRAYSPROC, glGenVertexArrays)                                      \
+    X(PFNGLFINISHPROC, glFinish)                                                        \
     X(PFNGLGETERRORPROC, glGetError)                                                    \
     X(PFNGLGETPROGRAMINFOLOGPROC, glGetProgramInfoLog)                                  \
     X(PFNGLGETPROGRAMIVPROC, glGetProgramiv)                                            \

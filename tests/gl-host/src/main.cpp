@@ -168,6 +168,9 @@ int runFrames(Run& run) {
             }
         }
         if (run.streamer) {
+            if (options.finishBeforeSubmit) {
+                glFinish();
+            }
             const Clock::time_point before = Clock::now();
             const osw_result result = run.streamer->submitFramebuffer(fbWidth, fbHeight);
             run.submitUs.push_back(

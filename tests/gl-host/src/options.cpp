@@ -87,6 +87,8 @@ same calls as the OpenSpace module. Machine-readable lines go to stdout (see REA
   --seconds S               exit after S seconds
   --stats-interval S        print STATS every S seconds (default 5, 0 = never)
   --no-stream               render only, create no streamer (overhead baseline)
+  --finish-before-submit    glFinish before the timed submit call (FRAMECOST then
+                            excludes waiting for the frame's own rendering)
   --self-test-strip         read each frame's strip back and check it decodes
   --screenshot FILE         write the last frame to FILE as binary PPM
   --help                    this text
@@ -113,6 +115,10 @@ ParseResult parseOptions(int argc, const char* const* argv) {
         }
         if (arg == "--self-test-strip") {
             o.selfTestStrip = true;
+            continue;
+        }
+        if (arg == "--finish-before-submit") {
+            o.finishBeforeSubmit = true;
             continue;
         }
 

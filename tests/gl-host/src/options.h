@@ -33,6 +33,9 @@ struct Options {
     double statsIntervalSeconds = 5.0;
     // Read the strip back every frame and check it decodes to what was drawn.
     bool selfTestStrip = false;
+    // glFinish before the timed submit call, so FRAMECOST is the call's own cost and not
+    // the wait for the frame's rendering that software GL does inside any readback.
+    bool finishBeforeSubmit = false;
     // Write the last frame as a binary PPM here before exiting.
     std::string screenshotPath;
 };
