@@ -10,19 +10,11 @@
 
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
-import { createRequire } from 'node:module';
 
-const require = createRequire(new URL('../e2e/package.json', import.meta.url));
-void require; // playwright-core resolves from tests/e2e/node_modules via the lib below.
-const { launchBrowser, openViewer, waitForPlaying, frameSamples, lastStats, needsLoopbackNamespace } =
-    await import('../e2e/lib/browser.js');
-const { GlHost } = await import('../e2e/lib/gl-host.js');
+import { launchBrowser, openViewer, waitForPlaying, frameSamples, lastStats } from '../e2e/lib/browser.js';
+import { GlHost } from '../e2e/lib/gl-host.js';
+import { option, requireLoopbackNamespace, sleep } from './common.mjs';
 
-const args = process.argv.slice(2);
-const option = (name, fallback) => {
-    const i = args.indexOf(name);
-    return i >= 0 ? args[i + 1] : fallback;
-};
 const SECONDS = Number(option('--seconds', '30'));
 const WARMUP = Number(option('--warmup', '5'));
 const ALL = ['readback:x264', 'readback:vp8', 'gl:x264', 'gl:vp8'];
@@ -32,11 +24,7 @@ const ONLY = option('--only', ALL.join(',')).split(',');
 // does not happen on the render thread. The frame's pixels are the same either way.
 const HOST_ARGS = ['--width', '1280', '--height', '720', '--fps', '30', '--finish-before-submit'];
 
-const notInNamespace = needsLoopbackNamespace();
-if (notInNamespace) {
-    console.error(`latency benchmark ${notInNamespace}`);
-    process.exit(2);
-}
+requireLoopbackNamespace('latency');
 
 const CLOCK_TICKS = 100; // sysconf(_SC_CLK_TCK) on Linux
 function cpuSeconds(pid) {
@@ -51,7 +39,6 @@ function percentile(values, p) {
 }
 
 const round = (x, digits = 1) => (x === null ? null : Number(x.toFixed(digits)));
-const sleep = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
 
 /** CPU of the host over the window with streaming off: the baseline for the overhead. */
 async function baselineCpu() {

@@ -24,9 +24,11 @@ pub use encoder::{Codec, EncoderPlan};
 use peer::Peer;
 pub use peer::{PeerMessage, PeerOutbox};
 
-/// Frames queued in front of the encoder before new ones are dropped. Two lets the encoder
-/// take the next frame as soon as it is done, while keeping latency to at most one frame.
-const MAX_QUEUED_FRAMES: u64 = 2;
+/// Frames waiting in front of the encoder (beyond the one it is encoding) before new ones
+/// are dropped. One lets the encoder start the next frame the moment it is done; more would
+/// only make every later frame wait longer when the encoder falls behind: for interactive
+/// streaming a dropped frame is better than a late one.
+const MAX_QUEUED_FRAMES: u64 = 1;
 
 /// A pipeline failure.
 #[derive(Debug, thiserror::Error)]
