@@ -14,6 +14,7 @@ use clap::Parser;
 use serde::Deserialize;
 
 use crate::instances::{InstanceSettings, SettingsError, XvfbMode};
+use crate::web::{SupervisorAddress, TlsFiles, WebSettings};
 
 const AFTER_HELP: &str = "\
 CONFIGURATION
@@ -43,18 +44,44 @@ DISPLAYS (Xvfb)
   before the instance (the supervisor waits for /tmp/.X11-unix/X<display>), passed as
   DISPLAY, and stopped after the instance. Its output goes to <log dir>/xvfb-N.log.
 
+WEB ROLE (the browser product)
+  --role both (the default) also serves the web origin on --web-listen (127.0.0.1:4690): the
+  home page at /, the stream page at /stream/<uuid>, the JSON API under /api/ and each viewer's
+  signaling WebSocket, proxied to its instance. It reaches this process's supervisor through
+  the supervisor protocol, like any other (--supervisor HOST:PORT adds remote ones; --role web
+  runs the web role alone, --role supervisor the supervisor alone). Sessions, share links,
+  instances and the servers table live in --database (a SQLite file by default, created with
+  its schema; postgres://… with the `postgres` feature). --tls-cert/--tls-key serve HTTPS.
+  An instance without a viewer for --idle-timeout seconds is stopped.
+
 SHUTDOWN
   Ctrl-C or SIGTERM closes every client connection, stops every instance and its Xvfb, and
-  exits; nothing is left running.";
+  exits; nothing is left running. (--role web leaves instances running; the next start
+  adopts those still alive.)";
+
+/// Which roles the process runs (DESIGN.md: "One binary, two roles").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// The supervisor and the web origin, the web role talking to the supervisor through the
+    /// protocol.
+    #[default]
+    Both,
+    /// Only the supervisor protocol and the instances (a rendering server).
+    Supervisor,
+    /// Only the web origin, for remote supervisors (`--supervisor`, or the servers table).
+    Web,
+}
 
 /// The command line. Every option can also come from the environment variable shown.
 #[derive(Debug, Clone, Default, Parser)]
 #[command(
     name = "orchestrator",
     version,
-    about = "OpenSpace WebRTC supervisor: launches, watches and stops streaming instances and \
-             answers the supervisor protocol (START, STOP, STATUS, RESOLUTION, SERVER_STATUS) \
-             over WebSocket.",
+    about = "OpenSpace WebRTC orchestrator. Supervisor role: launches, watches and stops \
+             streaming instances and answers the supervisor protocol (START, STOP, STATUS, \
+             RESOLUTION, SERVER_STATUS) over WebSocket. Web role: the browser product's single \
+             origin (pages, API, signaling proxy, sessions database).",
     after_help = AFTER_HELP
 )]
 pub struct Cli {
@@ -161,6 +188,50 @@ pub struct Cli {
     #[arg(long, env = "ORCHESTRATOR_XVFB_SCREEN", value_name = "GEOMETRY")]
     pub xvfb_screen: Option<String>,
 
+    /// Roles to run: both, supervisor, web [default: both].
+    #[arg(long, env = "ORCHESTRATOR_ROLE", value_enum)]
+    pub role: Option<Role>,
+
+    /// Address of the web origin (pages, API, signaling proxy) [default: 127.0.0.1:4690].
+    #[arg(long, env = "ORCHESTRATOR_WEB_LISTEN", value_name = "ADDR:PORT")]
+    pub web_listen: Option<SocketAddr>,
+
+    /// The folder of pages served [default: <repo>/web].
+    #[arg(long, env = "ORCHESTRATOR_WEB_ROOT", value_name = "DIR")]
+    pub web_root: Option<PathBuf>,
+
+    /// Database URL: sqlite://PATH (created with its schema), a file path, or postgres://…
+    /// (built with the `postgres` feature) [default: sqlite://data/orchestrator.db].
+    #[arg(long, env = "ORCHESTRATOR_DATABASE", value_name = "URL")]
+    pub database: Option<String>,
+
+    /// TLS certificate chain (PEM) for HTTPS on the web origin; needs --tls-key.
+    #[arg(long, env = "ORCHESTRATOR_TLS_CERT", value_name = "PATH")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// TLS private key (PEM) for HTTPS on the web origin; needs --tls-cert.
+    #[arg(long, env = "ORCHESTRATOR_TLS_KEY", value_name = "PATH")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Seconds a running instance may have no viewer before it is stopped; 0 never stops one
+    /// [default: 300].
+    #[arg(long, env = "ORCHESTRATOR_IDLE_TIMEOUT", value_name = "SECONDS", value_parser = parse_seconds)]
+    pub idle_timeout: Option<Duration>,
+
+    /// Instances one browser session may run at once; 0 for no limit [default: 4].
+    #[arg(long, env = "ORCHESTRATOR_MAX_INSTANCES_PER_SESSION", value_name = "N")]
+    pub max_instances_per_session: Option<u32>,
+
+    /// A remote supervisor for the web role, HOST:PORT[/SIGNALING-BASE-PORT]; repeat for
+    /// several (added to the file's). In the environment variable, separate with ';'.
+    #[arg(
+        long = "supervisor",
+        env = "ORCHESTRATOR_SUPERVISORS",
+        value_name = "HOST:PORT",
+        value_delimiter = ';'
+    )]
+    pub supervisors: Vec<SupervisorAddress>,
+
     /// Log filter (tracing EnvFilter syntax, e.g. `info`, `orchestrator=debug`).
     #[arg(
         long,
@@ -225,6 +296,40 @@ pub struct FileConfig {
     pub instance: FileInstance,
     /// `[xvfb]`.
     pub xvfb: FileXvfb,
+    /// `--role`.
+    pub role: Option<Role>,
+    /// `[web]`: the web role.
+    pub web: FileWeb,
+}
+
+/// `[web]` in the TOML file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FileWeb {
+    /// `--web-listen`.
+    pub listen: Option<SocketAddr>,
+    /// `--web-root`.
+    pub root: Option<PathBuf>,
+    /// `--database`.
+    pub database: Option<String>,
+    /// `--tls-cert`.
+    pub tls_cert: Option<PathBuf>,
+    /// `--tls-key`.
+    pub tls_key: Option<PathBuf>,
+    /// `--idle-timeout`, seconds (0: never).
+    pub idle_timeout: Option<f64>,
+    /// `--max-instances-per-session`.
+    pub max_instances_per_session: Option<u32>,
+    /// `--supervisor`, as `HOST:PORT[/SIGNALING-BASE-PORT]` strings.
+    pub supervisors: Vec<String>,
+    /// `region` of the servers this web role registers.
+    pub region: Option<String>,
+    /// `ram` of the local server (detected when absent).
+    pub ram: Option<String>,
+    /// `graphics_card` of the local server (detected when absent).
+    pub graphics_card: Option<String>,
+    /// `storage` of the local server (detected when absent).
+    pub storage: Option<String>,
 }
 
 /// `[instance]` in the TOML file.
@@ -287,6 +392,14 @@ pub enum ConfigError {
     /// The instance settings do not work.
     #[error(transparent)]
     Settings(#[from] SettingsError),
+    /// A `[web]` value is malformed.
+    #[error("web.{key}: {message}")]
+    Web {
+        /// The key.
+        key: &'static str,
+        /// Why.
+        message: String,
+    },
     /// The supervisor port is also an instance port.
     #[error("listen port {port} is inside the {range} port range {first}-{last}")]
     ListenCollision {
@@ -304,10 +417,14 @@ pub enum ConfigError {
 /// The effective configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
+    /// Which roles run.
+    pub role: Role,
     /// Where the supervisor protocol listens.
     pub listen: SocketAddr,
     /// The local supervisor's settings.
     pub instances: InstanceSettings,
+    /// The web role's settings.
+    pub web: WebSettings,
 }
 
 /// Default supervisor address (the seeds' port, loopback only).
@@ -436,24 +553,129 @@ impl Config {
                 message: "bad default listen address".into(),
             })?,
         };
+        let role = cli.role.or(file.role).unwrap_or_default();
+        let web = merge_web(cli, file.web, file_base, &cwd)?;
         s.validate()?;
-        if listen.port() != 0 {
-            for (range, first, last) in s.ports.ranges(s.slots) {
-                if (first..=last).contains(&u32::from(listen.port())) {
-                    return Err(ConfigError::ListenCollision {
-                        port: listen.port(),
-                        range,
-                        first,
-                        last,
-                    });
+        let mut listeners = vec![("listen", listen.port())];
+        if role == Role::Both {
+            if web.listen.port() != 0 && web.listen.port() == listen.port() {
+                return Err(ConfigError::Web {
+                    key: "listen",
+                    message: format!("port {} is also the supervisor's", listen.port()),
+                });
+            }
+            listeners.push(("web listen", web.listen.port()));
+        }
+        if role != Role::Web {
+            for (_, port) in listeners.into_iter().filter(|(_, port)| *port != 0) {
+                for (range, first, last) in s.ports.ranges(s.slots) {
+                    if (first..=last).contains(&u32::from(port)) {
+                        return Err(ConfigError::ListenCollision {
+                            port,
+                            range,
+                            first,
+                            last,
+                        });
+                    }
                 }
             }
         }
         Ok(Config {
+            role,
             listen,
             instances: s,
+            web,
         })
     }
+}
+
+/// The web role's settings: defaults < `file` (paths relative to `file_base`) < `cli`.
+fn merge_web(
+    cli: &Cli,
+    file: FileWeb,
+    file_base: &Path,
+    cwd: &Path,
+) -> Result<WebSettings, ConfigError> {
+    let mut w = WebSettings::default();
+    let web_error = |key: &'static str| move |message: String| ConfigError::Web { key, message };
+    w.listen = cli.web_listen.or(file.listen).unwrap_or(w.listen);
+    w.root = match (&cli.web_root, file.root) {
+        (Some(root), _) => resolve(cwd, root.clone()),
+        (None, Some(root)) => resolve(file_base, root),
+        (None, None) => w.root,
+    };
+    // A relative SQLite path is relative to where it was given, like every other path.
+    w.database = match (&cli.database, file.database) {
+        (Some(url), _) => sqlite_relative(cwd, url),
+        (None, Some(url)) => sqlite_relative(file_base, &url),
+        (None, None) => sqlite_relative(cwd, &w.database),
+    };
+    let cert = cli
+        .tls_cert
+        .as_ref()
+        .map(|p| resolve(cwd, p.clone()))
+        .or(file.tls_cert.map(|p| resolve(file_base, p)));
+    let key = cli
+        .tls_key
+        .as_ref()
+        .map(|p| resolve(cwd, p.clone()))
+        .or(file.tls_key.map(|p| resolve(file_base, p)));
+    w.tls = match (cert, key) {
+        (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+        (None, None) => None,
+        _ => {
+            return Err(ConfigError::Web {
+                key: "tls_cert",
+                message: "TLS needs both a certificate and a key".into(),
+            });
+        }
+    };
+    let idle = match cli.idle_timeout {
+        Some(idle) => Some(idle),
+        None => file
+            .idle_timeout
+            .map(seconds_to_duration)
+            .transpose()
+            .map_err(web_error("idle_timeout"))?,
+    };
+    if let Some(idle) = idle {
+        w.manager.idle_timeout = (!idle.is_zero()).then_some(idle);
+    }
+    w.manager.max_per_session = cli
+        .max_instances_per_session
+        .or(file.max_instances_per_session)
+        .unwrap_or(w.manager.max_per_session);
+    for text in &file.supervisors {
+        w.supervisors
+            .push(text.parse().map_err(web_error("supervisors"))?);
+    }
+    w.supervisors.extend(cli.supervisors.iter().cloned());
+    if let Some(region) = file.region {
+        w.server_info.region = region;
+    }
+    if let Some(ram) = file.ram {
+        w.server_info.ram = ram;
+    }
+    if let Some(graphics_card) = file.graphics_card {
+        w.server_info.graphics_card = graphics_card;
+    }
+    if let Some(storage) = file.storage {
+        w.server_info.storage = storage;
+    }
+    Ok(w)
+}
+
+/// A SQLite URL or bare path with a relative path made absolute against `base`; other URLs
+/// unchanged.
+fn sqlite_relative(base: &Path, url: &str) -> String {
+    if url.contains("://") && !url.starts_with("sqlite://") {
+        return url.to_string();
+    }
+    let path = url.strip_prefix("sqlite://").unwrap_or(url);
+    if path.starts_with(':') || path.is_empty() {
+        return url.to_string();
+    }
+    format!("sqlite://{}", resolve(base, PathBuf::from(path)).display())
 }
 
 /// A relative `path` taken relative to `base`.

@@ -43,5 +43,6 @@ pub mod instances;
 pub mod server;
 pub mod shutdown;
 pub mod supervisor;
+pub mod web;
 
 pub use server::run;

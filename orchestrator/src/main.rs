@@ -1,13 +1,21 @@
-//! `orchestrator`: the supervisor binary. Parses the command line, sets up logging, binds the
-//! supervisor port and hands over to [`orchestrator::run`] until Ctrl-C or SIGTERM.
+//! `orchestrator`: parses the command line, sets up logging, binds the ports of the roles it
+//! runs and hands over to [`orchestrator::run`] (the supervisor) and [`orchestrator::web::run`]
+//! (the web origin) until Ctrl-C or SIGTERM.
+//!
+//! With both roles (the default), the web role reaches the supervisor through the supervisor
+//! protocol on its port, as it would a remote one. At shutdown the web role stops first (it
+//! closes browsers' sockets and records why the instances end), then the supervisor stops
+//! the instances.
 
 use std::io::IsTerminal;
 
 use anyhow::Context;
 use clap::Parser;
-use orchestrator::config::{Cli, Config};
+use orchestrator::config::{Cli, Config, Role};
 use orchestrator::instances::Instances;
+use orchestrator::web::{self, LocalSupervisor};
 use tokio::net::TcpListener;
+use tokio::sync::oneshot;
 use tracing::info;
 use tracing_subscriber::EnvFilter;
 
@@ -25,13 +33,24 @@ async fn main() -> anyhow::Result<()> {
         println!("{config:#?}");
         return Ok(());
     }
-    let instances = Instances::new(config.instances).context("instance settings")?;
-    let listener = TcpListener::bind(config.listen)
+    match config.role {
+        Role::Supervisor => supervisor_only(config).await,
+        Role::Web => web_only(config).await,
+        Role::Both => both(config).await,
+    }
+}
+
+async fn bind(address: std::net::SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(address)
         .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
+        .with_context(|| format!("cannot listen on {address} ({what})"))
+}
+
+async fn supervisor_only(config: Config) -> anyhow::Result<()> {
+    let instances = Instances::new(config.instances).context("instance settings")?;
+    let listener = bind(config.listen, "supervisor").await?;
     let address = listener.local_addr().context("listening address")?;
     info!(%address, "supervisor listening");
-
     orchestrator::run(
         listener,
         instances,
@@ -40,4 +59,53 @@ async fn main() -> anyhow::Result<()> {
     .await;
     info!("supervisor stopped");
     Ok(())
+}
+
+async fn web_only(config: Config) -> anyhow::Result<()> {
+    let listener = bind(config.web.listen, "web origin").await?;
+    web::run(
+        listener,
+        config.web,
+        None,
+        orchestrator::shutdown::termination_signal(),
+    )
+    .await
+    .context("web role")
+}
+
+async fn both(config: Config) -> anyhow::Result<()> {
+    let slots = config.instances.slots;
+    let signaling_base_port = config.instances.ports.signaling_base;
+    let instances = Instances::new(config.instances).context("instance settings")?;
+    let supervisor_listener = bind(config.listen, "supervisor").await?;
+    let web_listener = bind(config.web.listen, "web origin").await?;
+    let supervisor_address = supervisor_listener
+        .local_addr()
+        .context("listening address")?;
+    info!(address = %supervisor_address, "supervisor listening");
+
+    let (stop_supervisor, supervisor_stopped) = oneshot::channel::<()>();
+    let supervisor = tokio::spawn(orchestrator::run(
+        supervisor_listener,
+        instances,
+        async move {
+            let _ = supervisor_stopped.await;
+        },
+    ));
+    let local = LocalSupervisor {
+        listen: supervisor_address,
+        slots,
+        signaling_base_port,
+    };
+    let served = web::run(
+        web_listener,
+        config.web,
+        Some(local),
+        orchestrator::shutdown::termination_signal(),
+    )
+    .await;
+    let _ = stop_supervisor.send(());
+    supervisor.await.context("supervisor task")?;
+    info!("supervisor stopped");
+    served.context("web role")
 }

@@ -1,9 +1,9 @@
 //! What a supervisor can do, independent of where it runs.
 //!
-//! The protocol commands in [`crate::cmd`] are applied to a [`Supervisor`]. Today the only
-//! implementation is the local one ([`crate::instances::Instances`]); the web role (a later
-//! issue) will reach remote rendering servers through a protocol client implementing the same
-//! trait, and the command unit tests use a scripted double.
+//! The protocol commands in [`crate::cmd`] are applied to a [`Supervisor`]. Two
+//! implementations: the local one ([`crate::instances::Instances`]), and the web role's
+//! protocol client ([`crate::web::client::SupervisorClient`]), which reaches any supervisor,
+//! its own process's included, over the wire. The command unit tests use a scripted double.
 
 use std::future::Future;
 
@@ -68,6 +68,11 @@ pub enum SupervisorError {
     /// The instance's control channel refused or did not answer.
     #[error("control channel: {0}")]
     Control(String),
+    /// A remote supervisor could not be reached or answered outside the protocol. Only the
+    /// protocol client ([`crate::web::client::SupervisorClient`]) returns it; a supervisor never
+    /// sends it.
+    #[error("supervisor unreachable: {0}")]
+    Unreachable(String),
 }
 
 /// The supervisor operations behind the protocol commands.

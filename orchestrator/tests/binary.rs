@@ -116,6 +116,9 @@ async fn sigterm_stops_every_instance_and_exits() {
             "OSW_ICE_ADDRESSES=127.0.0.1",
         ])
         .args(["--log-dir", dir.path().join("logs").to_str().unwrap()])
+        // Both roles (the default): the web origin on a free port, its database in `dir`.
+        .args(["--web-listen", "127.0.0.1:0"])
+        .args(["--database", dir.path().join("web.db").to_str().unwrap()])
         .env("ORCHESTRATOR_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

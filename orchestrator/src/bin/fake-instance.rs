@@ -3,7 +3,10 @@
 //! It serves rust-core's control channel (`hello` → `welcome`, `ready`, `resize`, `getStats`,
 //! `keyFrame`; types from `openspace-webrtc-protocol`) on `127.0.0.1:$OSW_LISTEN_PORT`, checks
 //! `$OSW_CONTROL_SECRET`, and prints what it was given, `READY port=<port>` once listening and
-//! `RESIZE WxH` when resized, like the GL test host. Environment knobs make it misbehave:
+//! `RESIZE WxH` when resized, like the GL test host. A viewer's `join` gets `welcome`, then
+//! an `error` (not fatal) saying what the fake saw, `fake: joined viewOnly=<bool>`; each later
+//! viewer message gets `fake: got <type>`, so tests of the web role's signaling proxy can see
+//! exactly what reached the instance. Environment knobs make it misbehave:
 //!
 //! | variable | effect |
 //! | --- | --- |
@@ -22,7 +25,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use openspace_webrtc_protocol::{ControlReply, ControlRequest, PROTOCOL_VERSION};
+use openspace_webrtc_protocol::{
+    ControlReply, ControlRequest, PROTOCOL_VERSION, ViewerReply, ViewerRequest,
+};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::{Instant, sleep};
 use tokio_tungstenite::tungstenite::Message;
@@ -146,10 +151,40 @@ async fn serve(socket: TcpStream, knobs: Arc<Knobs>, size: Size) {
         return;
     };
     let mut authenticated = false;
+    let mut viewers_seen = 0;
     while let Some(Ok(message)) = ws.next().await {
         let Message::Text(text) = message else {
             continue;
         };
+        if let Ok(request) = serde_json::from_str::<ViewerRequest>(text.as_str()) {
+            let mut replies = Vec::new();
+            let seen = match request {
+                ViewerRequest::Join { view_only } => {
+                    viewers_seen += 1;
+                    replies.push(ViewerReply::Welcome {
+                        viewer_id: viewers_seen,
+                        protocol: PROTOCOL_VERSION,
+                    });
+                    format!("joined viewOnly={view_only}")
+                }
+                ViewerRequest::Answer { .. } => "got answer".into(),
+                ViewerRequest::Ice { .. } => "got ice".into(),
+                ViewerRequest::Bye => "got bye".into(),
+            };
+            replies.push(ViewerReply::Error {
+                message: format!("fake: {seen}"),
+                fatal: false,
+            });
+            for reply in replies {
+                let Ok(text) = serde_json::to_string(&reply) else {
+                    return;
+                };
+                if ws.send(Message::text(text)).await.is_err() {
+                    return;
+                }
+            }
+            continue;
+        }
         let reply = match serde_json::from_str::<ControlRequest>(text.as_str()) {
             Err(err) => ControlReply::Error {
                 message: format!("not a control message: {err}"),

@@ -1,0 +1,697 @@
+//! The web role's database: sessions, share links, instances and the server registry.
+//!
+//! One `sqlx` [`AnyPool`], so the same queries run on SQLite (a file, the default: no set-up)
+//! and PostgreSQL (by URL; compiled in with the crate's `postgres` feature), which several web
+//! roles can share. The schema comes from `orchestrator/migrations/`, applied at start and
+//! recorded in sqlx's `_sqlx_migrations` table. Queries use `$n` parameters, which both
+//! backends understand, and only TEXT and BIGINT columns.
+
+use std::borrow::Cow;
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{AnyPool, Row};
+use tracing::info;
+
+/// The migrations, oldest first. A new one is appended here and never edited afterwards (sqlx
+/// refuses to start on a changed checksum).
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "initial",
+    include_str!("../../migrations/0001_initial.sql"),
+)];
+
+/// A database failure.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The URL names no supported database.
+    #[error("unsupported database URL {0} (use sqlite://PATH, a file path, or postgres://…)")]
+    Url(String),
+    /// The database could not be opened.
+    #[error("cannot open the database {url}: {source}")]
+    Open {
+        /// The URL, password removed.
+        url: String,
+        /// Why.
+        source: sqlx::Error,
+    },
+    /// The schema could not be brought up to date.
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A query failed.
+    #[error("database query failed: {0}")]
+    Query(#[from] sqlx::Error),
+}
+
+/// A row of `servers` (the seeds' columns plus `signaling_base_port`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerRow {
+    /// A UUID, made when the server is first registered.
+    pub server_id: String,
+    /// Where it is (free text; the seeds used `us-east-3`).
+    pub region: String,
+    /// Host name or address of its supervisor.
+    pub ip_address: String,
+    /// Its supervisor protocol port (4699).
+    pub port: u16,
+    /// `active`, or `unreachable` after a failed `SERVER_STATUS`.
+    pub status: String,
+    /// Free slots at the last `SERVER_STATUS`.
+    pub available_instances: u32,
+    /// Slots in all.
+    pub num_instances: u32,
+    /// Memory, as text (`64GB`).
+    pub ram: String,
+    /// GPU, as text.
+    pub graphics_card: String,
+    /// Disk, as text.
+    pub storage: String,
+    /// Instance N's rust-core signaling endpoint is `ip_address:(signaling_base_port + N)`.
+    pub signaling_base_port: u16,
+}
+
+/// A row of `instances`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceRow {
+    /// The instance's UUID (its URL is `/stream/<uuid>`).
+    pub instance_id: String,
+    /// The session that launched it.
+    pub session_id: String,
+    /// The server it runs on.
+    pub server_id: String,
+    /// Its slot (the supervisor protocol's id) on that server.
+    pub slot: u32,
+    /// `INITIALIZING`, `RUNNING`, `DEINITIALIZING` or `ENDED`.
+    pub status: String,
+    /// Why it ended, in words.
+    pub end_reason: Option<String>,
+    /// Launch time, ms since the epoch.
+    pub created_at: i64,
+    /// When it became `RUNNING`.
+    pub running_at: Option<i64>,
+    /// When it ended.
+    pub ended_at: Option<i64>,
+    /// Stream width after the last `RESOLUTION`.
+    pub width: Option<u32>,
+    /// Stream height after the last `RESOLUTION`.
+    pub height: Option<u32>,
+}
+
+/// The database handle. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Db {
+    /// The connections.
+    pool: AnyPool,
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// `url` with any password replaced by `***`, for logs and errors.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:***@{host}{tail}")
+        }
+        None => url.to_string(),
+    }
+}
+
+/// The URL sqlx gets: a bare path becomes `sqlite://PATH`, SQLite files are created if
+/// missing (`mode=rwc`) along with their folder.
+pub fn normalize_url(url: &str) -> Result<String, DbError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(url.to_string());
+    }
+    let rest = match url.split_once(':') {
+        Some(("sqlite", rest)) => rest.trim_start_matches("//"),
+        Some((scheme, _)) if !scheme.contains('/') && scheme.len() > 1 => {
+            return Err(DbError::Url(redact(url)));
+        }
+        _ => url,
+    };
+    if rest == ":memory:" || rest.is_empty() {
+        return Ok("sqlite::memory:".to_string());
+    }
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if let Some(dir) = Path::new(path).parent()
+        && !dir.as_os_str().is_empty()
+    {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let query = if query.split('&').any(|kv| kv.starts_with("mode=")) {
+        query.to_string()
+    } else if query.is_empty() {
+        "mode=rwc".to_string()
+    } else {
+        format!("{query}&mode=rwc")
+    };
+    Ok(format!("sqlite://{path}?{query}"))
+}
+
+fn u32_of(row: &AnyRow, column: &str) -> Result<u32, sqlx::Error> {
+    let value: i64 = row.try_get(column)?;
+    u32::try_from(value).map_err(|err| sqlx::Error::ColumnDecode {
+        index: column.to_string(),
+        source: Box::new(err),
+    })
+}
+
+fn u16_of(row: &AnyRow, column: &str) -> Result<u16, sqlx::Error> {
+    let value: i64 = row.try_get(column)?;
+    u16::try_from(value).map_err(|err| sqlx::Error::ColumnDecode {
+        index: column.to_string(),
+        source: Box::new(err),
+    })
+}
+
+fn opt_u32_of(row: &AnyRow, column: &str) -> Result<Option<u32>, sqlx::Error> {
+    let value: Option<i64> = row.try_get(column)?;
+    Ok(value.and_then(|v| u32::try_from(v).ok()))
+}
+
+fn server_of(row: &AnyRow) -> Result<ServerRow, sqlx::Error> {
+    Ok(ServerRow {
+        server_id: row.try_get("server_id")?,
+        region: row.try_get("region")?,
+        ip_address: row.try_get("ip_address")?,
+        port: u16_of(row, "port")?,
+        status: row.try_get("status")?,
+        available_instances: u32_of(row, "available_instances")?,
+        num_instances: u32_of(row, "num_instances")?,
+        ram: row.try_get("ram")?,
+        graphics_card: row.try_get("graphics_card")?,
+        storage: row.try_get("storage")?,
+        signaling_base_port: u16_of(row, "signaling_base_port")?,
+    })
+}
+
+fn instance_of(row: &AnyRow) -> Result<InstanceRow, sqlx::Error> {
+    Ok(InstanceRow {
+        instance_id: row.try_get("instance_id")?,
+        session_id: row.try_get("session_id")?,
+        server_id: row.try_get("server_id")?,
+        slot: u32_of(row, "slot")?,
+        status: row.try_get("status")?,
+        end_reason: row.try_get("end_reason")?,
+        created_at: row.try_get("created_at")?,
+        running_at: row.try_get("running_at")?,
+        ended_at: row.try_get("ended_at")?,
+        width: opt_u32_of(row, "width")?,
+        height: opt_u32_of(row, "height")?,
+    })
+}
+
+const INSTANCE_COLUMNS: &str = "instance_id, session_id, server_id, slot, status, end_reason, \
+     created_at, running_at, ended_at, width, height";
+
+impl Db {
+    /// Opens (creating a SQLite file if needed) and migrates the database at `url`.
+    pub async fn open(url: &str) -> Result<Db, DbError> {
+        sqlx::any::install_default_drivers();
+        let url = normalize_url(url)?;
+        let memory = url == "sqlite::memory:";
+        let mut options = AnyPoolOptions::new()
+            .max_connections(if memory { 1 } else { 4 })
+            .acquire_timeout(Duration::from_secs(10));
+        if memory {
+            // Every connection to `:memory:` is a database of its own: keep the one forever.
+            options = options
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None);
+        }
+        let pool = options
+            .connect(&url)
+            .await
+            .map_err(|source| DbError::Open {
+                url: redact(&url),
+                source,
+            })?;
+        let migrations: Vec<Migration> = MIGRATIONS
+            .iter()
+            .map(|&(version, description, sql)| {
+                Migration::new(
+                    version,
+                    Cow::Borrowed(description),
+                    MigrationType::Simple,
+                    Cow::Borrowed(sql),
+                    false,
+                )
+            })
+            .collect();
+        let migrator = Migrator {
+            migrations: Cow::Owned(migrations),
+            ..Migrator::DEFAULT
+        };
+        migrator.run(&pool).await?;
+        info!(database = %redact(&url), "database ready");
+        Ok(Db { pool })
+    }
+
+    /// Closes every connection.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    // Sessions and shares.
+
+    /// Stores a new session.
+    pub async fn create_session(&self, session_id: &str, token_hash: &str) -> Result<(), DbError> {
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO sessions (session_id, token_hash, created_at, last_seen_at) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(session_id)
+        .bind(token_hash)
+        .bind(now)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The session id of a token hash, if any.
+    pub async fn session_of(&self, token_hash: &str) -> Result<Option<String>, DbError> {
+        let row = sqlx::query("SELECT session_id FROM sessions WHERE token_hash = $1")
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.try_get("session_id")).transpose()?)
+    }
+
+    /// Records that a session was used now.
+    pub async fn touch_session(&self, session_id: &str) -> Result<(), DbError> {
+        sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE session_id = $2")
+            .bind(now_ms())
+            .bind(session_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Stores a share link's token hash for an instance.
+    pub async fn create_share(&self, token_hash: &str, instance_id: &str) -> Result<(), DbError> {
+        sqlx::query("INSERT INTO shares (token_hash, instance_id, created_at) VALUES ($1, $2, $3)")
+            .bind(token_hash)
+            .bind(instance_id)
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The instance a share token hash opens, if any.
+    pub async fn share_of(&self, token_hash: &str) -> Result<Option<String>, DbError> {
+        let row = sqlx::query("SELECT instance_id FROM shares WHERE token_hash = $1")
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.try_get("instance_id")).transpose()?)
+    }
+
+    // Servers.
+
+    /// Registers a server, or updates the row with the same address and port (keeping its
+    /// `server_id`). Returns the stored row.
+    pub async fn upsert_server(&self, server: &ServerRow) -> Result<ServerRow, DbError> {
+        sqlx::query(
+            "INSERT INTO servers (server_id, region, ip_address, port, status, \
+             available_instances, num_instances, ram, graphics_card, storage, signaling_base_port) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+             ON CONFLICT (ip_address, port) DO UPDATE SET region = $2, status = $5, \
+             available_instances = $6, num_instances = $7, ram = $8, graphics_card = $9, \
+             storage = $10, signaling_base_port = $11",
+        )
+        .bind(&server.server_id)
+        .bind(&server.region)
+        .bind(&server.ip_address)
+        .bind(i64::from(server.port))
+        .bind(&server.status)
+        .bind(i64::from(server.available_instances))
+        .bind(i64::from(server.num_instances))
+        .bind(&server.ram)
+        .bind(&server.graphics_card)
+        .bind(&server.storage)
+        .bind(i64::from(server.signaling_base_port))
+        .execute(&self.pool)
+        .await?;
+        let row = sqlx::query("SELECT * FROM servers WHERE ip_address = $1 AND port = $2")
+            .bind(&server.ip_address)
+            .bind(i64::from(server.port))
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(server_of(&row)?)
+    }
+
+    /// Every registered server.
+    pub async fn servers(&self) -> Result<Vec<ServerRow>, DbError> {
+        let rows = sqlx::query("SELECT * FROM servers ORDER BY ip_address, port")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(server_of).collect::<Result<_, _>>()?)
+    }
+
+    /// Stores the outcome of a `SERVER_STATUS`.
+    pub async fn set_server_load(
+        &self,
+        server_id: &str,
+        status: &str,
+        available: u32,
+        total: u32,
+    ) -> Result<(), DbError> {
+        sqlx::query(
+            "UPDATE servers SET status = $1, available_instances = $2, num_instances = $3 \
+             WHERE server_id = $4",
+        )
+        .bind(status)
+        .bind(i64::from(available))
+        .bind(i64::from(total))
+        .bind(server_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Marks a server unreachable, keeping its last known load.
+    pub async fn set_server_status(&self, server_id: &str, status: &str) -> Result<(), DbError> {
+        sqlx::query("UPDATE servers SET status = $1 WHERE server_id = $2")
+            .bind(status)
+            .bind(server_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    // Instances.
+
+    /// Stores a newly launched instance.
+    pub async fn insert_instance(&self, row: &InstanceRow) -> Result<(), DbError> {
+        sqlx::query(
+            "INSERT INTO instances (instance_id, session_id, server_id, slot, status, \
+             created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&row.instance_id)
+        .bind(&row.session_id)
+        .bind(&row.server_id)
+        .bind(i64::from(row.slot))
+        .bind(&row.status)
+        .bind(row.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// One instance.
+    pub async fn instance(&self, instance_id: &str) -> Result<Option<InstanceRow>, DbError> {
+        let row = sqlx::query(&format!(
+            "SELECT {INSTANCE_COLUMNS} FROM instances WHERE instance_id = $1"
+        ))
+        .bind(instance_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(instance_of).transpose()?)
+    }
+
+    /// A session's instances, newest first: every live one, and the latest `ended` ended ones.
+    pub async fn instances_of_session(
+        &self,
+        session_id: &str,
+        ended: u32,
+    ) -> Result<Vec<InstanceRow>, DbError> {
+        let live = sqlx::query(&format!(
+            "SELECT {INSTANCE_COLUMNS} FROM instances WHERE session_id = $1 AND status <> 'ENDED' \
+             ORDER BY created_at DESC"
+        ))
+        .bind(session_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let done = sqlx::query(&format!(
+            "SELECT {INSTANCE_COLUMNS} FROM instances WHERE session_id = $1 AND status = 'ENDED' \
+             ORDER BY ended_at DESC LIMIT $2"
+        ))
+        .bind(session_id)
+        .bind(i64::from(ended))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(live
+            .iter()
+            .chain(done.iter())
+            .map(instance_of)
+            .collect::<Result<_, _>>()?)
+    }
+
+    /// Every instance not `ENDED` (to adopt at start).
+    pub async fn live_instances(&self) -> Result<Vec<InstanceRow>, DbError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {INSTANCE_COLUMNS} FROM instances WHERE status <> 'ENDED' ORDER BY created_at"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(instance_of).collect::<Result<_, _>>()?)
+    }
+
+    /// Sets `status` (not `ENDED`: see [`Db::set_ended`]).
+    pub async fn set_status(&self, instance_id: &str, status: &str) -> Result<(), DbError> {
+        sqlx::query(
+            "UPDATE instances SET status = $1 WHERE instance_id = $2 AND status <> 'ENDED'",
+        )
+        .bind(status)
+        .bind(instance_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// `RUNNING` since `at`.
+    pub async fn set_running(&self, instance_id: &str, at: i64) -> Result<(), DbError> {
+        sqlx::query(
+            "UPDATE instances SET status = 'RUNNING', running_at = $1 \
+             WHERE instance_id = $2 AND status <> 'ENDED'",
+        )
+        .bind(at)
+        .bind(instance_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// `ENDED` at `at`, for `reason`.
+    pub async fn set_ended(&self, instance_id: &str, reason: &str, at: i64) -> Result<(), DbError> {
+        sqlx::query(
+            "UPDATE instances SET status = 'ENDED', end_reason = $1, ended_at = $2 \
+             WHERE instance_id = $3 AND status <> 'ENDED'",
+        )
+        .bind(reason)
+        .bind(at)
+        .bind(instance_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The stream size after a `RESOLUTION`.
+    pub async fn set_size(
+        &self,
+        instance_id: &str,
+        width: u32,
+        height: u32,
+    ) -> Result<(), DbError> {
+        sqlx::query("UPDATE instances SET width = $1, height = $2 WHERE instance_id = $3")
+            .bind(i64::from(width))
+            .bind(i64::from(height))
+            .bind(instance_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The mean time from launch to `RUNNING` of the server's last ten instances, in ms; the
+    /// waiting page's progress bar is scaled by it.
+    pub async fn expected_startup_ms(&self, server_id: &str) -> Result<Option<i64>, DbError> {
+        let rows = sqlx::query(
+            "SELECT running_at - created_at AS took FROM instances \
+             WHERE server_id = $1 AND running_at IS NOT NULL ORDER BY created_at DESC LIMIT 10",
+        )
+        .bind(server_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let took: Vec<i64> = rows
+            .iter()
+            .map(|r| r.try_get::<i64, _>("took"))
+            .collect::<Result<_, _>>()?;
+        Ok((!took.is_empty()).then(|| took.iter().sum::<i64>() / took.len() as i64))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_normalized_and_redacted() {
+        assert_eq!(
+            normalize_url("sqlite://x/y.db").unwrap(),
+            "sqlite://x/y.db?mode=rwc"
+        );
+        assert_eq!(
+            normalize_url("/tmp/a.db").unwrap(),
+            "sqlite:///tmp/a.db?mode=rwc"
+        );
+        assert_eq!(
+            normalize_url("sqlite:///tmp/a.db?mode=ro").unwrap(),
+            "sqlite:///tmp/a.db?mode=ro"
+        );
+        assert_eq!(normalize_url("sqlite::memory:").unwrap(), "sqlite::memory:");
+        assert!(normalize_url("mysql://u@h/db").is_err());
+        assert_eq!(
+            normalize_url("postgres://u:p@h/db").unwrap(),
+            "postgres://u:p@h/db"
+        );
+        assert_eq!(
+            redact("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(redact("sqlite:///tmp/a.db"), "sqlite:///tmp/a.db");
+    }
+
+    async fn memory() -> Db {
+        Db::open("sqlite::memory:").await.unwrap()
+    }
+
+    fn server(ip: &str, port: u16) -> ServerRow {
+        ServerRow {
+            server_id: format!("id-{ip}-{port}"),
+            region: "local".into(),
+            ip_address: ip.into(),
+            port,
+            status: "active".into(),
+            available_instances: 3,
+            num_instances: 3,
+            ram: "64GB".into(),
+            graphics_card: "NVIDIA Tesla T4".into(),
+            storage: "1TB SSD".into(),
+            signaling_base_port: 4700,
+        }
+    }
+
+    #[tokio::test]
+    async fn servers_upsert_by_address_and_keep_their_id() {
+        let db = memory().await;
+        let first = db.upsert_server(&server("localhost", 4699)).await.unwrap();
+        let mut again = server("localhost", 4699);
+        again.server_id = "another".into();
+        again.num_instances = 5;
+        let second = db.upsert_server(&again).await.unwrap();
+        assert_eq!(second.server_id, first.server_id);
+        assert_eq!(second.num_instances, 5);
+        db.upsert_server(&server("localhost", 4799)).await.unwrap();
+        assert_eq!(db.servers().await.unwrap().len(), 2);
+        db.set_server_load(&first.server_id, "active", 1, 5)
+            .await
+            .unwrap();
+        db.set_server_status(&first.server_id, "unreachable")
+            .await
+            .unwrap();
+        let s = &db.servers().await.unwrap()[0];
+        assert_eq!(
+            (s.status.as_str(), s.available_instances),
+            ("unreachable", 1)
+        );
+    }
+
+    #[tokio::test]
+    async fn sessions_instances_and_shares_round_trip() {
+        let db = memory().await;
+        let server = db.upsert_server(&server("localhost", 4699)).await.unwrap();
+        db.create_session("sess", "hash").await.unwrap();
+        assert_eq!(
+            db.session_of("hash").await.unwrap().as_deref(),
+            Some("sess")
+        );
+        assert_eq!(db.session_of("other").await.unwrap(), None);
+        db.touch_session("sess").await.unwrap();
+        for (i, id) in ["a", "b", "c"].iter().enumerate() {
+            db.insert_instance(&InstanceRow {
+                instance_id: id.to_string(),
+                session_id: "sess".into(),
+                server_id: server.server_id.clone(),
+                slot: i as u32,
+                status: "INITIALIZING".into(),
+                end_reason: None,
+                created_at: 1000 * (i as i64 + 1),
+                running_at: None,
+                ended_at: None,
+                width: None,
+                height: None,
+            })
+            .await
+            .unwrap();
+        }
+        db.set_running("a", 1500).await.unwrap();
+        db.set_running("b", 3500).await.unwrap();
+        assert_eq!(
+            db.expected_startup_ms(&server.server_id).await.unwrap(),
+            Some(1000)
+        );
+        db.set_size("a", 640, 480).await.unwrap();
+        db.set_ended("c", "stopped by its owner", 9000)
+            .await
+            .unwrap();
+        // An ended instance stays ended.
+        db.set_running("c", 9500).await.unwrap();
+        db.set_status("c", "RUNNING").await.unwrap();
+        let c = db.instance("c").await.unwrap().unwrap();
+        assert_eq!(c.status, "ENDED");
+        assert_eq!(c.end_reason.as_deref(), Some("stopped by its owner"));
+        assert_eq!(c.ended_at, Some(9000));
+        let a = db.instance("a").await.unwrap().unwrap();
+        assert_eq!(
+            (a.width, a.height, a.running_at),
+            (Some(640), Some(480), Some(1500))
+        );
+        let listed: Vec<_> = db
+            .instances_of_session("sess", 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.instance_id)
+            .collect();
+        assert_eq!(listed, ["b", "a", "c"]);
+        assert_eq!(db.live_instances().await.unwrap().len(), 2);
+        db.create_share("share-hash", "a").await.unwrap();
+        assert_eq!(
+            db.share_of("share-hash").await.unwrap().as_deref(),
+            Some("a")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_file_database_keeps_its_rows_across_opens_and_migrates_once() {
+        let dir = std::env::temp_dir().join(format!("osw-db-test-{}", std::process::id()));
+        let path = dir.join("nested/orchestrator.db");
+        let url = path.to_string_lossy().to_string();
+        {
+            let db = Db::open(&url).await.unwrap();
+            db.create_session("kept", "h").await.unwrap();
+            db.close().await;
+        }
+        let db = Db::open(&url).await.unwrap();
+        assert_eq!(db.session_of("h").await.unwrap().as_deref(), Some("kept"));
+        db.close().await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

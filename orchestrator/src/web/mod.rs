@@ -1,0 +1,379 @@
+//! The web role: the single public origin a browser talks to.
+//!
+//! It serves `web/` (the home page at `/`, the stream page at `/stream/<uuid>`), a small JSON
+//! API, and each viewer's signaling WebSocket, proxied to the instance's rust-core endpoint,
+//! so a browser needs one host and port and never learns a server address, port or process
+//! id. It keeps sessions, share links, instances and the server registry in a database, picks
+//! a server by `SERVER_STATUS` for each launch, and reaches every supervisor, the one in its
+//! own process included, through the supervisor protocol ([`client::SupervisorClient`]).
+//!
+//! # Layout
+//!
+//! - [`http`]: routes, pages, static files, headers.
+//! - [`api`]: the JSON API, tokens and who may do what ([`api::ApiError`]).
+//! - [`proxy`]: the signaling proxy (checks every browser message; spectators are view-only).
+//! - [`push`]: instance changes pushed to pages over WebSocket.
+//! - [`manager`]: the live instances: launch, watch (`STATUS`), stop, resize, idle timeout,
+//!   adoption after a restart.
+//! - [`client`]: the supervisor protocol client, an implementation of
+//!   [`crate::supervisor::Supervisor`].
+//! - [`db`]: the `sqlx` database (SQLite by default, PostgreSQL by URL) and its migrations.
+//! - [`token`]: session and share tokens (stored hashed), UUIDs.
+//! - [`ws`]: WebSocket upgrades on hyper.
+//! - [`tls`]: the optional TLS listener (rustls).
+
+pub mod api;
+pub mod client;
+pub mod db;
+pub mod http;
+pub mod manager;
+pub mod proxy;
+pub mod push;
+pub mod tls;
+pub mod token;
+pub mod ws;
+
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio::time::timeout;
+use tracing::{info, warn};
+
+pub use manager::ManagerSettings;
+
+use db::{Db, DbError, ServerRow};
+use manager::Manager;
+
+/// Default address of the web origin (the seeds' Web GUI port, loopback only).
+pub const DEFAULT_WEB_LISTEN: &str = "127.0.0.1:4690";
+/// Default database: a SQLite file under the working directory.
+pub const DEFAULT_DATABASE: &str = "sqlite://data/orchestrator.db";
+/// How long open WebSockets get to close at shutdown.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The TLS certificate chain and key (PEM files).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// Certificate chain, PEM.
+    pub cert: PathBuf,
+    /// Private key, PEM (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
+
+/// A supervisor the web role should know, besides the one in its own process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SupervisorAddress {
+    /// Host name or address.
+    pub host: String,
+    /// Supervisor protocol port.
+    pub port: u16,
+    /// Base of its instances' signaling ports (4700).
+    pub signaling_base_port: u16,
+}
+
+impl std::str::FromStr for SupervisorAddress {
+    type Err = String;
+
+    /// `host:port`, or `host:port/signaling-base-port`.
+    fn from_str(text: &str) -> Result<SupervisorAddress, String> {
+        let (address, base) = match text.split_once('/') {
+            Some((address, base)) => (
+                address,
+                base.parse()
+                    .map_err(|_| format!("bad signaling base port in {text:?}"))?,
+            ),
+            None => (text, 4700),
+        };
+        let (host, port) = address
+            .rsplit_once(':')
+            .ok_or_else(|| format!("expected HOST:PORT, got {text:?}"))?;
+        let port = port.parse().map_err(|_| format!("bad port in {text:?}"))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() {
+            return Err(format!("expected HOST:PORT, got {text:?}"));
+        }
+        Ok(SupervisorAddress {
+            host: host.to_string(),
+            port,
+            signaling_base_port: base,
+        })
+    }
+}
+
+/// The descriptive columns of the servers this web role registers (seed 001's `servers`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerInfo {
+    /// `region`.
+    pub region: String,
+    /// `ram`.
+    pub ram: String,
+    /// `graphics_card`.
+    pub graphics_card: String,
+    /// `storage`.
+    pub storage: String,
+}
+
+impl ServerInfo {
+    /// This machine's memory, GPU and disk, as the seeds wrote them (`64GB`).
+    pub fn detect() -> ServerInfo {
+        let ram = std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|text| {
+                let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+                let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+                Some(format!("{}GB", (kib + (1 << 19)) >> 20))
+            })
+            .unwrap_or_else(|| "unknown".into());
+        let graphics_card = std::fs::read_dir("/proc/driver/nvidia/gpus")
+            .ok()
+            .and_then(|mut gpus| gpus.next())
+            .and_then(|gpu| gpu.ok())
+            .and_then(|gpu| std::fs::read_to_string(gpu.path().join("information")).ok())
+            .and_then(|info| {
+                let model = info.lines().find(|l| l.starts_with("Model:"))?;
+                Some(model.trim_start_matches("Model:").trim().to_string())
+            })
+            .unwrap_or_else(|| "none (software rendering)".into());
+        ServerInfo {
+            region: "local".into(),
+            ram,
+            graphics_card,
+            storage: disk_size(".").unwrap_or_else(|| "unknown".into()),
+        }
+    }
+}
+
+fn disk_size(path: &str) -> Option<String> {
+    let c_path = std::ffi::CString::new(path).ok()?;
+    let mut stat = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: statvfs(3) writes into `stat` and reads the NUL-terminated `c_path`; both live
+    // across the call. The struct is read only when the call succeeded.
+    let stat = unsafe {
+        if libc::statvfs(c_path.as_ptr(), stat.as_mut_ptr()) != 0 {
+            return None;
+        }
+        stat.assume_init()
+    };
+    let bytes = u128::from(stat.f_blocks) * u128::from(stat.f_frsize);
+    Some(format!("{}GB", bytes / 1_000_000_000))
+}
+
+/// Everything the web role needs; built by [`crate::config`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebSettings {
+    /// Where the origin listens (4690).
+    pub listen: SocketAddr,
+    /// The `web/` folder.
+    pub root: PathBuf,
+    /// Database URL: `sqlite://PATH` (created if missing), a bare path, or `postgres://…`.
+    pub database: String,
+    /// HTTPS with these files; plain HTTP without.
+    pub tls: Option<TlsFiles>,
+    /// Instance timeouts and limits.
+    pub manager: ManagerSettings,
+    /// Supervisors to register at start, besides the local one.
+    pub supervisors: Vec<SupervisorAddress>,
+    /// The registered servers' descriptive columns.
+    pub server_info: ServerInfo,
+}
+
+/// The repository's `web/` folder of the tree this binary was built from.
+pub fn default_web_root() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(&manifest).join("web")
+}
+
+impl Default for WebSettings {
+    fn default() -> Self {
+        WebSettings {
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 4690)),
+            root: default_web_root(),
+            database: DEFAULT_DATABASE.to_string(),
+            tls: None,
+            manager: ManagerSettings::default(),
+            supervisors: Vec::new(),
+            server_info: ServerInfo::detect(),
+        }
+    }
+}
+
+/// The supervisor in the same process (plain `orchestrator`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalSupervisor {
+    /// Where it listens (an unspecified address is reached on loopback).
+    pub listen: SocketAddr,
+    /// Its slots.
+    pub slots: u32,
+    /// Its instances' signaling base port.
+    pub signaling_base_port: u16,
+}
+
+/// Why the web role could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum WebError {
+    /// The database.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// TLS set-up.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    /// The `web/` folder is missing.
+    #[error("web root {0} has no index.html")]
+    Root(PathBuf),
+    /// Serving failed.
+    #[error("web origin: {0}")]
+    Serve(std::io::Error),
+}
+
+/// What every handler shares.
+pub struct WebState {
+    /// The instances, and through it the database.
+    pub manager: Arc<Manager>,
+    /// The `web/` folder.
+    pub root: PathBuf,
+    /// Becomes true when the web role stops: WebSocket tasks close their sockets.
+    pub shutdown: watch::Receiver<bool>,
+    /// Never used; `run` waits until every clone of the state (and so this sender) is gone,
+    /// which is when the last WebSocket task has ended.
+    _drain: mpsc::Sender<()>,
+}
+
+/// Resolves once `shutdown` (a [`WebState::shutdown`] clone) turns true.
+pub async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    // The guard `wait_for` returns is dropped here, before any other await.
+    let _ = shutdown.wait_for(|stopping| *stopping).await;
+}
+
+/// The server row of a supervisor address.
+fn server_row(address: &SupervisorAddress, slots: u32, info: &ServerInfo) -> ServerRow {
+    ServerRow {
+        server_id: token::new_uuid()
+            .unwrap_or_else(|_| format!("{}:{}", address.host, address.port)),
+        region: info.region.clone(),
+        ip_address: address.host.clone(),
+        port: address.port,
+        status: "active".into(),
+        available_instances: slots,
+        num_instances: slots,
+        ram: info.ram.clone(),
+        graphics_card: info.graphics_card.clone(),
+        storage: info.storage.clone(),
+        signaling_base_port: address.signaling_base_port,
+    }
+}
+
+/// Serves the web origin on `listener` until `shutdown` resolves.
+///
+/// `local` is the supervisor in this process, if any: it is registered as a server, and at
+/// shutdown its instances are marked ended (that supervisor stops them next). Instances on
+/// other servers stay live in the database and are adopted at the next start.
+pub async fn run(
+    listener: TcpListener,
+    settings: WebSettings,
+    local: Option<LocalSupervisor>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), WebError> {
+    if !settings.root.join("index.html").is_file() {
+        return Err(WebError::Root(settings.root.clone()));
+    }
+    let tls = settings.tls.as_ref().map(tls::acceptor).transpose()?;
+    let db = Db::open(&settings.database).await?;
+    let manager = Manager::new(db.clone(), settings.manager.clone());
+    if let Some(local) = local {
+        let host = match local.listen.ip() {
+            ip if ip.is_unspecified() => IpAddr::from(Ipv4Addr::LOCALHOST),
+            ip => ip,
+        };
+        let address = SupervisorAddress {
+            host: host.to_string(),
+            port: local.listen.port(),
+            signaling_base_port: local.signaling_base_port,
+        };
+        manager
+            .register_server(
+                server_row(&address, local.slots, &settings.server_info),
+                true,
+            )
+            .await?;
+    }
+    for address in &settings.supervisors {
+        // The slot count is learnt from its first SERVER_STATUS.
+        manager
+            .register_server(server_row(address, 0, &settings.server_info), false)
+            .await?;
+    }
+    manager.load_servers().await?;
+    manager.adopt().await?;
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (drain_tx, mut drain_rx) = mpsc::channel::<()>(1);
+    let state = Arc::new(WebState {
+        manager: Arc::clone(&manager),
+        root: settings.root.clone(),
+        shutdown: stop_rx,
+        _drain: drain_tx,
+    });
+    let app = http::router(state);
+    let address = listener.local_addr().map_err(WebError::Serve)?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    info!(%address, url = %format!("{scheme}://{address}/"), "web origin listening");
+
+    let stopping = async move {
+        shutdown.await;
+        info!("web origin shutting down");
+        let _ = stop_tx.send(true);
+    };
+    let served = match tls {
+        Some(acceptor) => {
+            axum::serve(tls::TlsListener::new(listener, acceptor), app)
+                .with_graceful_shutdown(stopping)
+                .await
+        }
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stopping)
+                .await
+        }
+    };
+    if timeout(DRAIN_TIMEOUT, drain_rx.recv()).await.is_err() {
+        warn!("some WebSockets did not close in time");
+    }
+    manager.shutdown(local.is_some()).await;
+    db.close().await;
+    info!("web origin stopped");
+    served.map_err(WebError::Serve)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn supervisor_addresses_parse() {
+        let a: SupervisorAddress = "render-1:4699".parse().unwrap();
+        assert_eq!(
+            (a.host.as_str(), a.port, a.signaling_base_port),
+            ("render-1", 4699, 4700)
+        );
+        let b: SupervisorAddress = "[::1]:4699/5700".parse().unwrap();
+        assert_eq!(
+            (b.host.as_str(), b.port, b.signaling_base_port),
+            ("::1", 4699, 5700)
+        );
+        assert!("nohost".parse::<SupervisorAddress>().is_err());
+        assert!(":4699".parse::<SupervisorAddress>().is_err());
+        assert!("h:x".parse::<SupervisorAddress>().is_err());
+    }
+
+    #[test]
+    fn this_machine_is_described_like_the_seed_rows() {
+        let info = ServerInfo::detect();
+        assert!(info.ram.ends_with("GB"), "{info:?}");
+        assert!(info.storage.ends_with("GB"), "{info:?}");
+    }
+}

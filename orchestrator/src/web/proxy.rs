@@ -1,0 +1,304 @@
+//! The signaling proxy: `/api/instances/<uuid>/signal?token=…` ↔ the instance's rust-core
+//! endpoint (`ws://<server>:<signaling base + slot>/`), so a browser needs one host and port.
+//!
+//! Only signaling passes through here (SDP and ICE, a few kilobytes); media goes straight
+//! from the instance to the browser. The proxy checks each browser message before passing it
+//! on ([`filter`]): it must be a viewer message (`join`, `answer`, `ice`, `bye`), `join`
+//! first and once; a spectator's `join` is always sent as `viewOnly: true`, whatever the
+//! page asked for. Control messages (`hello`, `resize`, …) never reach an instance from a
+//! browser. The instance's messages go to the browser unchanged.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::response::Response;
+use futures_util::{SinkExt, StreamExt};
+use openspace_webrtc_protocol::{ViewerReply, ViewerRequest};
+use tokio::time::timeout;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tracing::{Instrument, debug, info, info_span};
+
+use super::WebState;
+use super::api::{Access, ApiError, TokenQuery};
+use super::ws::{BrowserSocket, MAX_BROWSER_MESSAGE, WsUpgrade};
+
+/// Time to reach the instance's endpoint.
+const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What to do with one browser message.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Send this text to the instance.
+    Forward(String),
+    /// Answer the browser with this text (a non-fatal `error`); the instance sees nothing.
+    Refuse(String),
+}
+
+fn refuse(message: String) -> Verdict {
+    let reply = ViewerReply::Error {
+        message,
+        fatal: false,
+    };
+    Verdict::Refuse(serde_json::to_string(&reply).unwrap_or_default())
+}
+
+/// Checks one text message from the browser. `joined` tracks whether `join` passed already.
+pub fn filter(text: &str, access: Access, joined: &mut bool) -> Verdict {
+    let request = match serde_json::from_str::<ViewerRequest>(text) {
+        Ok(request) => request,
+        Err(err) => {
+            return refuse(format!(
+                "not a viewer message (join, answer, ice or bye): {err}"
+            ));
+        }
+    };
+    let request = match (request, *joined) {
+        (ViewerRequest::Join { view_only }, false) => {
+            *joined = true;
+            ViewerRequest::Join {
+                view_only: view_only || access == Access::Viewer,
+            }
+        }
+        (ViewerRequest::Join { .. }, true) => return refuse("already joined".into()),
+        (_, false) => return refuse("send join first".into()),
+        (request, true) => request,
+    };
+    match serde_json::to_string(&request) {
+        Ok(text) => Verdict::Forward(text),
+        Err(err) => refuse(format!("cannot encode the message: {err}")),
+    }
+}
+
+fn fatal(message: &str) -> Message {
+    let reply = ViewerReply::Error {
+        message: message.to_string(),
+        fatal: true,
+    };
+    Message::text(serde_json::to_string(&reply).unwrap_or_default())
+}
+
+fn close(code: CloseCode, reason: &str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: reason.to_string().into(),
+    }))
+}
+
+/// `GET /api/instances/<uuid>/signal?token=…`.
+pub async fn signal(
+    State(web): State<Arc<WebState>>,
+    Path(id): Path<String>,
+    Query(query): Query<TokenQuery>,
+    upgrade: WsUpgrade,
+) -> Result<Response, ApiError> {
+    let (access, _) = web.access(&id, query.token.as_deref()).await?;
+    let target = web.manager.signal_address(&id)?;
+    let span = info_span!(parent: None, "signal", instance = %id, access = access.as_str());
+    Ok(upgrade.serve(move |socket| {
+        async move {
+            let _viewer = web.manager.viewer_joined(&id);
+            info!("viewer connected");
+            relay(socket, &target, access, web.shutdown.clone()).await;
+            info!("viewer disconnected");
+        }
+        .instrument(span)
+    }))
+}
+
+/// Relays between the browser and the instance until either side closes or the web role
+/// stops.
+async fn relay(
+    mut browser: BrowserSocket,
+    target: &str,
+    access: Access,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let url = format!("ws://{target}/");
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(4 * MAX_BROWSER_MESSAGE))
+        .max_frame_size(Some(4 * MAX_BROWSER_MESSAGE));
+    let connect = tokio_tungstenite::connect_async_with_config(url.as_str(), Some(config), false);
+    let mut instance = match timeout(UPSTREAM_CONNECT_TIMEOUT, connect).await {
+        Ok(Ok((instance, _))) => instance,
+        Ok(Err(err)) => {
+            debug!(%err, %url, "cannot reach the instance");
+            let _ = browser
+                .send(fatal("the streaming instance cannot be reached"))
+                .await;
+            let _ = browser
+                .send(close(CloseCode::Away, "instance unreachable"))
+                .await;
+            return;
+        }
+        Err(_) => {
+            let _ = browser
+                .send(fatal("the streaming instance did not answer"))
+                .await;
+            let _ = browser
+                .send(close(CloseCode::Away, "instance unreachable"))
+                .await;
+            return;
+        }
+    };
+    let mut joined = false;
+    loop {
+        tokio::select! {
+            message = browser.next() => match message {
+                Some(Ok(Message::Text(text))) => {
+                    match filter(text.as_str(), access, &mut joined) {
+                        Verdict::Forward(text) => {
+                            if instance.send(Message::text(text)).await.is_err() {
+                                let _ = browser.send(close(CloseCode::Away, "instance gone")).await;
+                                break;
+                            }
+                        }
+                        Verdict::Refuse(reply) => {
+                            if browser.send(Message::text(reply)).await.is_err() {
+                                break;
+                            }
+                        }
+                    }
+                }
+                Some(Ok(Message::Binary(_))) => {
+                    let reply = match refuse("binary messages are not supported".into()) {
+                        Verdict::Refuse(text) | Verdict::Forward(text) => text,
+                    };
+                    if browser.send(Message::text(reply)).await.is_err() {
+                        break;
+                    }
+                }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
+                    // Closing the instance's socket is `bye` for it.
+                    let _ = instance.close(None).await;
+                    break;
+                }
+                Some(Ok(_)) => {}
+            },
+            message = instance.next() => match message {
+                Some(Ok(Message::Text(text))) => {
+                    if browser.send(Message::Text(text)).await.is_err() {
+                        let _ = instance.close(None).await;
+                        break;
+                    }
+                }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
+                    let _ = browser.send(close(CloseCode::Normal, "the instance closed the connection")).await;
+                    break;
+                }
+                Some(Ok(_)) => {}
+            },
+            _ = super::stopped(&mut shutdown) => {
+                let _ = instance.close(None).await;
+                let _ = browser.send(close(CloseCode::Away, "orchestrator shutting down")).await;
+                break;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn forwarded(verdict: Verdict) -> serde_json::Value {
+        match verdict {
+            Verdict::Forward(text) => serde_json::from_str(&text).unwrap(),
+            Verdict::Refuse(text) => panic!("refused: {text}"),
+        }
+    }
+
+    fn refused(verdict: Verdict) -> String {
+        match verdict {
+            Verdict::Refuse(text) => {
+                let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+                assert_eq!(v["type"], "error");
+                assert_eq!(v["fatal"], false);
+                v["message"].as_str().unwrap().to_string()
+            }
+            Verdict::Forward(text) => panic!("forwarded: {text}"),
+        }
+    }
+
+    #[test]
+    fn a_spectators_join_is_always_view_only() {
+        let mut joined = false;
+        let join = forwarded(filter(
+            r#"{"type":"join","viewOnly":false}"#,
+            Access::Viewer,
+            &mut joined,
+        ));
+        assert_eq!(join["viewOnly"], true);
+        assert!(joined);
+        let mut joined = false;
+        let join = forwarded(filter(r#"{"type":"join"}"#, Access::Viewer, &mut joined));
+        assert_eq!(join["viewOnly"], true);
+    }
+
+    #[test]
+    fn an_owners_join_keeps_its_choice() {
+        for view_only in [false, true] {
+            let mut joined = false;
+            let text = format!(r#"{{"type":"join","viewOnly":{view_only}}}"#);
+            let join = forwarded(filter(&text, Access::Owner, &mut joined));
+            assert_eq!(join["viewOnly"], view_only);
+        }
+    }
+
+    #[test]
+    fn join_comes_first_and_once_and_only_viewer_messages_pass() {
+        let mut joined = false;
+        assert!(
+            refused(filter(
+                r#"{"type":"answer","sdp":"v=0"}"#,
+                Access::Owner,
+                &mut joined
+            ))
+            .contains("join first")
+        );
+        assert!(
+            refused(filter(
+                r#"{"type":"hello","secret":"x"}"#,
+                Access::Owner,
+                &mut joined
+            ))
+            .contains("not a viewer message")
+        );
+        assert!(
+            refused(filter("not json", Access::Owner, &mut joined))
+                .contains("not a viewer message")
+        );
+        assert!(!joined);
+        forwarded(filter(r#"{"type":"join"}"#, Access::Owner, &mut joined));
+        assert!(
+            refused(filter(r#"{"type":"join"}"#, Access::Owner, &mut joined))
+                .contains("already joined")
+        );
+        assert!(
+            refused(filter(
+                r#"{"type":"resize","width":1,"height":1}"#,
+                Access::Owner,
+                &mut joined
+            ))
+            .contains("not a viewer message")
+        );
+        let answer = forwarded(filter(
+            r#"{"type":"answer","sdp":"v=0"}"#,
+            Access::Owner,
+            &mut joined,
+        ));
+        assert_eq!(answer, serde_json::json!({"type": "answer", "sdp": "v=0"}));
+        let ice = forwarded(filter(
+            r#"{"type":"ice","candidate":"candidate:1 1 udp 1 127.0.0.1 5000 typ host","sdpMLineIndex":0}"#,
+            Access::Viewer,
+            &mut joined,
+        ));
+        assert_eq!(ice["sdpMLineIndex"], 0);
+        assert_eq!(
+            forwarded(filter(r#"{"type":"bye"}"#, Access::Owner, &mut joined))["type"],
+            "bye"
+        );
+    }
+}

@@ -1,0 +1,109 @@
+//! WebSocket upgrades on hyper's own upgrade mechanism, with the workspace's
+//! tokio-tungstenite (axum's `ws` feature would compile a second tungstenite).
+
+use axum::extract::FromRequestParts;
+use axum::http::header::{
+    CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION, UPGRADE,
+};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use hyper::upgrade::{OnUpgrade, Upgraded};
+use hyper_util::rt::TokioIo;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tracing::debug;
+
+use super::api::ApiError;
+
+/// A server-side WebSocket to a browser.
+pub type BrowserSocket = WebSocketStream<TokioIo<Upgraded>>;
+
+/// Largest message a browser may send us: rust-core's own limit for signaling messages
+/// (`openspace_webrtc_protocol::MAX_MESSAGE_BYTES`).
+pub const MAX_BROWSER_MESSAGE: usize = openspace_webrtc_protocol::MAX_MESSAGE_BYTES;
+
+/// A request to upgrade to WebSocket; an axum extractor.
+pub struct WsUpgrade {
+    /// Resolves to the raw connection once the 101 response is sent.
+    on_upgrade: OnUpgrade,
+    /// The client's `Sec-WebSocket-Key`.
+    key: HeaderValue,
+}
+
+fn header_has_token(headers: &HeaderMap, name: axum::http::HeaderName, token: &str) -> bool {
+    headers.get_all(name).iter().any(|value| {
+        value
+            .to_str()
+            .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+    })
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for WsUpgrade {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let headers = &parts.headers;
+        if parts.method != Method::GET
+            || !header_has_token(headers, CONNECTION, "upgrade")
+            || !header_has_token(headers, UPGRADE, "websocket")
+        {
+            return Err(ApiError::UpgradeRequired);
+        }
+        if headers
+            .get(SEC_WEBSOCKET_VERSION)
+            .is_none_or(|v| v.as_bytes() != b"13")
+        {
+            return Err(ApiError::BadRequest(
+                "unsupported WebSocket version (13 expected)".into(),
+            ));
+        }
+        let key = headers
+            .get(SEC_WEBSOCKET_KEY)
+            .cloned()
+            .ok_or_else(|| ApiError::BadRequest("missing Sec-WebSocket-Key".into()))?;
+        let on_upgrade = parts
+            .extensions
+            .remove::<OnUpgrade>()
+            .ok_or(ApiError::UpgradeRequired)?;
+        Ok(WsUpgrade { on_upgrade, key })
+    }
+}
+
+impl WsUpgrade {
+    /// Answers 101 and runs `serve` on the WebSocket once the connection is handed over.
+    pub fn serve<F, Fut>(self, serve: F) -> Response
+    where
+        F: FnOnce(BrowserSocket) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let accept = derive_accept_key(self.key.as_bytes());
+        let on_upgrade = self.on_upgrade;
+        tokio::spawn(async move {
+            match on_upgrade.await {
+                Ok(upgraded) => {
+                    let config = WebSocketConfig::default()
+                        .max_message_size(Some(MAX_BROWSER_MESSAGE))
+                        .max_frame_size(Some(MAX_BROWSER_MESSAGE));
+                    let socket = WebSocketStream::from_raw_socket(
+                        TokioIo::new(upgraded),
+                        Role::Server,
+                        Some(config),
+                    )
+                    .await;
+                    serve(socket).await;
+                }
+                Err(err) => debug!(%err, "WebSocket upgrade failed"),
+            }
+        });
+        let mut response = StatusCode::SWITCHING_PROTOCOLS.into_response();
+        let headers = response.headers_mut();
+        headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
+        if let Ok(value) = HeaderValue::from_str(&accept) {
+            headers.insert(SEC_WEBSOCKET_ACCEPT, value);
+        }
+        response
+    }
+}
