@@ -55,7 +55,8 @@ pub struct StreamerConfig {
     pub encoder: EncoderChoice,
     /// Target bitrate in kbit/s.
     pub bitrate_kbps: u32,
-    /// Frames per second sent at most; frames submitted faster are skipped.
+    /// Frames per second sent at most; frames submitted faster are skipped. Also the rate
+    /// the encoder budgets its bitrate for, so set it to the rate the host renders at.
     pub fps_cap: u32,
     /// Viewers served at once; more are refused with an error.
     pub max_viewers: u32,

@@ -426,7 +426,7 @@ impl Streamer {
             let fns = self.gl_fns()?;
             self.capture = match self.shared.config.capture {
                 CaptureMode::Readback => Capture::Readback(ReadbackRing::new(fns)?),
-                CaptureMode::Gl => Capture::Gl(GlShare::new(fns)?),
+                CaptureMode::Gl => Capture::Gl(GlShare::new(fns, self.shared.config.fps_cap)?),
             };
         }
         let memory = if matches!(self.capture, Capture::Gl(_)) {

@@ -7,8 +7,8 @@ use std::path::Path;
 #[test]
 fn header_is_up_to_date() {
     let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml"))
-        .expect("cbindgen.toml parses");
+    let config =
+        cbindgen::Config::from_file(crate_dir.join("cbindgen.toml")).expect("cbindgen.toml parses");
     // Parsing from the source files (not `cargo metadata`) works offline and inside the
     // loopback-only namespace the tests run in.
     let bindings = cbindgen::Builder::new()

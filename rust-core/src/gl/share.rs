@@ -47,6 +47,8 @@ pub struct GlShare {
     draw_fbo: GLuint,
     read_fbo: GLuint,
     pending: PendingFences,
+    /// The frame rate the caps declare (the streamer's `fpsCap`).
+    fps: u32,
 }
 
 fn share_error(what: impl std::fmt::Display) -> GlError {
@@ -94,7 +96,7 @@ fn current_platform() -> Result<(gst_gl::GLPlatform, usize, gst_gl::GLDisplay), 
 
 impl GlShare {
     /// Wraps the host's current context and creates GStreamer's context sharing with it.
-    pub fn new(fns: GlFns) -> Result<Self, GlError> {
+    pub fn new(fns: GlFns, fps: u32) -> Result<Self, GlError> {
         gst::init().map_err(share_error)?;
         let (platform, handle, display) = current_platform()?;
         let (api, major, minor) = gst_gl::GLContext::current_gl_api(platform);
@@ -126,6 +128,7 @@ impl GlShare {
             draw_fbo: fbos[0],
             read_fbo: fbos[1],
             pending: Arc::new(Mutex::new(HashMap::new())),
+            fps,
         })
     }
 
@@ -223,8 +226,9 @@ impl GlShare {
             }
             let _ = pool.set_active(false);
         }
+        // A fixed rate: see `Pipeline::ensure_caps` (x264 delays variable-rate input).
         let caps = gst_video::VideoInfo::builder(gst_video::VideoFormat::Rgba, width, height)
-            .fps(gst::Fraction::new(0, 1))
+            .fps(gst::Fraction::new(self.fps as i32, 1))
             .build()
             .map_err(share_error)?
             .to_caps()

@@ -29,8 +29,10 @@ impl Codec {
         }
     }
 
-    /// Caps of the RTP stream webrtcbin sends. Fixed up front so the offer is complete before
-    /// the first frame reaches the payloader.
+    /// Caps of the RTP stream as each viewer's offer names it (the transceiver's codec
+    /// preferences), so the offer is complete before the first frame reaches the payloader.
+    /// H.264 names constrained baseline level 3.1 with `level-asymmetry-allowed`, which lets
+    /// the stream use the higher level a larger size needs.
     pub fn rtp_caps(self) -> gst::Caps {
         match self {
             Codec::H264 => gst::Caps::builder("application/x-rtp")
@@ -39,7 +41,6 @@ impl Codec {
                 .field("clock-rate", 90_000i32)
                 .field("payload", 96i32)
                 .field("packetization-mode", "1")
-                .field("profile-level-id", "42e01f")
                 .field("level-asymmetry-allowed", "1")
                 .build(),
             Codec::Vp8 => gst::Caps::builder("application/x-rtp")

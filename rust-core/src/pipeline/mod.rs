@@ -232,10 +232,10 @@ impl Pipeline {
         };
         payloader.set_property("pt", 96u32);
         payloader.set_property("mtu", 1200u32);
+        // No capsfilter after the payloader: its caps carry the H.264 level of the current
+        // size and rate (1080p is level 4, not the 3.1 the offer names), and each viewer's
+        // offer is built from the transceiver's codec preferences anyway.
         chain.push(payloader.clone());
-        let rtp_caps = make("capsfilter", None)?;
-        rtp_caps.set_property("caps", plan.codec.rtp_caps());
-        chain.push(rtp_caps);
         let tee = make("tee", Some("viewers"))?;
         tee.set_property("allow-not-linked", true);
         chain.push(tee.clone());
@@ -342,8 +342,10 @@ impl Pipeline {
             return;
         }
         let caps = gl_caps.unwrap_or_else(|| {
+            // A fixed rate, not 0/1: with a variable rate x264 holds every frame until the
+            // next one arrives (to learn its duration), a whole frame of latency.
             gst_video::VideoInfo::builder(format, width, height)
-                .fps(gst::Fraction::new(0, 1))
+                .fps(gst::Fraction::new(self.config.fps_cap as i32, 1))
                 .build()
                 .ok()
                 .and_then(|info| info.to_caps().ok())

@@ -236,6 +236,9 @@ std::string buildConfigJson(const Options& options, std::string* error) {
         { "listenPort", std::to_string(options.port) },
         { "capture", json::quote(options.capture) },
         { "encoder", json::quote(options.encoder) },
+        // The encoder budgets its bitrate for this rate (and x264 needs a fixed rate to
+        // encode without a frame of delay): it is the rate the host renders at.
+        { "fpsCap", std::to_string(options.fps) },
     };
     if (options.bitrateKbps) {
         members.emplace_back("bitrateKbps", std::to_string(*options.bitrateKbps));

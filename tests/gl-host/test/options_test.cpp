@@ -42,7 +42,7 @@ int main() {
         CHECK(r.options.port == 4700 && !r.options.noStream);
         CHECK(r.options.statsIntervalSeconds == 5.0);
         CHECK(config({}) ==
-              R"({"listenPort":4700,"capture":"readback","encoder":"auto"})");
+              R"({"listenPort":4700,"capture":"readback","encoder":"auto","fpsCap":30})");
     }
 
     // Every option, both spellings.
@@ -80,12 +80,12 @@ int main() {
     // The generated members, and --config-json merged over them.
     CHECK(config({ "--bitrate", "3000", "--ice-address", "127.0.0.1", "--ice-address",
                    "::1" }) ==
-          R"({"listenPort":4700,"capture":"readback","encoder":"auto",)"
+          R"({"listenPort":4700,"capture":"readback","encoder":"auto","fpsCap":30,)"
           R"("bitrateKbps":3000,"iceAddresses":["127.0.0.1","::1"]})");
     CHECK(config({ "--port", "0", "--config-json",
                    R"( { "listenPort" : 4711, "turnServers": ["turn://u:p@h:3478"],)"
                    R"( "stunServer":"stun://127.0.0.1:3478" } )" }) ==
-          R"({"listenPort":4711,"capture":"readback","encoder":"auto",)"
+          R"({"listenPort":4711,"capture":"readback","encoder":"auto","fpsCap":30,)"
           R"("turnServers":["turn://u:p@h:3478"],"stunServer":"stun://127.0.0.1:3478"})");
 
     // The member splitter.
