@@ -340,3 +340,48 @@ fn viewers_that_leave_free_everything_and_shutdown_joins_every_thread() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Not a test: prints the process's RSS while viewers join and leave, to tell a per-viewer
+/// leak (linear growth) from allocator warm-up (a plateau). Run with `--ignored --nocapture`.
+#[test]
+#[ignore]
+fn viewer_churn_memory_figures() {
+    require_loopback_namespace!();
+    let rss_kib = || {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches(" kB").parse::<u64>().ok())
+            .unwrap()
+    };
+    let mut streamer = Streamer::new(config(EncoderChoice::X264), None).unwrap();
+    let port = streamer.signaling_port();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let pixels = frame(0);
+    for round in 0..=60 {
+        let viewer = runtime.spawn(async move {
+            let viewer = Receiver::join(port).await;
+            viewer.wait_frames(2, Duration::from_secs(20)).await;
+            viewer.leave().await;
+        });
+        while !viewer.is_finished() {
+            streamer
+                .submit(
+                    FrameSource::Pixels {
+                        data: &pixels,
+                        stride: (WIDTH * 4) as usize,
+                    },
+                    WIDTH,
+                    HEIGHT,
+                )
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(33));
+        }
+        runtime.block_on(viewer).unwrap();
+        if round % 10 == 0 {
+            println!("after {round} viewers: RSS {} KiB", rss_kib());
+        }
+    }
+    streamer.shutdown();
+}
