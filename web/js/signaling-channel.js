@@ -30,6 +30,16 @@ function describeClose(code) {
 }
 
 /**
+ * The endpoint as shown in messages: without its query string or fragment, where a
+ * credential may ride (the orchestrator's proxy takes `?token=`).
+ * @param {string} url
+ * @returns {string}
+ */
+function displayUrl(url) {
+    return String(url).replace(/[?#].*$/s, '');
+}
+
+/**
  * @fires SignalingChannel#open - the socket is connected
  * @fires SignalingChannel#message - any message from the server; `detail` is the parsed object
  * @fires SignalingChannel#welcome - `detail`: `{viewerId, protocol}`
@@ -83,7 +93,7 @@ export default class SignalingChannel extends EventTarget {
                 socket = new WebSocket(this.#url);
             } catch (err) {
                 // A malformed URL throws synchronously (SyntaxError).
-                reject(new Error(`invalid signaling address ${this.#url}: ${err.message}`));
+                reject(new Error(`invalid signaling address ${displayUrl(this.#url)}: ${err.message}`));
                 return;
             }
             this.#socket = socket;
@@ -102,7 +112,7 @@ export default class SignalingChannel extends EventTarget {
                     opened: this.#opened,
                     message: this.#opened
                         ? describeClose(event.code)
-                        : `could not reach the streaming server at ${this.#url}`,
+                        : `could not reach the streaming server at ${displayUrl(this.#url)}`,
                 };
                 this.dispatchEvent(new CustomEvent('close', { detail }));
                 if (!this.#opened) {
