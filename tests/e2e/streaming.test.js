@@ -51,6 +51,32 @@ function frameAdvances(page, previous) {
 
 const skip = needsLoopbackNamespace();
 
+// The host can also hand over an offscreen texture (osw_streamer_submit_texture): each
+// capture path reads it right side up (the strip decodes only if it is).
+for (const capture of ['readback', 'gl']) {
+    describe(`${capture} capture of a texture`, { skip }, () => {
+        test('video plays at the host resolution and keeps changing', async () => {
+            const host = await GlHost.start([
+                '--capture', capture, '--source', 'texture', '--encoder', 'x264',
+                '--width', String(WIDTH), '--height', String(HEIGHT),
+            ]);
+            const browser = await launchBrowser();
+            try {
+                const page = await browser.newPage();
+                await openViewer(page, host.signalUrl);
+                assert.deepEqual(await waitForPlaying(page), { videoWidth: WIDTH, videoHeight: HEIGHT });
+                const first = await eventually(() => readStrip(page), 'a decodable timestamp strip');
+                await frameAdvances(page, first.frame);
+            }
+            finally {
+                await browser.close();
+                const exit = await host.stop();
+                assert.equal(exit.code, 0, host.stderr.slice(-2000));
+            }
+        });
+    });
+}
+
 for (const { capture, encoder, codec } of MATRIX) {
     describe(`${capture} capture, ${encoder}`, { skip }, () => {
         let host;

@@ -19,25 +19,33 @@ namespace glhost {
     X(PFNGLATTACHSHADERPROC, glAttachShader)                                            \
     X(PFNGLBINDBUFFERPROC, glBindBuffer)                                                \
     X(PFNGLBINDFRAMEBUFFERPROC, glBindFramebuffer)                                      \
+    X(PFNGLBINDTEXTUREPROC, glBindTexture)                                              \
     X(PFNGLBINDVERTEXARRAYPROC, glBindVertexArray)                                      \
+    X(PFNGLBLITFRAMEBUFFERPROC, glBlitFramebuffer)                                      \
     X(PFNGLBUFFERDATAPROC, glBufferData)                                                \
+    X(PFNGLCHECKFRAMEBUFFERSTATUSPROC, glCheckFramebufferStatus)                        \
     X(PFNGLCLEARPROC, glClear)                                                          \
     X(PFNGLCLEARCOLORPROC, glClearColor)                                                \
     X(PFNGLCOMPILESHADERPROC, glCompileShader)                                          \
     X(PFNGLCREATEPROGRAMPROC, glCreateProgram)                                          \
     X(PFNGLCREATESHADERPROC, glCreateShader)                                            \
     X(PFNGLDELETEBUFFERSPROC, glDeleteBuffers)                                          \
+    X(PFNGLDELETEFRAMEBUFFERSPROC, glDeleteFramebuffers)                                \
     X(PFNGLDELETEPROGRAMPROC, glDeleteProgram)                                          \
     X(PFNGLDELETESHADERPROC, glDeleteShader)                                            \
+    X(PFNGLDELETETEXTURESPROC, glDeleteTextures)                                        \
     X(PFNGLDELETEVERTEXARRAYSPROC, glDeleteVertexArrays)                                \
     X(PFNGLDISABLEPROC, glDisable)                                                      \
     X(PFNGLDRAWARRAYSPROC, glDrawArrays)                                                \
     X(PFNGLDRAWELEMENTSPROC, glDrawElements)                                            \
     X(PFNGLENABLEPROC, glEnable)                                                        \
     X(PFNGLENABLEVERTEXATTRIBARRAYPROC, glEnableVertexAttribArray)                      \
-    X(PFNGLGENBUFFERSPROC, glGenBuffers)                                                \
-    X(PFNGLGENVERTEXARRAYSPROC, glGenVertexArrays)                                      \
     X(PFNGLFINISHPROC, glFinish)                                                        \
+    X(PFNGLFRAMEBUFFERTEXTURE2DPROC, glFramebufferTexture2D)                            \
+    X(PFNGLGENBUFFERSPROC, glGenBuffers)                                                \
+    X(PFNGLGENFRAMEBUFFERSPROC, glGenFramebuffers)                                      \
+    X(PFNGLGENTEXTURESPROC, glGenTextures)                                              \
+    X(PFNGLGENVERTEXARRAYSPROC, glGenVertexArrays)                                      \
     X(PFNGLGETERRORPROC, glGetError)                                                    \
     X(PFNGLGETPROGRAMINFOLOGPROC, glGetProgramInfoLog)                                  \
     X(PFNGLGETPROGRAMIVPROC, glGetProgramiv)                                            \
@@ -51,6 +59,8 @@ namespace glhost {
     X(PFNGLREADPIXELSPROC, glReadPixels)                                                \
     X(PFNGLSCISSORPROC, glScissor)                                                      \
     X(PFNGLSHADERSOURCEPROC, glShaderSource)                                            \
+    X(PFNGLTEXIMAGE2DPROC, glTexImage2D)                                                \
+    X(PFNGLTEXPARAMETERIPROC, glTexParameteri)                                          \
     X(PFNGLUNIFORM1FPROC, glUniform1f)                                                  \
     X(PFNGLUNIFORM3FPROC, glUniform3f)                                                  \
     X(PFNGLUNIFORMMATRIX4FVPROC, glUniformMatrix4fv)                                    \

@@ -13,6 +13,7 @@
 #include "frame_cost.h"
 #include "gl_functions.h"
 #include "input.h"
+#include "offscreen_target.h"
 #include "options.h"
 #include "protocol.h"
 #include "scene.h"
@@ -93,6 +94,8 @@ struct Run {
     std::vector<double> submitUs;
     long long frames = 0;
     long long stripFailures = 0;
+    // The render target with `--source texture`.
+    OffscreenTarget offscreen;
 };
 
 // The frame loop. Returns the process's exit code.
@@ -149,11 +152,19 @@ int runFrames(Run& run) {
 
         // The animation follows the frame count, not the clock, so a given frame looks
         // the same in every run (dropped or late frames do not change the picture).
+        const bool offscreen = options.source == "texture";
+        if (offscreen && !run.offscreen.bindForDrawing(fbWidth, fbHeight)) {
+            std::fprintf(stderr, "osw-gl-host: the offscreen framebuffer is incomplete\n");
+            return 1;
+        }
         run.scene.render(run.camera, fbWidth, fbHeight,
             static_cast<double>(run.frames) / options.fps);
         const strip::Stamp stamp = { unixMillis(), static_cast<uint16_t>(run.frames) };
         drawTimestampStrip(strip::encode(stamp), fbWidth, fbHeight);
 
+        if (offscreen) {
+            run.offscreen.copyToWindow();
+        }
         // What the module does in postDraw: the finished image is in the default
         // framebuffer's back buffer.
         glBindFramebuffer(GL_READ_FRAMEBUFFER, 0);
@@ -172,7 +183,9 @@ int runFrames(Run& run) {
                 glFinish();
             }
             const Clock::time_point before = Clock::now();
-            const osw_result result = run.streamer->submitFramebuffer(fbWidth, fbHeight);
+            const osw_result result = offscreen ?
+                run.streamer->submitTexture(run.offscreen.texture(), fbWidth, fbHeight) :
+                run.streamer->submitFramebuffer(fbWidth, fbHeight);
             run.submitUs.push_back(
                 std::chrono::duration<double, std::micro>(Clock::now() - before).count());
             if (result != OSW_RESULT_OK && result != OSW_RESULT_FRAME_DROPPED) {
@@ -308,6 +321,7 @@ int main(int argc, char** argv) {
     glfwMakeContextCurrent(window);
     run.streamer.reset();
     run.scene.deinitialize();
+    run.offscreen.deinitialize();
     glfwDestroyWindow(window);
     glfwTerminate();
     return exitCode;

@@ -77,6 +77,9 @@ same calls as the OpenSpace module. Machine-readable lines go to stdout (see REA
   --width W, --height H     framebuffer size (default 1280x720, 64..7680)
   --fps F                   frames rendered per second (default 30, 1..240)
   --capture gl|readback     rust-core capture path (default readback)
+  --source framebuffer|texture
+                            hand rust-core the back buffer (default) or an offscreen
+                            texture (osw_streamer_submit_texture)
   --encoder auto|x264|openh264|vp8|nvh264
                             encoder (default auto)
   --port P                  signaling port, 0 picks a free one (default 4700)
@@ -132,7 +135,7 @@ ParseResult parseOptions(int argc, const char* const* argv) {
             hasValue = true;
         }
         const bool known = oneOf(name, {
-            "--width", "--height", "--fps", "--capture", "--encoder", "--port",
+            "--width", "--height", "--fps", "--capture", "--source", "--encoder", "--port",
             "--bitrate", "--ice-address", "--config-json", "--frames", "--seconds",
             "--stats-interval", "--screenshot"
         });
@@ -165,6 +168,12 @@ ParseResult parseOptions(int argc, const char* const* argv) {
                 return bad("a whole number, 1..240");
             }
             o.fps = static_cast<int>(n);
+        }
+        else if (name == "--source") {
+            if (!oneOf(value, { "framebuffer", "texture" })) {
+                return bad("framebuffer or texture");
+            }
+            o.source = value;
         }
         else if (name == "--capture") {
             if (!oneOf(value, { "gl", "readback" })) {

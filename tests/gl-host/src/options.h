@@ -18,6 +18,9 @@ struct Options {
     int height = 720;
     int fps = 30;
     std::string capture = "readback";
+    // What the host hands rust-core: "framebuffer" (the window's back buffer, as the
+    // OpenSpace module does) or "texture" (an offscreen colour texture).
+    std::string source = "framebuffer";
     std::string encoder = "auto";
     int port = 4700;
     std::optional<int> bitrateKbps;

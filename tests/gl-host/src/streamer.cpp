@@ -62,6 +62,11 @@ osw_result Streamer::submitFramebuffer(int width, int height) {
         static_cast<uint32_t>(height));
 }
 
+osw_result Streamer::submitTexture(unsigned int texture, int width, int height) {
+    return osw_streamer_submit_texture(_streamer, texture, static_cast<uint32_t>(width),
+        static_cast<uint32_t>(height));
+}
+
 bool Streamer::pollEvent(osw_event& event) {
     return osw_streamer_poll_event(_streamer, &event);
 }

@@ -32,6 +32,7 @@ public:
 
     // Hands over the frame in the bound read framebuffer.
     osw_result submitFramebuffer(int width, int height);
+    osw_result submitTexture(unsigned int texture, int width, int height);
 
     bool pollEvent(osw_event& event);
 
