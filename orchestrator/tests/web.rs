@@ -53,6 +53,54 @@ fn web_root(dir: &Path) -> PathBuf {
     root
 }
 
+/// The test's database: a SQLite file in `dir`, or, with `OSW_TEST_POSTGRES=postgres://…/db`
+/// and the `postgres` feature, a database of that server named after `dir` (made once, so a
+/// restarted web role finds it again).
+async fn database_url(dir: &Path) -> String {
+    #[cfg(feature = "postgres")]
+    if let Ok(admin) = std::env::var("OSW_TEST_POSTGRES") {
+        use sqlx::Row;
+        sqlx::any::install_default_drivers();
+        let name: String = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default()
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let pool = sqlx::any::AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(&admin)
+            .await
+            .unwrap();
+        let exists = sqlx::query("SELECT COUNT(*) AS n FROM pg_database WHERE datname = $1")
+            .bind(&name)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+            .try_get::<i64, _>("n")
+            .unwrap();
+        if exists == 0 {
+            sqlx::query(&format!("CREATE DATABASE {name}"))
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        pool.close().await;
+        let base = admin
+            .rsplit_once('/')
+            .map_or(admin.as_str(), |(base, _)| base);
+        return format!("{base}/{name}");
+    }
+    format!("sqlite://{}", dir.join("web.db").display())
+}
+
 impl TestWeb {
     async fn start(
         dir: &Path,
@@ -61,7 +109,7 @@ impl TestWeb {
     ) -> TestWeb {
         let mut settings = WebSettings {
             root: web_root(dir),
-            database: format!("sqlite://{}", dir.join("web.db").display()),
+            database: database_url(dir).await,
             ..WebSettings::default()
         };
         settings.manager.poll_initializing = Duration::from_millis(50);
@@ -394,12 +442,9 @@ async fn launches_go_to_the_least_loaded_server_until_none_is_free() {
     );
 
     // The seed's servers table, with what SERVER_STATUS said.
-    let db = orchestrator::web::db::Db::open(&format!(
-        "sqlite://{}",
-        dir.path().join("web.db").display()
-    ))
-    .await
-    .unwrap();
+    let db = orchestrator::web::db::Db::open(&database_url(dir.path()).await)
+        .await
+        .unwrap();
     let servers = db.servers().await.unwrap();
     assert_eq!(servers.len(), 2);
     for s in &servers {

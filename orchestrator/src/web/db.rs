@@ -29,6 +29,12 @@ pub enum DbError {
     /// The URL names no supported database.
     #[error("unsupported database URL {0} (use sqlite://PATH, a file path, or postgres://…)")]
     Url(String),
+    /// A PostgreSQL URL, but the driver is not compiled in.
+    #[error(
+        "PostgreSQL needs an orchestrator built with the `postgres` feature \
+         (cargo build -p orchestrator --features postgres)"
+    )]
+    NoPostgres,
     /// The database could not be opened.
     #[error("cannot open the database {url}: {source}")]
     Open {
@@ -133,7 +139,10 @@ pub fn redact(url: &str) -> String {
 /// missing (`mode=rwc`) along with their folder.
 pub fn normalize_url(url: &str) -> Result<String, DbError> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Ok(url.to_string());
+        if cfg!(feature = "postgres") {
+            return Ok(url.to_string());
+        }
+        return Err(DbError::NoPostgres);
     }
     let rest = match url.split_once(':') {
         Some(("sqlite", rest)) => rest.trim_start_matches("//"),
@@ -557,10 +566,17 @@ mod tests {
         );
         assert_eq!(normalize_url("sqlite::memory:").unwrap(), "sqlite::memory:");
         assert!(normalize_url("mysql://u@h/db").is_err());
-        assert_eq!(
-            normalize_url("postgres://u:p@h/db").unwrap(),
-            "postgres://u:p@h/db"
-        );
+        if cfg!(feature = "postgres") {
+            assert_eq!(
+                normalize_url("postgres://u:p@h/db").unwrap(),
+                "postgres://u:p@h/db"
+            );
+        } else {
+            assert!(matches!(
+                normalize_url("postgres://u:p@h/db"),
+                Err(DbError::NoPostgres)
+            ));
+        }
         assert_eq!(
             redact("postgres://u:secret@h:5432/db"),
             "postgres://u:***@h:5432/db"
@@ -615,7 +631,59 @@ mod tests {
 
     #[tokio::test]
     async fn sessions_instances_and_shares_round_trip() {
-        let db = memory().await;
+        round_trip(&memory().await).await;
+    }
+
+    /// The same queries on PostgreSQL, given `OSW_TEST_POSTGRES=postgres://…/db` (a fresh
+    /// database is made in that server for the test).
+    #[cfg(feature = "postgres")]
+    #[tokio::test]
+    async fn the_same_queries_work_on_postgres() {
+        let Ok(admin) = std::env::var("OSW_TEST_POSTGRES") else {
+            eprintln!(
+                "\n!!!!! SKIPPED: set OSW_TEST_POSTGRES=postgres://user@host/db to test PostgreSQL !!!!!\n"
+            );
+            return;
+        };
+        let url = fresh_postgres(&admin, "dbtest").await;
+        let db = Db::open(&url).await.unwrap();
+        round_trip(&db).await;
+        let first = db.upsert_server(&server("localhost", 4699)).await.unwrap();
+        let mut again = server("localhost", 4699);
+        again.server_id = "another".into();
+        assert_eq!(
+            db.upsert_server(&again).await.unwrap().server_id,
+            first.server_id
+        );
+        db.close().await;
+        // Migrations run once: a second open finds the schema in place.
+        Db::open(&url).await.unwrap().close().await;
+    }
+
+    /// A new, empty database on the server of `admin`, named after `tag` and this process.
+    #[cfg(feature = "postgres")]
+    pub async fn fresh_postgres(admin: &str, tag: &str) -> String {
+        sqlx::any::install_default_drivers();
+        let name = format!("osw_{tag}_{}_{}", std::process::id(), now_ms() % 1_000_000);
+        let pool = AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(admin)
+            .await
+            .unwrap();
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
+            .execute(&pool)
+            .await
+            .unwrap();
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        let base = admin.rsplit_once('/').map_or(admin, |(base, _)| base);
+        format!("{base}/{name}")
+    }
+
+    async fn round_trip(db: &Db) {
         let server = db.upsert_server(&server("localhost", 4699)).await.unwrap();
         db.create_session("sess", "hash").await.unwrap();
         assert_eq!(
