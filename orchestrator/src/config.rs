@@ -808,6 +808,105 @@ mod tests {
         assert!(Cli::try_parse_from(["orchestrator", "--instance-env", "novalue"]).is_err());
     }
 
+    #[test]
+    fn web_settings_merge_file_then_flags_with_paths_relative_to_where_they_were_given() {
+        let config = Config::merge(&Cli::default(), FileConfig::default(), None).unwrap();
+        assert_eq!(config.role, Role::Both);
+        assert_eq!(config.web.listen, "127.0.0.1:4690".parse().unwrap());
+        assert!(config.web.root.ends_with("web"));
+        assert!(
+            config.web.database.starts_with("sqlite:///"),
+            "{}",
+            config.web.database
+        );
+        assert!(config.web.database.ends_with("data/orchestrator.db"));
+        assert_eq!(
+            config.web.manager.idle_timeout,
+            Some(Duration::from_secs(300))
+        );
+        assert_eq!(config.web.tls, None);
+
+        let f = file(
+            r#"
+            role = "web"
+            [web]
+            listen = "0.0.0.0:8443"
+            database = "state/o.db"
+            tls_cert = "cert.pem"
+            tls_key = "key.pem"
+            idle_timeout = 0
+            supervisors = ["render-1:4699", "render-2:4699/5700"]
+            region = "us-east-3"
+            ram = "64GB"
+            "#,
+        );
+        let cli = parse(&[
+            "--supervisor",
+            "render-3:4699",
+            "--max-instances-per-session",
+            "2",
+        ]);
+        let config = Config::merge(&cli, f, Some(Path::new("/etc/osw"))).unwrap();
+        let w = &config.web;
+        assert_eq!(config.role, Role::Web);
+        assert_eq!(w.listen, "0.0.0.0:8443".parse().unwrap());
+        assert_eq!(w.database, "sqlite:///etc/osw/state/o.db");
+        let tls = w.tls.as_ref().unwrap();
+        assert_eq!(tls.cert, PathBuf::from("/etc/osw/cert.pem"));
+        assert_eq!(w.manager.idle_timeout, None);
+        assert_eq!(w.manager.max_per_session, 2);
+        let hosts: Vec<_> = w
+            .supervisors
+            .iter()
+            .map(|s| (s.host.as_str(), s.signaling_base_port))
+            .collect();
+        assert_eq!(
+            hosts,
+            [("render-1", 4700), ("render-2", 5700), ("render-3", 4700)]
+        );
+        assert_eq!(
+            (w.server_info.region.as_str(), w.server_info.ram.as_str()),
+            ("us-east-3", "64GB")
+        );
+
+        let postgres = parse(&[
+            "--database",
+            "postgres://u:p@db/osw",
+            "--idle-timeout",
+            "2.5",
+        ]);
+        let config = Config::merge(&postgres, FileConfig::default(), None).unwrap();
+        assert_eq!(config.web.database, "postgres://u:p@db/osw");
+        assert_eq!(
+            config.web.manager.idle_timeout,
+            Some(Duration::from_millis(2500))
+        );
+    }
+
+    #[test]
+    fn bad_web_settings_are_refused_with_a_reason() {
+        let half_tls = parse(&["--tls-cert", "c.pem"]);
+        let err = Config::merge(&half_tls, FileConfig::default(), None).unwrap_err();
+        assert!(
+            err.to_string().contains("both a certificate and a key"),
+            "{err}"
+        );
+        let same = parse(&["--web-listen", "127.0.0.1:4699"]);
+        assert!(Config::merge(&same, FileConfig::default(), None).is_err());
+        let in_range = parse(&["--web-listen", "127.0.0.1:4701"]);
+        let err = Config::merge(&in_range, FileConfig::default(), None).unwrap_err();
+        assert!(
+            matches!(err, ConfigError::ListenCollision { port: 4701, .. }),
+            "{err}"
+        );
+        // A web role alone has no instance ports to collide with.
+        let alone = parse(&["--role", "web", "--web-listen", "127.0.0.1:4701"]);
+        assert!(Config::merge(&alone, FileConfig::default(), None).is_ok());
+        let bad = file("[web]\nsupervisors = [\"nohost\"]");
+        assert!(Config::merge(&Cli::default(), bad, None).is_err());
+        assert!(toml::from_str::<FileConfig>("[web]\nlisten_port = 1").is_err());
+    }
+
     const EXAMPLE: &str = include_str!("../orchestrator.example.toml");
 
     #[test]
@@ -823,6 +922,12 @@ mod tests {
         assert_eq!(
             config.instances.command.env["OSW_ICE_ADDRESSES"],
             "127.0.0.1"
+        );
+        assert_eq!(config.role, Role::Both);
+        assert_eq!(config.web.listen, "127.0.0.1:4690".parse().unwrap());
+        assert_eq!(
+            config.web.database,
+            "sqlite:///repo/orchestrator/../data/orchestrator.db"
         );
     }
 

@@ -1,4 +1,9 @@
-//! The OpenSpace WebRTC orchestrator, supervisor role.
+//! The OpenSpace WebRTC orchestrator: one binary, two roles.
+//!
+//! The **web** role ([`web`]) is the single origin browsers use: pages, a JSON API, sessions in
+//! a database, and each viewer's signaling proxied to its instance. It reaches supervisors,
+//! the one in its own process included, through the supervisor protocol. The rest of this
+//! crate is the **supervisor** role.
 //!
 //! A supervisor runs on each rendering server. It speaks the seeds' supervisor protocol (JSON
 //! over WebSocket, default port 4699: `START`, `STOP`, `STATUS`, `RESOLUTION`,
@@ -18,11 +23,13 @@
 //!   reply) and `apply` (command → reply); malformed and unknown requests get an error reply
 //!   from `cmd/unknown.rs`, never a closed connection.
 //! - [`supervisor`]: the [`supervisor::Supervisor`] trait the commands run against, its status
-//!   types and its error strings (exactly the seed's). The web role (a later issue) will talk to
-//!   local and remote supervisors through this same trait.
+//!   types and its error strings (exactly the seed's). The web role talks to local and remote
+//!   supervisors through this same trait ([`web::client::SupervisorClient`]).
 //! - [`instances`]: the local supervisor: the slot table (lowest free id first), process launch
 //!   with the per-instance environment, per-instance Xvfb, the readiness probe, the exit watch
 //!   and the per-instance log files.
+//! - [`web`]: the web role (HTTP origin, API, signaling proxy, push, instance manager,
+//!   supervisor protocol client, database, TLS).
 //! - [`control_client`]: the client of rust-core's control channel (`hello`, `ready`, `resize`,
 //!   `getStats`), with the message types of `openspace-webrtc-protocol`.
 //!
@@ -33,8 +40,10 @@
 //! # Errors
 //!
 //! Inside the crate, each module has its own `thiserror` enum ([`supervisor::SupervisorError`],
-//! [`cmd::ParseError`], [`control_client::ControlError`], [`config::ConfigError`]); the wire
-//! error strings of the protocol are their `Display`. `anyhow` is used only in `main.rs`.
+//! [`cmd::ParseError`], [`control_client::ControlError`], [`config::ConfigError`],
+//! [`web::WebError`], [`web::api::ApiError`], [`web::manager::ManagerError`],
+//! [`web::db::DbError`]); the wire error strings of the protocol are their `Display`. `anyhow`
+//! is used only in `main.rs`.
 
 pub mod cmd;
 pub mod config;
