@@ -130,11 +130,6 @@ impl Stats {
         self.labels().last_error = error;
     }
 
-    /// Frames delivered by the host and dropped because the encoder was busy.
-    pub fn frames_dropped(&self) -> u64 {
-        self.frames_dropped.load(Ordering::Relaxed)
-    }
-
     /// Current size of the stream.
     pub fn size(&self) -> (u32, u32) {
         (

@@ -317,11 +317,6 @@ impl Pipeline {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The encoder in use.
-    pub fn plan(&self) -> &EncoderPlan {
-        &self.plan
-    }
-
     /// Whether the encoder queue is full (the next frame would be dropped). Lets the capture
     /// skip GPU work for a frame that would be thrown away.
     pub fn is_busy(&self) -> bool {
@@ -515,11 +510,6 @@ impl Pipeline {
         if let Some(peer) = peer {
             peer.remove(&self.pipeline, &self.tee);
         }
-    }
-
-    /// Number of viewers attached.
-    pub fn viewer_count(&self) -> usize {
-        self.state().peers.len()
     }
 
     /// Number of elements in the pipeline: tests check that leaving viewers free theirs.
