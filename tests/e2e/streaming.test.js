@@ -51,6 +51,25 @@ function frameAdvances(page, previous) {
 
 const skip = needsLoopbackNamespace();
 
+// H.264 levels grow with the picture: 1920x1080 needs level 4, more than the 3.1 a fixed
+// profile-level-id would allow (webrtcbin then refused the stream as not negotiated).
+describe('a 1920x1080 H.264 stream', { skip }, () => {
+    test('plays at full size', async () => {
+        const host = await GlHost.start(['--width', '1920', '--height', '1080', '--encoder', 'x264']);
+        const browser = await launchBrowser();
+        try {
+            const page = await browser.newPage();
+            await openViewer(page, host.signalUrl);
+            assert.deepEqual(await waitForPlaying(page), { videoWidth: 1920, videoHeight: 1080 });
+        }
+        finally {
+            await browser.close();
+            const exit = await host.stop();
+            assert.equal(exit.code, 0, host.stderr.slice(-2000));
+        }
+    });
+});
+
 // The host can also hand over an offscreen texture (osw_streamer_submit_texture): each
 // capture path reads it right side up (the strip decodes only if it is).
 for (const capture of ['readback', 'gl']) {
