@@ -82,10 +82,14 @@ async function measure(capture, encoder, browser) {
             g2gMaxMs: round(percentile(latencies, 100)),
             receiveP50Ms: round(percentile(receive, 50)),
             receivedFps: round(samples.length / SECONDS),
+            // Encoder and decoder counts come from stats refreshed once a second on each
+            // side, so their difference is only good to about a second's worth of frames.
             framesEncoded: encoded,
             framesDecoded: decoded,
-            // Encoded in the window but never decoded (±1 for frames in flight at the edges).
-            framesLost: Math.max(0, encoded - decoded),
+            // What was really lost: RTP packets that never arrived (a sequence gap in the
+            // browser) and frames that arrived but were not decoded.
+            packetsLost: browser1.packetsLost - browser0.packetsLost,
+            framesDroppedByBrowser: browser1.framesDropped - browser0.framesDropped,
             senderDropped: stats.framesDropped,
             senderCpuPercent: round(cpu),
             frameCallMedianUs: host.frameCost?.median_us ?? null,
@@ -114,7 +118,7 @@ for (const combination of ONLY) {
     console.log(
         `${capture.padEnd(8)} ${result.encoder.padEnd(8)} g2g p50 ${result.g2gP50Ms} ms, p95 ${result.g2gP95Ms} ms, `
         + `max ${result.g2gMaxMs} ms | receive p50 ${result.receiveP50Ms} ms | ${result.receivedFps} fps | `
-        + `lost ${result.framesLost} of ${result.framesEncoded} | CPU ${result.senderCpuPercent} % `
+        + `${result.packetsLost} packets lost, ${result.framesDroppedByBrowser} frames dropped by the browser | CPU ${result.senderCpuPercent} % `
         + `(+${result.overheadCpuPercent} % over no streaming) | frame call median ${result.frameCallMedianUs} µs`,
     );
 }
