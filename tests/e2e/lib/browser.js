@@ -81,9 +81,16 @@ export async function launchBrowser({ extraArgs = [], executablePath = CHROMIUM_
         await rm(userDataDir, { recursive: true, force: true });
         throw err;
     }
-    browser.on('disconnected', () => {
-        rm(userDataDir, { recursive: true, force: true }).catch(() => {});
-    });
+    const removeProfile = () => rm(userDataDir, { recursive: true, force: true }).catch(() => {});
+    // close() resolves once Chromium has exited (it writes its profile on the way out), so
+    // the profile goes after it, before the caller goes on (and the test process may end).
+    const close = browser.close.bind(browser);
+    browser.close = async (...args) => {
+        await close(...args);
+        await removeProfile();
+    };
+    // A browser that crashed or was killed never gets close(): remove its profile anyway.
+    browser.on('disconnected', removeProfile);
     return browser;
 }
 
