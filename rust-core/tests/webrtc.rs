@@ -39,6 +39,30 @@ fn frame(n: u32) -> Vec<u8> {
     pixels
 }
 
+/// Hands one frame to the streamer the way `osw_streamer_submit_pixels` does.
+fn submit_frame(streamer: &mut Streamer, pixels: &[u8]) {
+    let source = FrameSource::Pixels {
+        data: pixels,
+        stride: (WIDTH * 4) as usize,
+    };
+    streamer.submit(source, WIDTH, HEIGHT).expect("submit");
+}
+
+/// Feeds `pixels` at 30 fps until `task` (a viewer's life) has finished, and returns its
+/// result.
+fn feed_until_done<T>(
+    streamer: &mut Streamer,
+    runtime: &tokio::runtime::Runtime,
+    pixels: &[u8],
+    task: tokio::task::JoinHandle<T>,
+) -> T {
+    while !task.is_finished() {
+        submit_frame(streamer, pixels);
+        std::thread::sleep(Duration::from_millis(33));
+    }
+    runtime.block_on(task).expect("viewer task")
+}
+
 /// Feeds frames at 30 fps on this thread (the streamer's render thread) while `scenario`
 /// runs on a tokio runtime; events the host drains are collected for the scenario to check.
 fn run_host<F, Fut>(encoder: EncoderChoice, scenario: F)
@@ -58,17 +82,7 @@ where
             started.elapsed() < Duration::from_secs(60),
             "scenario timed out"
         );
-        let pixels = frame(n);
-        streamer
-            .submit(
-                FrameSource::Pixels {
-                    data: &pixels,
-                    stride: (WIDTH * 4) as usize,
-                },
-                WIDTH,
-                HEIGHT,
-            )
-            .expect("submit");
+        submit_frame(&mut streamer, &frame(n));
         while let Some(event) = streamer.poll_event() {
             events.lock().unwrap().push(event);
         }
@@ -289,19 +303,7 @@ fn viewers_that_leave_free_everything_and_shutdown_joins_every_thread() {
     let port = streamer.signaling_port();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let pixels = frame(0);
-    let submit = |streamer: &mut Streamer| {
-        streamer
-            .submit(
-                FrameSource::Pixels {
-                    data: &pixels,
-                    stride: (WIDTH * 4) as usize,
-                },
-                WIDTH,
-                HEIGHT,
-            )
-            .unwrap();
-    };
-    submit(&mut streamer);
+    submit_frame(&mut streamer, &pixels);
     std::thread::sleep(Duration::from_millis(200));
     let idle_elements = streamer.pipeline_element_count();
     assert!(idle_elements > 0);
@@ -311,11 +313,7 @@ fn viewers_that_leave_free_everything_and_shutdown_joins_every_thread() {
             viewer.wait_frames(3, Duration::from_secs(20)).await;
             viewer.leave().await;
         });
-        while !viewer.is_finished() {
-            submit(&mut streamer);
-            std::thread::sleep(Duration::from_millis(33));
-        }
-        runtime.block_on(viewer).unwrap();
+        feed_until_done(&mut streamer, &runtime, &pixels, viewer);
         // Leaving is processed when the server sees the socket close.
         let deadline = Instant::now() + Duration::from_secs(5);
         while streamer.pipeline_element_count() != idle_elements {
@@ -323,7 +321,7 @@ fn viewers_that_leave_free_everything_and_shutdown_joins_every_thread() {
                 Instant::now() < deadline,
                 "round {round}: viewer elements left behind"
             );
-            submit(&mut streamer);
+            submit_frame(&mut streamer, &pixels);
             std::thread::sleep(Duration::from_millis(33));
         }
         assert_eq!(streamer.stats()["viewers"], 0);
@@ -365,20 +363,7 @@ fn viewer_churn_memory_figures() {
             viewer.wait_frames(2, Duration::from_secs(20)).await;
             viewer.leave().await;
         });
-        while !viewer.is_finished() {
-            streamer
-                .submit(
-                    FrameSource::Pixels {
-                        data: &pixels,
-                        stride: (WIDTH * 4) as usize,
-                    },
-                    WIDTH,
-                    HEIGHT,
-                )
-                .unwrap();
-            std::thread::sleep(Duration::from_millis(33));
-        }
-        runtime.block_on(viewer).unwrap();
+        feed_until_done(&mut streamer, &runtime, &pixels, viewer);
         if round % 10 == 0 {
             println!("after {round} viewers: RSS {} KiB", rss_kib());
         }

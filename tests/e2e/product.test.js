@@ -25,6 +25,7 @@ import {
     describePage, dragOnVideo, launchBrowser, needsLoopbackNamespace, readStrip, waitForPlaying,
 } from './lib/browser.js';
 import { Orchestrator } from './lib/orchestrator.js';
+import { waitUntil } from './lib/wait.js';
 
 const OUT = process.env.OSW_SCREENSHOTS
     || fileURLToPath(new URL('../out/product/', import.meta.url));
@@ -62,19 +63,7 @@ async function shot(page, name) {
 }
 
 /** Waits until `probe()` resolves to something truthy and returns it. */
-async function eventually(probe, what, timeoutMs = 15000) {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-        const value = await probe();
-        if (value) {
-            return value;
-        }
-        if (Date.now() > deadline) {
-            throw new Error(`timed out waiting for ${what}`);
-        }
-        await new Promise((resolve) => { setTimeout(resolve, 100); });
-    }
-}
+const eventually = (probe, what, timeoutMs = 15000) => waitUntil(probe, what, { timeoutMs });
 
 /** A browser context (one "browser" with its own localStorage) allowed ICE on loopback. */
 async function newContext(browser, origin) {

@@ -15,6 +15,7 @@ import {
     waitForPlaying,
 } from './lib/browser.js';
 import { GlHost } from './lib/gl-host.js';
+import { waitUntil } from './lib/wait.js';
 
 const WIDTH = 960;
 const HEIGHT = 540;
@@ -27,19 +28,7 @@ const MATRIX = [
 ];
 
 /** Waits until `probe()` resolves to something truthy and returns it. */
-async function eventually(probe, what, timeoutMs = 10000) {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-        const value = await probe();
-        if (value) {
-            return value;
-        }
-        if (Date.now() > deadline) {
-            throw new Error(`timed out waiting for ${what}`);
-        }
-        await new Promise((resolve) => { setTimeout(resolve, 100); });
-    }
-}
+const eventually = (probe, what, timeoutMs = 10000) => waitUntil(probe, what, { timeoutMs });
 
 /** The frame counter the viewer shows now, after it has moved past `previous`. */
 function frameAdvances(page, previous) {

@@ -20,24 +20,14 @@ import {
     allowLoopbackIce, dragOnVideo, frameClockCounts, frameSamples, lastStats, launchBrowser, needsLoopbackNamespace,
     openViewer, readStrip, serveStatic, sessionInfo, statusText, waitForPlaying, waitForSessionState,
 } from './lib/browser.js';
+import { waitUntil } from './lib/wait.js';
 
 const FIXTURES = fileURLToPath(new URL('./fixtures/', import.meta.url));
 
 
 /** Waits until `probe()` returns something truthy, and returns it. */
-async function eventually(probe, what, timeoutMs = 5000) {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-        const value = await probe();
-        if (value) {
-            return value;
-        }
-        if (Date.now() > deadline) {
-            throw new Error(`timed out waiting for ${what}`);
-        }
-        await new Promise((resolve) => { setTimeout(resolve, 50); });
-    }
-}
+const eventually = (probe, what, timeoutMs = 5000) =>
+    waitUntil(probe, what, { timeoutMs, intervalMs: 50 });
 
 /**
  * A signaling endpoint whose server side is the fake streamer page: `join` gets `welcome`
