@@ -5,11 +5,9 @@
  * @module home
  */
 
+import confirmClick from './confirm-click.js';
 import InstanceFeed from './instance-feed.js';
 import ProductApi, { describeInstance, isLive, socketUrl } from './product-api.js';
-
-/** How long a Stop button waits for its confirming second click. */
-const CONFIRM_MS = 4000;
 
 const api = new ProductApi();
 const elements = {
@@ -127,18 +125,9 @@ async function onLaunch() {
 }
 
 async function onStop(id, button) {
-    if (button.dataset.confirm !== 'yes') {
-        button.dataset.confirm = 'yes';
-        button.textContent = 'Click again to stop';
-        setTimeout(() => {
-            if (button.dataset.confirm === 'yes' && !button.disabled) {
-                delete button.dataset.confirm;
-                button.textContent = 'Stop';
-            }
-        }, CONFIRM_MS);
+    if (!confirmClick(button, { label: 'Stop' })) {
         return;
     }
-    delete button.dataset.confirm;
     button.disabled = true;
     button.textContent = 'Stopping…';
     try {

@@ -12,6 +12,7 @@
  * @module stream-page
  */
 
+import confirmClick from './confirm-click.js';
 import InstanceFeed, { reconnectDelay } from './instance-feed.js';
 import ProductApi, {
     instanceIdFromPath, shareTokenFromHash, socketUrl, startupProgress, streamSize,
@@ -21,8 +22,6 @@ import StreamView from './stream-view.js';
 
 /** Quiet time after the last window resize before the stream follows. */
 const RESIZE_DEBOUNCE_MS = 400;
-/** How long a Stop button waits for its confirming second click. */
-const CONFIRM_MS = 4000;
 
 const $ = (id) => document.getElementById(id);
 const elements = {
@@ -346,18 +345,9 @@ function setUpToolbar() {
     elements.shareClose.addEventListener('click', () => { elements.shareBox.hidden = true; });
     onTool(elements.stop, async () => {
         const button = elements.stop;
-        if (button.dataset.confirm !== 'yes') {
-            button.dataset.confirm = 'yes';
-            button.textContent = 'Click again to stop';
-            setTimeout(() => {
-                if (button.dataset.confirm === 'yes') {
-                    delete button.dataset.confirm;
-                    button.textContent = 'Stop';
-                }
-            }, CONFIRM_MS);
+        if (!confirmClick(button, { label: 'Stop' })) {
             return;
         }
-        delete button.dataset.confirm;
         button.disabled = true;
         button.textContent = 'Stopping…';
         try {
