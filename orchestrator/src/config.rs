@@ -408,9 +408,9 @@ pub enum ConfigError {
         /// The range's name.
         range: &'static str,
         /// First port of the range.
-        first: u32,
+        first: i64,
         /// Last port of the range.
-        last: u32,
+        last: i64,
     },
 }
 
@@ -569,7 +569,7 @@ impl Config {
         if role != Role::Web {
             for (_, port) in listeners.into_iter().filter(|(_, port)| *port != 0) {
                 for (range, first, last) in s.ports.ranges(s.slots) {
-                    if (first..=last).contains(&u32::from(port)) {
+                    if (first..=last).contains(&i64::from(port)) {
                         return Err(ConfigError::ListenCollision {
                             port,
                             range,

@@ -92,30 +92,19 @@ impl PortPlan {
         (u32::from(self.webgui_http_base) + id) as u16
     }
 
-    /// The four port ranges used by `slots` instances, named, as inclusive bounds.
-    pub fn ranges(&self, slots: u32) -> [(&'static str, u32, u32); 4] {
-        let last = slots.saturating_sub(1);
+    /// The four port ranges used by `slots` instances, named, as inclusive bounds. Signed
+    /// and unclamped (the TCP range counts down and may run below 1), so validation sees the
+    /// ranges exactly as configured.
+    pub fn ranges(&self, slots: u32) -> [(&'static str, i64, i64); 4] {
+        let last = i64::from(slots) - 1;
+        let up = |name, base: u16| (name, i64::from(base), i64::from(base) + last);
+        let tcp = i64::from(self.api_tcp_base);
         [
-            (
-                "signaling",
-                u32::from(self.signaling_base),
-                u32::from(self.signaling_base) + last,
-            ),
-            (
-                "OpenSpace API WebSocket",
-                u32::from(self.api_websocket_base),
-                u32::from(self.api_websocket_base) + last,
-            ),
-            (
-                "OpenSpace API TCP",
-                u32::from(self.api_tcp_base).saturating_sub(last),
-                u32::from(self.api_tcp_base),
-            ),
-            (
-                "OpenSpace WebGui HTTP",
-                u32::from(self.webgui_http_base),
-                u32::from(self.webgui_http_base) + last,
-            ),
+            up("signaling", self.signaling_base),
+            up("OpenSpace API WebSocket", self.api_websocket_base),
+            // Counts down, so instance 0 keeps OpenSpace's default port.
+            ("OpenSpace API TCP", tcp - last, tcp),
+            up("OpenSpace WebGui HTTP", self.webgui_http_base),
         ]
     }
 }
@@ -234,15 +223,15 @@ pub enum SettingsError {
         /// First range's name.
         a: &'static str,
         /// First range's first port.
-        a_first: u32,
+        a_first: i64,
         /// First range's last port.
-        a_last: u32,
+        a_last: i64,
         /// Second range's name.
         b: &'static str,
         /// Second range's first port.
-        b_first: u32,
+        b_first: i64,
         /// Second range's last port.
-        b_last: u32,
+        b_last: i64,
     },
     /// The configured env sets a variable the orchestrator sets per instance.
     #[error("instance env may not set {0}: the orchestrator sets it for each instance")]
@@ -261,36 +250,12 @@ impl InstanceSettings {
         if !(1..=MAX_SLOTS).contains(&self.slots) {
             return Err(SettingsError::Slots(self.slots));
         }
-        let last = i64::from(self.slots) - 1;
-        let p = self.ports;
-        let raw = [
-            (
-                "signaling",
-                i64::from(p.signaling_base),
-                i64::from(p.signaling_base) + last,
-            ),
-            (
-                "OpenSpace API WebSocket",
-                i64::from(p.api_websocket_base),
-                i64::from(p.api_websocket_base) + last,
-            ),
-            (
-                "OpenSpace API TCP",
-                i64::from(p.api_tcp_base) - last,
-                i64::from(p.api_tcp_base),
-            ),
-            (
-                "OpenSpace WebGui HTTP",
-                i64::from(p.webgui_http_base),
-                i64::from(p.webgui_http_base) + last,
-            ),
-        ];
-        for (name, first, last) in raw {
+        let ranges = self.ports.ranges(self.slots);
+        for (name, first, last) in ranges {
             if first < 1 || last > 65535 {
                 return Err(SettingsError::PortRange { name, first, last });
             }
         }
-        let ranges = p.ranges(self.slots);
         for (i, &(a, a_first, a_last)) in ranges.iter().enumerate() {
             for &(b, b_first, b_last) in &ranges[i + 1..] {
                 if a_first <= b_last && b_first <= a_last {
