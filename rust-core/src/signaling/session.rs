@@ -13,8 +13,8 @@ use openspace_webrtc_protocol::{
 pub enum Role {
     /// No message yet.
     Undecided,
-    /// A viewer; `joined` once it sent `join`.
-    Viewer { joined: bool },
+    /// A viewer (it sent `join`, the only message that makes one).
+    Viewer,
     /// A control client; `authenticated` once it proved the secret.
     Control { authenticated: bool },
 }
@@ -93,15 +93,15 @@ impl Session {
         };
         match (&self.role, message) {
             (Role::Undecided, ClientMessage::Viewer(ViewerRequest::Join { view_only })) => {
-                self.role = Role::Viewer { joined: true };
+                self.role = Role::Viewer;
                 Decision::Viewer(ViewerRequest::Join { view_only })
             }
             (Role::Undecided, ClientMessage::Viewer(_)) => viewer_error("send join first"),
-            (Role::Viewer { .. }, ClientMessage::Viewer(ViewerRequest::Join { .. })) => {
+            (Role::Viewer, ClientMessage::Viewer(ViewerRequest::Join { .. })) => {
                 viewer_error("already joined")
             }
-            (Role::Viewer { .. }, ClientMessage::Viewer(request)) => Decision::Viewer(request),
-            (Role::Viewer { .. }, ClientMessage::Control(_)) => {
+            (Role::Viewer, ClientMessage::Viewer(request)) => Decision::Viewer(request),
+            (Role::Viewer, ClientMessage::Control(_)) => {
                 viewer_error("viewers cannot send control messages")
             }
             (
