@@ -56,19 +56,26 @@ fn share_error(what: impl std::fmt::Display) -> GlError {
 }
 
 /// Finds the platform whose context is current on this thread and its display.
-fn current_platform() -> Result<(gst_gl::GLPlatform, usize, gst_gl::GLDisplay), GlError> {
+/// Calls the loaded platform's "current display" getter (`eglGetCurrentDisplay` or
+/// `glXGetCurrentDisplay`), found among the symbols already in the process.
+fn current_display(symbol: &[u8]) -> Result<usize, GlError> {
     // SAFETY: `dlopen(NULL)` gives the symbols already loaded into the process; it loads
     // nothing new and runs no initialisers.
     let this = libloading::os::unix::Library::this();
+    // SAFETY: both getters take nothing and return a pointer-sized handle; they are only
+    // called once the host's current context is known to be of their platform, so the
+    // library that defines them is loaded.
+    unsafe {
+        let get: libloading::os::unix::Symbol<unsafe extern "C" fn() -> usize> =
+            this.get(symbol).map_err(share_error)?;
+        Ok(get())
+    }
+}
+
+fn current_platform() -> Result<(gst_gl::GLPlatform, usize, gst_gl::GLDisplay), GlError> {
     let egl = gst_gl::GLContext::current_gl_context(gst_gl::GLPlatform::EGL);
     if egl != 0 {
-        // SAFETY: `eglGetCurrentDisplay` has this signature; the symbol is only called if
-        // the host's process has EGL loaded (it has: its context is an EGL one).
-        let display = unsafe {
-            let get: libloading::os::unix::Symbol<unsafe extern "C" fn() -> usize> =
-                this.get(b"eglGetCurrentDisplay\0").map_err(share_error)?;
-            get()
-        };
+        let display = current_display(b"eglGetCurrentDisplay\0")?;
         // SAFETY: `display` is the live EGLDisplay of the host's current context.
         let display =
             unsafe { gst_gl_egl::GLDisplayEGL::with_egl_display(display) }.map_err(share_error)?;
@@ -76,13 +83,7 @@ fn current_platform() -> Result<(gst_gl::GLPlatform, usize, gst_gl::GLDisplay), 
     }
     let glx = gst_gl::GLContext::current_gl_context(gst_gl::GLPlatform::GLX);
     if glx != 0 {
-        // SAFETY: `glXGetCurrentDisplay` has this signature and libGL is loaded (the host's
-        // current context is a GLX one).
-        let display = unsafe {
-            let get: libloading::os::unix::Symbol<unsafe extern "C" fn() -> usize> =
-                this.get(b"glXGetCurrentDisplay\0").map_err(share_error)?;
-            get()
-        };
+        let display = current_display(b"glXGetCurrentDisplay\0")?;
         // SAFETY: `display` is the live X11 `Display*` of the host's current context; the
         // wrapper does not close a display it did not open.
         let display =
