@@ -53,8 +53,21 @@ pub struct StreamerConfig {
     pub listen_port: u16,
     /// Encoder choice.
     pub encoder: EncoderChoice,
-    /// Target bitrate in kbit/s.
+    /// Highest bitrate an encoder is given, kbit/s. Congestion control moves each encoder
+    /// between `minBitrateKbps` and this.
     pub bitrate_kbps: u32,
+    /// Lowest bitrate congestion control may ask of an encoder, kbit/s.
+    pub min_bitrate_kbps: u32,
+    /// Bitrate a new viewer's estimate starts from, kbit/s, before feedback arrives.
+    pub start_bitrate_kbps: u32,
+    /// Encoders running at most (quality tiers); viewers whose links cannot carry the
+    /// controlling viewer's tier share a lower one.
+    pub max_encoders: u32,
+    /// Share of ULPFEC/RED redundancy for each viewer, percent (0 turns FEC off).
+    pub fec_percentage: u32,
+    /// Shortest time between two key frames of one tier requested by viewers (PLI/FIR, a
+    /// viewer catching up), milliseconds.
+    pub key_frame_min_interval_ms: u32,
     /// Frames per second sent at most; frames submitted faster are skipped. Also the rate
     /// the encoder budgets its bitrate for, so set it to the rate the host renders at.
     pub fps_cap: u32,
@@ -81,6 +94,11 @@ impl Default for StreamerConfig {
             listen_port: 4700,
             encoder: EncoderChoice::Auto,
             bitrate_kbps: 8000,
+            min_bitrate_kbps: 150,
+            start_bitrate_kbps: 2000,
+            max_encoders: 2,
+            fec_percentage: 0,
+            key_frame_min_interval_ms: 500,
             fps_cap: 60,
             max_viewers: 8,
             stun_server: String::new(),
@@ -117,6 +135,11 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("OSW_LISTEN_PORT", "listenPort"),
     ("OSW_ENCODER", "encoder"),
     ("OSW_BITRATE_KBPS", "bitrateKbps"),
+    ("OSW_MIN_BITRATE_KBPS", "minBitrateKbps"),
+    ("OSW_START_BITRATE_KBPS", "startBitrateKbps"),
+    ("OSW_MAX_ENCODERS", "maxEncoders"),
+    ("OSW_FEC_PERCENTAGE", "fecPercentage"),
+    ("OSW_KEY_FRAME_MIN_INTERVAL_MS", "keyFrameMinIntervalMs"),
     ("OSW_FPS_CAP", "fpsCap"),
     ("OSW_MAX_VIEWERS", "maxViewers"),
     ("OSW_STUN_SERVER", "stunServer"),
@@ -168,6 +191,23 @@ impl StreamerConfig {
             (100..=200_000).contains(&self.bitrate_kbps),
             "bitrateKbps must be 100..=200000",
         )?;
+        check(
+            (50..=self.bitrate_kbps).contains(&self.min_bitrate_kbps),
+            "minBitrateKbps must be 50..=bitrateKbps",
+        )?;
+        check(
+            (self.min_bitrate_kbps..=self.bitrate_kbps).contains(&self.start_bitrate_kbps),
+            "startBitrateKbps must lie between minBitrateKbps and bitrateKbps",
+        )?;
+        check(
+            (1..=8).contains(&self.max_encoders),
+            "maxEncoders must be 1..=8",
+        )?;
+        check(self.fec_percentage <= 100, "fecPercentage must be 0..=100")?;
+        check(
+            (50..=10_000).contains(&self.key_frame_min_interval_ms),
+            "keyFrameMinIntervalMs must be 50..=10000",
+        )?;
         check((1..=240).contains(&self.fps_cap), "fpsCap must be 1..=240")?;
         check(
             (1..=64).contains(&self.max_viewers),
@@ -195,7 +235,9 @@ fn env_value(name: &'static str, field: &str, raw: &str) -> Result<serde_json::V
         reason: reason.to_string(),
     };
     Ok(match field {
-        "listenPort" | "bitrateKbps" | "fpsCap" | "maxViewers" | "keyFrameInterval" => {
+        "listenPort" | "bitrateKbps" | "minBitrateKbps" | "startBitrateKbps" | "maxEncoders"
+        | "fecPercentage" | "keyFrameMinIntervalMs" | "fpsCap" | "maxViewers"
+        | "keyFrameInterval" => {
             let n: u64 = raw
                 .trim()
                 .parse()

@@ -52,6 +52,8 @@ pub struct Stats {
     signaling_port: AtomicU32,
     bitrate_target_kbps: u32,
     labels: Mutex<Labels>,
+    /// Tiers and peers as the control thread last published them.
+    tiers: Mutex<(serde_json::Value, serde_json::Value)>,
     rates: Mutex<Rates>,
 }
 
@@ -76,6 +78,7 @@ impl Stats {
                 capture: capture.to_string(),
                 ..Labels::default()
             }),
+            tiers: Mutex::new((json!([]), json!([]))),
             rates: Mutex::new(Rates {
                 at: Instant::now(),
                 frames_in: 0,
@@ -129,6 +132,9 @@ impl Stats {
     pub(crate) fn set_last_error(&self, error: String) {
         self.labels().last_error = error;
     }
+    pub(crate) fn set_tiers(&self, tiers: serde_json::Value, peers: serde_json::Value) {
+        *self.tiers.lock().unwrap_or_else(|e| e.into_inner()) = (tiers, peers);
+    }
 
     /// Current size of the stream.
     pub fn size(&self) -> (u32, u32) {
@@ -138,57 +144,45 @@ impl Stats {
         )
     }
 
-    /// Counts encoded frames at the encoder's output and bytes at the payloader's output
-    /// (once, however many viewers share them).
-    pub(crate) fn watch_encoder(
-        self: &std::sync::Arc<Self>,
-        encoder: &gst::Element,
-        payloader: &gst::Element,
-    ) {
-        if let Some(pad) = encoder.static_pad("src") {
-            let stats = self.clone();
-            pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
-                stats.frames_encoded.fetch_add(1, Ordering::Relaxed);
-                // Frames are timestamped with the running time at which the host pushed
-                // them, so (running time now − the frame's running time) is how long it
-                // spent getting encoded. Encoders shift timestamps (x264enc by 1000 h), so
-                // the frame's running time comes through the output segment.
-                let pts = match &info.data {
-                    Some(gst::PadProbeData::Buffer(buffer)) => buffer.pts(),
-                    _ => None,
-                };
-                let frame_time = pts.and_then(|pts| {
-                    let segment = pad.sticky_event::<gst::event::Segment>(0)?;
-                    segment
-                        .segment()
-                        .downcast_ref::<gst::ClockTime>()?
-                        .to_running_time(pts)
-                });
-                let now = pad.parent_element().and_then(|e| e.current_running_time());
-                if let (Some(frame_time), Some(now)) = (frame_time, now) {
-                    let latency = now.saturating_sub(frame_time).useconds();
-                    stats
-                        .encode_latency_us
-                        .fetch_add(latency, Ordering::Relaxed);
-                }
-                gst::PadProbeReturn::Ok
+    /// Counts each tier's encoded bytes at its encoder's output, and, for tier 0 (`primary`),
+    /// its frames and how long they took: `fpsOut` and `encodeLatencyMs` describe the stream
+    /// the controlling viewer gets, `bitrateKbps` everything encoded.
+    pub(crate) fn watch_encoder(self: &std::sync::Arc<Self>, encoder: &gst::Element, primary: bool) {
+        let Some(pad) = encoder.static_pad("src") else {
+            return;
+        };
+        let stats = self.clone();
+        pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+            let Some(gst::PadProbeData::Buffer(buffer)) = &info.data else {
+                return gst::PadProbeReturn::Ok;
+            };
+            stats
+                .bytes_out
+                .fetch_add(buffer.size() as u64, Ordering::Relaxed);
+            if !primary {
+                return gst::PadProbeReturn::Ok;
+            }
+            stats.frames_encoded.fetch_add(1, Ordering::Relaxed);
+            // Frames are timestamped with the running time at which the host pushed them,
+            // so (running time now − the frame's running time) is how long it spent getting
+            // encoded. Encoders shift timestamps (x264enc by 1000 h), so the frame's running
+            // time comes through the output segment.
+            let frame_time = buffer.pts().and_then(|pts| {
+                let segment = pad.sticky_event::<gst::event::Segment>(0)?;
+                segment
+                    .segment()
+                    .downcast_ref::<gst::ClockTime>()?
+                    .to_running_time(pts)
             });
-        }
-        if let Some(pad) = payloader.static_pad("src") {
-            let stats = self.clone();
-            pad.add_probe(
-                gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
-                move |_, info| {
-                    let bytes = match &info.data {
-                        Some(gst::PadProbeData::Buffer(buffer)) => buffer.size(),
-                        Some(gst::PadProbeData::BufferList(list)) => list.calculate_size(),
-                        _ => 0,
-                    };
-                    stats.bytes_out.fetch_add(bytes as u64, Ordering::Relaxed);
-                    gst::PadProbeReturn::Ok
-                },
-            );
-        }
+            let now = pad.parent_element().and_then(|e| e.current_running_time());
+            if let (Some(frame_time), Some(now)) = (frame_time, now) {
+                let latency = now.saturating_sub(frame_time).useconds();
+                stats
+                    .encode_latency_us
+                    .fetch_add(latency, Ordering::Relaxed);
+            }
+            gst::PadProbeReturn::Ok
+        });
     }
 
     /// The stats object (fields documented in `SIGNALING.md`).
@@ -224,6 +218,7 @@ impl Stats {
                 rates.encode_latency_ms,
             )
         };
+        let (tiers, peers) = self.tiers.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let labels = self.labels();
         let round = |x: f64| (x * 10.0).round() / 10.0;
         json!({
@@ -241,12 +236,18 @@ impl Stats {
             "fpsIn": round(fps_in),
             "fpsOut": round(fps_out),
             "bitrateKbps": round(kbps),
-            "bitrateTargetKbps": self.bitrate_target_kbps,
+            // Tier 0's bitrate once congestion control runs, the configured one before.
+            "bitrateTargetKbps": tiers
+                .get(0)
+                .and_then(|tier| tier["targetKbps"].as_u64())
+                .unwrap_or(u64::from(self.bitrate_target_kbps)),
             "encodeLatencyMs": round(encode_latency_ms),
             "inputEvents": self.input_events.load(Ordering::Relaxed),
             "inputRefused": self.input_refused.load(Ordering::Relaxed),
             "signalingPort": self.signaling_port.load(Ordering::Relaxed),
             "lastError": labels.last_error,
+            "tiers": tiers,
+            "peers": peers,
         })
     }
 }

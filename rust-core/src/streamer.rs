@@ -159,12 +159,11 @@ impl Engine for Shared {
         outbox: mpsc::UnboundedSender<PeerMessage>,
     ) -> Result<(), String> {
         let pipeline = self.pipeline().ok_or("the stream is not running")?;
+        // Queued for the control thread, which announces the viewer to the host once its
+        // peer exists; nothing here waits for GStreamer.
         pipeline
             .add_viewer(viewer_id, view_only, outbox)
-            .map_err(|e| e.to_string())?;
-        self.events.push(Event::ViewerJoined { viewer_id });
-        tracing::info!(viewer_id, view_only, "viewer joined");
-        Ok(())
+            .map_err(|e| e.to_string())
     }
 
     fn answer(&self, viewer_id: u32, sdp: &str) -> Result<(), String> {
@@ -185,8 +184,6 @@ impl Engine for Shared {
         if let Some(pipeline) = self.pipeline() {
             pipeline.remove_viewer(viewer_id);
         }
-        self.events.push(Event::ViewerLeft { viewer_id });
-        tracing::info!(viewer_id, "viewer left");
     }
 
     fn control(&self, request: &ControlRequest) -> ControlReply {

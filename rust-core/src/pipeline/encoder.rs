@@ -31,24 +31,27 @@ impl Codec {
 
     /// Caps of the RTP stream as each viewer's offer names it (the transceiver's codec
     /// preferences), so the offer is complete before the first frame reaches the payloader.
-    /// H.264 names constrained baseline level 3.1 with `level-asymmetry-allowed`, which lets
-    /// the stream use the higher level a larger size needs.
+    /// H.264 names constrained baseline with `level-asymmetry-allowed`, which lets the stream
+    /// use the higher level a larger size needs. Every offer asks for transport-wide CC
+    /// feedback on the TWCC extension (congestion control), NACK (retransmission), PLI and
+    /// FIR (key frames).
     pub fn rtp_caps(self) -> gst::Caps {
+        let builder = gst::Caps::builder("application/x-rtp")
+            .field("media", "video")
+            .field("clock-rate", 90_000i32)
+            .field("payload", 96i32)
+            .field("extmap-1", super::TWCC_URI)
+            .field("rtcp-fb-transport-cc", true)
+            .field("rtcp-fb-nack", true)
+            .field("rtcp-fb-nack-pli", true)
+            .field("rtcp-fb-ccm-fir", true);
         match self {
-            Codec::H264 => gst::Caps::builder("application/x-rtp")
-                .field("media", "video")
+            Codec::H264 => builder
                 .field("encoding-name", "H264")
-                .field("clock-rate", 90_000i32)
-                .field("payload", 96i32)
                 .field("packetization-mode", "1")
                 .field("level-asymmetry-allowed", "1")
                 .build(),
-            Codec::Vp8 => gst::Caps::builder("application/x-rtp")
-                .field("media", "video")
-                .field("encoding-name", "VP8")
-                .field("clock-rate", 90_000i32)
-                .field("payload", 96i32)
-                .build(),
+            Codec::Vp8 => builder.field("encoding-name", "VP8").build(),
         }
     }
 }
@@ -147,16 +150,18 @@ fn set(element: &gst::Element, name: &str, value: &str) {
 }
 
 /// Creates the encoder with zero-latency settings: no B-frames, no look-ahead, CBR at the
-/// target bitrate, key frames every `keyFrameInterval` frames and on demand.
+/// start bitrate (congestion control moves it from there), key frames every
+/// `keyFrameInterval` frames and on demand.
 pub fn make_encoder(
     plan: &EncoderPlan,
     config: &StreamerConfig,
+    name: &str,
 ) -> Result<gst::Element, PipelineError> {
     let encoder = gst::ElementFactory::make(plan.factory)
-        .name("encoder")
+        .name(name)
         .build()
         .map_err(|_| PipelineError::MissingElement(plan.factory))?;
-    let kbps = config.bitrate_kbps.to_string();
+    let kbps = config.start_bitrate_kbps.to_string();
     let gop = config.key_frame_interval.to_string();
     match plan.factory {
         "x264enc" => {
@@ -184,7 +189,7 @@ pub fn make_encoder(
             set(
                 &encoder,
                 "bitrate",
-                &(u64::from(config.bitrate_kbps) * 1000).to_string(),
+                &(u64::from(config.start_bitrate_kbps) * 1000).to_string(),
             );
             set(&encoder, "rate-control", "bitrate");
             set(&encoder, "complexity", "low");
@@ -197,7 +202,7 @@ pub fn make_encoder(
             set(
                 &encoder,
                 "target-bitrate",
-                &(u64::from(config.bitrate_kbps) * 1000).to_string(),
+                &(u64::from(config.start_bitrate_kbps) * 1000).to_string(),
             );
             set(&encoder, "end-usage", "cbr");
             set(&encoder, "lag-in-frames", "0");
@@ -220,6 +225,17 @@ pub fn make_encoder(
         _ => {}
     }
     Ok(encoder)
+}
+
+/// Changes a running encoder's bitrate. Each of these encoders takes the change while
+/// playing (x264 reconfigures in place, vpx and NVENC at the next frame).
+pub fn set_bitrate(encoder: &gst::Element, factory: &str, kbps: u32) {
+    match factory {
+        "x264enc" | "nvh264enc" => encoder.set_property("bitrate", kbps),
+        "openh264enc" => encoder.set_property("bitrate", kbps.saturating_mul(1000)),
+        "vp8enc" => encoder.set_property("target-bitrate", kbps.saturating_mul(1000) as i32),
+        _ => tracing::debug!(factory, "bitrate changes not supported"),
+    }
 }
 
 #[cfg(test)]

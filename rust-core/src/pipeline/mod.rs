@@ -1,33 +1,42 @@
-//! The GStreamer pipeline: one source, one encoder, one `webrtcbin` per viewer.
+//! The GStreamer pipeline: one source, at most `maxEncoders` encoders (quality tiers), one
+//! small pipeline per viewer.
 //!
 //! ```text
-//! readback: appsrc (RGBA) ! videoconvert ! I420 ! encoder ! pay ! tee ┬ queue ! webrtcbin
-//! gl:       appsrc (GLMemory RGBA) ! glcolorconvert ! NV12|I420 ! [gldownload !] encoder …└ …
+//! readback: appsrc (RGBA) ! videoconvert ! I420 ─────────────────────────┐
+//! gl:       appsrc (GLMemory RGBA) ! glcolorconvert ! I420 ! gldownload ─┤ tee ┬ tier 0 ┬ viewer
+//!           (NVENC: glcolorconvert ! NV12 GLMemory, no download) ───────┘     │        └ viewer
+//!                                                                              └ tier 1 ─ viewer
 //! ```
 //!
-//! The encode happens once; the RTP stream is split by a `tee`, so a viewer costs a queue and
-//! a `webrtcbin`, never another encoder. Input from the host is non-blocking: when the
-//! encoder still has frames queued, new ones are dropped and counted instead of waiting.
+//! Tiers ([`tier`]) are chosen by the policy in [`policy`]; viewers ([`peer`]) and tiers are
+//! owned by the control thread ([`control`]). The render thread only ever touches `appsrc`
+//! and the caps state here, which nothing else locks: a viewer joining or leaving cannot
+//! stall it. Input from the host is non-blocking: when the converter still has frames
+//! queued, new ones are dropped and counted instead of waiting.
 
+mod control;
 pub mod encoder;
 mod peer;
+pub mod policy;
+mod tier;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use gst::prelude::*;
 
 use crate::config::{CaptureMode, StreamerConfig};
 use crate::input::EventQueue;
 use crate::stats::Stats;
+use control::{Command, ControlSender, Controller};
 pub use encoder::{Codec, EncoderPlan};
-use peer::Peer;
-pub use peer::{PeerMessage, PeerOutbox};
+pub use peer::{PeerMessage, PeerOutbox, TWCC_URI};
 
-/// Frames waiting in front of the encoder (beyond the one it is encoding) before new ones
-/// are dropped. One lets the encoder start the next frame the moment it is done; more would
-/// only make every later frame wait longer when the encoder falls behind: for interactive
-/// streaming a dropped frame is better than a late one.
+/// Frames waiting in front of the converter (beyond the one it is converting) before new
+/// ones are dropped. One lets it start the next frame the moment it is done; more would
+/// only make every later frame wait longer when it falls behind: for interactive streaming
+/// a dropped frame is better than a late one.
 const MAX_QUEUED_FRAMES: u64 = 1;
 
 /// A pipeline failure.
@@ -74,9 +83,15 @@ pub enum PushOutcome {
     Dropped,
 }
 
-/// Initialises GStreamer once per process.
+/// Initialises GStreamer once per process and registers the statically linked plugins
+/// (`rtpgccbwe`, Google Congestion Control, from gst-plugins-rs).
 pub fn init() -> Result<(), PipelineError> {
-    gst::init().map_err(|e| PipelineError::Init(e.to_string()))
+    static REGISTERED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    gst::init().map_err(|e| PipelineError::Init(e.to_string()))?;
+    REGISTERED
+        .get_or_init(|| gstrsrtp::plugin_register_static().map_err(|e| e.to_string()))
+        .clone()
+        .map_err(|e| PipelineError::Init(format!("registering rtpgccbwe: {e}")))
 }
 
 pub(crate) fn make(
@@ -123,14 +138,13 @@ pub struct CaptureHooks {
 pub struct Pipeline {
     pipeline: gst::Pipeline,
     appsrc: gst_app::AppSrc,
-    encoder: gst::Element,
-    tee: gst::Element,
-    plan: EncoderPlan,
     memory: FrameMemory,
-    config: StreamerConfig,
+    fps_cap: u32,
+    /// The caps state, touched by the render thread only (and by `stop`).
     state: Mutex<State>,
     stats: Arc<Stats>,
-    events: Arc<EventQueue>,
+    control: ControlSender,
+    control_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 struct State {
@@ -138,7 +152,6 @@ struct State {
     format: Option<(u32, u32, gst_video::VideoFormat)>,
     /// Pool that recycles system-memory frames (none on the GL path).
     pool: Option<gst::BufferPool>,
-    peers: HashMap<u32, Peer>,
 }
 
 impl Pipeline {
@@ -172,7 +185,6 @@ impl Pipeline {
             .format(gst::Format::Time)
             .max_buffers(MAX_QUEUED_FRAMES + 1)
             .build();
-        let encoder = encoder::make_encoder(&plan, config)?;
         let mut chain: Vec<gst::Element> = vec![appsrc.clone().upcast()];
         match memory {
             FrameMemory::System => {
@@ -191,7 +203,8 @@ impl Pipeline {
             FrameMemory::Gl => {
                 let convert = make("glcolorconvert", None)?;
                 // NVENC takes NV12 textures; the software encoders all take I420 (vp8enc
-                // takes nothing else), so convert to it on the GPU before downloading.
+                // takes nothing else), so convert to it on the GPU before downloading, once
+                // for every tier.
                 let format = if plan.takes_gl_memory { "NV12" } else { "I420" };
                 let yuv = make("capsfilter", None)?;
                 yuv.set_property(
@@ -207,42 +220,12 @@ impl Pipeline {
                 }
             }
         }
-        chain.push(encoder.clone());
-        let payloader = match plan.codec {
-            Codec::H264 => {
-                let profile = make("capsfilter", None)?;
-                profile.set_property(
-                    "caps",
-                    gst::Caps::builder("video/x-h264")
-                        .field("profile", "constrained-baseline")
-                        .field("stream-format", "byte-stream")
-                        .build(),
-                );
-                chain.push(profile);
-                let pay = make("rtph264pay", Some("pay"))?;
-                pay.set_property("config-interval", -1i32);
-                pay.set_property_from_str("aggregate-mode", "zero-latency");
-                pay
-            }
-            Codec::Vp8 => {
-                let pay = make("rtpvp8pay", Some("pay"))?;
-                pay.set_property_from_str("picture-id-mode", "15-bit");
-                pay
-            }
-        };
-        payloader.set_property("pt", 96u32);
-        payloader.set_property("mtu", 1200u32);
-        // No capsfilter after the payloader: its caps carry the H.264 level of the current
-        // size and rate (1080p is level 4, not the 3.1 the offer names), and each viewer's
-        // offer is built from the transceiver's codec preferences anyway.
-        chain.push(payloader.clone());
-        let tee = make("tee", Some("viewers"))?;
+        let tee = make("tee", Some("tiers"))?;
         tee.set_property("allow-not-linked", true);
         chain.push(tee.clone());
 
         pipeline.add_many(&chain)?;
         gst::Element::link_many(&chain)?;
-        stats.watch_encoder(&encoder, &payloader);
         if let (Some(answer), Some(pad)) = (source_query, appsrc.static_pad("src")) {
             pad.add_probe(gst::PadProbeType::QUERY_UPSTREAM, move |_, info| {
                 if let Some(query) = info.query_mut()
@@ -294,22 +277,39 @@ impl Pipeline {
         // reported latency (the encoders report a frame or more). Frames are timestamped when
         // pushed and leave as soon as they are encoded: there is nothing to wait for.
         pipeline.set_latency(Some(gst::ClockTime::ZERO));
+        let (control, commands) = control::channel();
+        let tier0 = tier::Tier::new(0, &pipeline, &tee, &plan, config, &stats)?;
         pipeline.set_state(gst::State::Playing)?;
+        let controller = Controller {
+            pipeline: pipeline.clone(),
+            tee,
+            plan,
+            config: config.clone(),
+            stats: stats.clone(),
+            events,
+            sender: control.clone(),
+            tiers: vec![tier0],
+            peers: HashMap::new(),
+            assignment: HashMap::new(),
+            dirty: false,
+            last_plan: Instant::now(),
+        };
+        let control_thread = std::thread::Builder::new()
+            .name("osw-control".into())
+            .spawn(move || controller.run(commands))
+            .map_err(|e| PipelineError::Build(format!("cannot start the control thread: {e}")))?;
         Ok(Arc::new(Pipeline {
             pipeline,
             appsrc,
-            encoder,
-            tee,
-            plan,
             memory,
-            config: config.clone(),
+            fps_cap: config.fps_cap,
             state: Mutex::new(State {
                 format: None,
                 pool: None,
-                peers: HashMap::new(),
             }),
             stats,
-            events,
+            control,
+            control_thread: Mutex::new(Some(control_thread)),
         }))
     }
 
@@ -340,7 +340,7 @@ impl Pipeline {
             // A fixed rate, not 0/1: with a variable rate x264 holds every frame until the
             // next one arrives (to learn its duration), a whole frame of latency.
             gst_video::VideoInfo::builder(format, width, height)
-                .fps(gst::Fraction::new(self.config.fps_cap as i32, 1))
+                .fps(gst::Fraction::new(self.fps_cap as i32, 1))
                 .build()
                 .ok()
                 .and_then(|info| info.to_caps().ok())
@@ -430,57 +430,33 @@ impl Pipeline {
         }
     }
 
-    /// Asks the encoder for a key frame now (new viewer, lost packets, explicit request).
+    /// Asks every tier for a key frame (within each tier's rate limit).
     pub fn request_key_frame(&self) {
-        let event = gst_video::UpstreamForceKeyUnitEvent::builder()
-            .all_headers(true)
-            .build();
-        if let Some(src) = self.encoder.static_pad("src")
-            && !src.send_event(event)
-        {
-            tracing::debug!("key frame request not handled");
-        }
+        self.control.notify(Command::KeyFrame { viewer_id: None });
     }
 
-    /// Adds a viewer: a queue and a `webrtcbin` behind the tee. The offer and ICE candidates
-    /// arrive on `outbox`.
+    /// Adds a viewer. Returns at once: the control thread creates its peer, and the offer,
+    /// ICE candidates or a failure arrive on `outbox`.
     pub fn add_viewer(
-        self: &Arc<Self>,
+        &self,
         viewer_id: u32,
         view_only: bool,
         outbox: PeerOutbox,
     ) -> Result<(), PipelineError> {
-        let mut state = self.state();
-        if state.peers.len() >= self.config.max_viewers as usize {
-            return Err(PipelineError::Full(self.config.max_viewers));
-        }
-        let peer = Peer::new(
-            &self.pipeline,
-            &self.tee,
-            &self.config,
-            self.plan.codec,
+        self.control.send(Command::Join {
             viewer_id,
             view_only,
             outbox,
-            Arc::downgrade(self),
-            self.events.clone(),
-            self.stats.clone(),
-        )?;
-        state.peers.insert(viewer_id, peer);
-        self.stats.set_viewers(state.peers.len());
-        drop(state);
-        self.request_key_frame();
-        Ok(())
+        })
     }
 
-    /// Applies the viewer's SDP answer.
+    /// Applies the viewer's SDP answer (on the control thread; a refusal arrives on the
+    /// viewer's outbox).
     pub fn set_answer(&self, viewer_id: u32, sdp: &str) -> Result<(), PipelineError> {
-        let state = self.state();
-        let peer = state
-            .peers
-            .get(&viewer_id)
-            .ok_or_else(|| PipelineError::Negotiation(format!("viewer {viewer_id} has no peer")))?;
-        peer.set_answer(sdp)
+        self.control.send(Command::Answer {
+            viewer_id,
+            sdp: sdp.to_string(),
+        })
     }
 
     /// Adds the viewer's ICE candidate.
@@ -490,38 +466,42 @@ impl Pipeline {
         m_line: u32,
         candidate: &str,
     ) -> Result<(), PipelineError> {
-        let state = self.state();
-        let peer = state
-            .peers
-            .get(&viewer_id)
-            .ok_or_else(|| PipelineError::Negotiation(format!("viewer {viewer_id} has no peer")))?;
-        peer.add_ice(m_line, candidate);
-        Ok(())
+        self.control.send(Command::Ice {
+            viewer_id,
+            m_line,
+            candidate: candidate.to_string(),
+        })
     }
 
-    /// Removes a viewer and frees everything it held. Unknown ids are ignored.
+    /// Removes a viewer and frees everything it held. Unknown ids are ignored. Should the
+    /// command be lost, the control thread still frees the viewer once its session is gone.
     pub fn remove_viewer(&self, viewer_id: u32) {
-        let peer = {
-            let mut state = self.state();
-            let peer = state.peers.remove(&viewer_id);
-            self.stats.set_viewers(state.peers.len());
-            peer
-        };
-        if let Some(peer) = peer {
-            peer.remove(&self.pipeline, &self.tee);
-        }
+        self.control.notify(Command::Leave { viewer_id });
     }
 
-    /// Number of elements in the pipeline: tests check that leaving viewers free theirs.
+    /// Elements in the main pipeline and every viewer's: tests check that leaving viewers
+    /// free theirs. Waits for the control thread (at most a second).
     pub fn element_count(&self) -> usize {
-        self.pipeline.children().len()
+        let (reply, count) = std::sync::mpsc::channel();
+        if self.control.send(Command::ElementCount(reply)).is_err() {
+            return self.pipeline.children().len();
+        }
+        count
+            .recv_timeout(std::time::Duration::from_secs(1))
+            .unwrap_or_else(|_| self.pipeline.children().len())
     }
 
-    /// Stops everything. Viewers are removed first so their elements shut down cleanly.
+    /// Stops everything: the control thread frees every viewer and tier, then the pipeline
+    /// stops.
     pub fn stop(&self) {
-        let ids: Vec<u32> = self.state().peers.keys().copied().collect();
-        for id in ids {
-            self.remove_viewer(id);
+        let _ = self.control.send(Command::Stop);
+        let thread = self
+            .control_thread
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(thread) = thread {
+            let _ = thread.join();
         }
         let _ = self.appsrc.end_of_stream();
         let _ = self.pipeline.set_state(gst::State::Null);

@@ -1,16 +1,35 @@
-//! One viewer: a queue and a `webrtcbin` behind the tee, plus its `input` data channel.
+//! One viewer: its own small pipeline, `appsrc → payloader → webrtcbin`, fed whole encoded
+//! frames by its tier, plus its `input` data channel.
+//!
+//! Each viewer pipeline shares the main pipeline's clock and base time, so frames keep their
+//! running time and RTP timestamps stay continuous when the viewer switches tiers. Joining,
+//! leaving or a stuck peer never touches the main pipeline's state.
+//!
+//! Per viewer: Google Congestion Control (`rtpgccbwe`, webrtcbin's aux sender) fed by
+//! transport-wide CC feedback (the TWCC header extension on every packet), NACK with RTX
+//! retransmissions, optional ULPFEC/RED, and PLI/FIR passed to the control thread, which asks
+//! the viewer's tier for a key frame within its rate limit.
 
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
 use gst::prelude::*;
+use gst_rtp::prelude::*;
 use gst_webrtc::prelude::*;
 use gst_webrtc::{WebRTCDataChannel, WebRTCSDPType, WebRTCSessionDescription};
 use openspace_webrtc_protocol::InputMessage;
 
-use super::{Codec, Pipeline, PipelineError, make};
+use super::control::{Command, ControlSender};
+use super::tier::Consumer;
+use super::{Codec, PipelineError, make};
 use crate::config::StreamerConfig;
 use crate::input::{EventQueue, events_from_message};
 use crate::stats::Stats;
+
+/// The transport-wide congestion control header extension.
+pub const TWCC_URI: &str =
+    "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
+/// Its id in every offer.
+const TWCC_ID: u32 = 1;
 
 /// What a peer tells its signaling session.
 #[derive(Debug, Clone, PartialEq)]
@@ -19,6 +38,8 @@ pub enum PeerMessage {
     Offer(String),
     /// A local ICE candidate.
     Ice { m_line: u32, candidate: String },
+    /// A request of the viewer's was refused; the session goes on.
+    Error(String),
     /// The connection failed; the session should end.
     Failed(String),
 }
@@ -26,39 +47,58 @@ pub enum PeerMessage {
 /// Where a peer sends its messages (the viewer's signaling session).
 pub type PeerOutbox = tokio::sync::mpsc::UnboundedSender<PeerMessage>;
 
-/// Packets buffered per viewer before old ones are dropped: a slow viewer must never hold up
-/// the encoder or the other viewers.
-const VIEWER_QUEUE_BUFFERS: u32 = 200;
+/// Everything a new peer needs from the engine.
+pub(super) struct PeerContext<'a> {
+    pub(super) config: &'a StreamerConfig,
+    pub(super) codec: Codec,
+    pub(super) clock: Option<gst::Clock>,
+    pub(super) base_time: Option<gst::ClockTime>,
+    pub(super) control: ControlSender,
+    pub(super) events: Arc<EventQueue>,
+    pub(super) stats: Arc<Stats>,
+}
 
 pub(super) struct Peer {
-    viewer_id: u32,
-    queue: gst::Element,
+    pub(super) viewer_id: u32,
+    pub(super) view_only: bool,
+    pipeline: gst::Pipeline,
     webrtcbin: gst::Element,
-    tee_pad: gst::Pad,
+    pub(super) consumer: Arc<Consumer>,
+    /// The viewer's latest congestion-control estimate.
+    pub(super) estimate_kbps: u32,
+    pub(super) tier: usize,
     /// Kept so the channel (and its signal handlers) live as long as the peer.
     _channel: Option<WebRTCDataChannel>,
 }
 
 impl Peer {
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
-        pipeline: &gst::Pipeline,
-        tee: &gst::Element,
-        config: &StreamerConfig,
-        codec: Codec,
+        context: PeerContext<'_>,
         viewer_id: u32,
         view_only: bool,
         outbox: PeerOutbox,
-        owner: Weak<Pipeline>,
-        events: Arc<EventQueue>,
-        stats: Arc<Stats>,
     ) -> Result<Self, PipelineError> {
-        let queue = make("queue", Some(&format!("viewer-queue-{viewer_id}")))?;
-        queue.set_property("max-size-buffers", VIEWER_QUEUE_BUFFERS);
-        queue.set_property("max-size-bytes", 0u32);
-        queue.set_property("max-size-time", 0u64);
-        queue.set_property_from_str("leaky", "downstream");
-        let webrtcbin = make("webrtcbin", Some(&format!("viewer-{viewer_id}")))?;
+        let PeerContext {
+            config,
+            codec,
+            clock,
+            base_time,
+            control,
+            events,
+            stats,
+        } = context;
+        let pipeline = gst::Pipeline::with_name(&format!("viewer-{viewer_id}"));
+        let appsrc = gst_app::AppSrc::builder()
+            .name("frames")
+            .is_live(true)
+            .format(gst::Format::Time)
+            .do_timestamp(false)
+            .build();
+        // The tier's consumer drops whole frames first; this is the backstop.
+        appsrc.set_property_from_str("leaky-type", "downstream");
+        appsrc.set_max_buffers(16);
+        let payloader = make_payloader(codec)?;
+        let webrtcbin = make("webrtcbin", Some("webrtc"))?;
         webrtcbin.set_property_from_str("bundle-policy", "max-bundle");
         webrtcbin.set_property("latency", 0u32);
         if !config.stun_server.is_empty() {
@@ -75,117 +115,77 @@ impl Peer {
                 }
             }
         }
+        connect_congestion_control(&webrtcbin, config, viewer_id, control.clone());
 
-        pipeline.add_many([&queue, &webrtcbin])?;
-        let tee_pad = tee
-            .request_pad_simple("src_%u")
-            .ok_or_else(|| PipelineError::Build("tee gave no pad".into()))?;
-        let queue_sink = queue
-            .static_pad("sink")
-            .ok_or_else(|| PipelineError::Build("queue".into()))?;
+        pipeline.add_many([appsrc.upcast_ref(), &payloader, &webrtcbin])?;
+        appsrc.link(&payloader)?;
         let webrtc_sink = webrtcbin
             .request_pad_simple("sink_%u")
             .ok_or_else(|| PipelineError::Build("webrtcbin gave no sink pad".into()))?;
-        let queue_src = queue
+        let payloader_src = payloader
             .static_pad("src")
-            .ok_or_else(|| PipelineError::Build("queue".into()))?;
-        queue_src
+            .ok_or_else(|| PipelineError::Build("payloader has no src pad".into()))?;
+        payloader_src
             .link(&webrtc_sink)
-            .map_err(|e| PipelineError::Build(format!("queue → webrtcbin: {e:?}")))?;
+            .map_err(|e| PipelineError::Build(format!("payloader → webrtcbin: {e:?}")))?;
         let transceiver = webrtc_sink.property::<gst_webrtc::WebRTCRTPTransceiver>("transceiver");
         transceiver.set_property(
             "direction",
             gst_webrtc::WebRTCRTPTransceiverDirection::Sendonly,
         );
         transceiver.set_property("codec-preferences", codec.rtp_caps());
+        transceiver.set_property("do-nack", true);
+        if config.fec_percentage > 0 {
+            transceiver.set_property("fec-type", gst_webrtc::WebRTCFECType::UlpRed);
+            transceiver.set_property("fec-percentage", config.fec_percentage);
+        }
+        forward_key_frame_requests(&payloader, viewer_id, control.clone());
+        connect_signals(&webrtcbin, viewer_id, outbox.clone(), control.clone());
 
-        Self::connect_signals(&webrtcbin, viewer_id, outbox.clone(), owner.clone());
-        queue.sync_state_with_parent()?;
-        webrtcbin.sync_state_with_parent()?;
-        tee_pad
-            .link(&queue_sink)
-            .map_err(|e| PipelineError::Build(format!("tee → queue: {e:?}")))?;
+        if let Some(clock) = &clock {
+            pipeline.use_clock(Some(clock));
+        }
+        if let Some(base_time) = base_time {
+            pipeline.set_start_time(gst::ClockTime::NONE);
+            pipeline.set_base_time(base_time);
+        }
+        pipeline.set_latency(Some(gst::ClockTime::ZERO));
+        if let Some(bus) = pipeline.bus() {
+            let stats = stats.clone();
+            bus.set_sync_handler(move |_, message| {
+                if let gst::MessageView::Error(err) = message.view() {
+                    tracing::warn!(viewer_id, error = %err.error(), debug = ?err.debug(), "viewer pipeline error");
+                    stats.set_last_error(format!("viewer {viewer_id}: {}", err.error()));
+                }
+                gst::BusSyncReply::Drop
+            });
+        }
+        pipeline.set_state(gst::State::Playing)?;
 
         let channel = webrtcbin.emit_by_name::<Option<WebRTCDataChannel>>(
             "create-data-channel",
             &[&"input", &None::<gst::Structure>],
         );
         if let Some(channel) = &channel {
-            let owner = owner.clone();
+            let control = control.clone();
             channel.connect_on_message_string(move |_, text| {
                 let Some(text) = text else { return };
-                handle_input(viewer_id, view_only, text, &events, &stats, &owner);
+                handle_input(viewer_id, view_only, text, &events, &stats, &control);
             });
         } else {
             tracing::warn!(viewer_id, "no data channel: input disabled for this viewer");
         }
-        Self::create_offer(&webrtcbin, outbox);
+        create_offer(&webrtcbin, outbox);
         Ok(Peer {
             viewer_id,
-            queue,
+            view_only,
+            pipeline,
             webrtcbin,
-            tee_pad,
+            consumer: Arc::new(Consumer::new(viewer_id, appsrc, config.start_bitrate_kbps)),
+            estimate_kbps: config.start_bitrate_kbps,
+            tier: 0,
             _channel: channel,
         })
-    }
-
-    fn connect_signals(
-        webrtcbin: &gst::Element,
-        viewer_id: u32,
-        outbox: PeerOutbox,
-        owner: Weak<Pipeline>,
-    ) {
-        let ice_outbox = outbox.clone();
-        webrtcbin.connect("on-ice-candidate", false, move |values| {
-            let m_line = values.get(1).and_then(|v| v.get::<u32>().ok()).unwrap_or(0);
-            if let Some(candidate) = values.get(2).and_then(|v| v.get::<String>().ok()) {
-                let _ = ice_outbox.send(PeerMessage::Ice { m_line, candidate });
-            }
-            None
-        });
-        webrtcbin.connect_notify(Some("connection-state"), move |bin, _| {
-            let state = bin.property::<gst_webrtc::WebRTCPeerConnectionState>("connection-state");
-            tracing::info!(viewer_id, ?state, "peer connection state");
-            match state {
-                gst_webrtc::WebRTCPeerConnectionState::Connected => {
-                    // Frames sent before DTLS completed were dropped: start with a key frame.
-                    if let Some(pipeline) = owner.upgrade() {
-                        pipeline.request_key_frame();
-                    }
-                }
-                gst_webrtc::WebRTCPeerConnectionState::Failed => {
-                    let _ = outbox.send(PeerMessage::Failed("WebRTC connection failed".into()));
-                }
-                _ => {}
-            }
-        });
-    }
-
-    fn create_offer(webrtcbin: &gst::Element, outbox: PeerOutbox) {
-        let bin = webrtcbin.downgrade();
-        let promise = gst::Promise::with_change_func(move |reply| {
-            let Some(bin) = bin.upgrade() else { return };
-            let offer = match reply {
-                Ok(Some(reply)) => reply.get::<WebRTCSessionDescription>("offer").ok(),
-                _ => None,
-            };
-            let Some(offer) = offer else {
-                let _ = outbox.send(PeerMessage::Failed(
-                    "webrtcbin could not create an offer".into(),
-                ));
-                return;
-            };
-            bin.emit_by_name::<()>("set-local-description", &[&offer, &None::<gst::Promise>]);
-            match offer.sdp().as_text() {
-                Ok(sdp) => {
-                    let _ = outbox.send(PeerMessage::Offer(sdp));
-                }
-                Err(err) => {
-                    let _ = outbox.send(PeerMessage::Failed(format!("offer SDP: {err}")));
-                }
-            }
-        });
-        webrtcbin.emit_by_name::<()>("create-offer", &[&None::<gst::Structure>, &promise]);
     }
 
     pub(super) fn set_answer(&self, sdp: &str) -> Result<(), PipelineError> {
@@ -206,18 +206,165 @@ impl Peer {
             .emit_by_name::<()>("add-ice-candidate", &[&m_line, &candidate]);
     }
 
-    /// Detaches the viewer from the tee and frees its elements.
-    pub(super) fn remove(self, pipeline: &gst::Pipeline, tee: &gst::Element) {
-        if let Some(queue_sink) = self.queue.static_pad("sink") {
-            let _ = self.tee_pad.unlink(&queue_sink);
+    /// Elements of this viewer's pipeline (leak tests).
+    pub(super) fn element_count(&self) -> usize {
+        self.pipeline.children().len()
+    }
+
+    /// Stops the viewer's pipeline and frees everything it held.
+    pub(super) fn remove(self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+        if let Some(bus) = self.pipeline.bus() {
+            bus.unset_sync_handler();
         }
-        // Releasing the pad deactivates it, which waits for a push in progress to finish.
-        tee.release_request_pad(&self.tee_pad);
-        let _ = self.webrtcbin.set_state(gst::State::Null);
-        let _ = self.queue.set_state(gst::State::Null);
-        let _ = pipeline.remove_many([&self.queue, &self.webrtcbin]);
         tracing::info!(viewer_id = self.viewer_id, "viewer removed");
     }
+}
+
+fn make_payloader(codec: Codec) -> Result<gst::Element, PipelineError> {
+    let payloader = match codec {
+        Codec::H264 => {
+            let pay = make("rtph264pay", Some("pay"))?;
+            pay.set_property("config-interval", -1i32);
+            pay.set_property_from_str("aggregate-mode", "zero-latency");
+            pay
+        }
+        Codec::Vp8 => {
+            let pay = make("rtpvp8pay", Some("pay"))?;
+            pay.set_property_from_str("picture-id-mode", "15-bit");
+            pay
+        }
+    };
+    payloader.set_property("pt", 96u32);
+    payloader.set_property("mtu", 1200u32);
+    // Every packet carries a transport-wide sequence number; the browser's feedback on them
+    // is what congestion control estimates from.
+    match gst_rtp::RTPHeaderExtension::create_from_uri(TWCC_URI) {
+        Some(extension) => {
+            extension.set_id(TWCC_ID);
+            payloader.emit_by_name::<()>("add-extension", &[&extension]);
+        }
+        None => tracing::warn!(
+            "the TWCC header extension is missing (gst-plugins-good's rtpmanager): \
+             congestion control will only see losses"
+        ),
+    }
+    Ok(payloader)
+}
+
+/// Hands webrtcbin an `rtpgccbwe` per viewer and reports its estimates to the control thread.
+fn connect_congestion_control(
+    webrtcbin: &gst::Element,
+    config: &StreamerConfig,
+    viewer_id: u32,
+    control: ControlSender,
+) {
+    let bwe = match gst::ElementFactory::make("rtpgccbwe").build() {
+        Ok(bwe) => bwe,
+        Err(_) => {
+            tracing::warn!("rtpgccbwe is not registered: no congestion control");
+            return;
+        }
+    };
+    bwe.set_property("min-bitrate", config.min_bitrate_kbps.saturating_mul(1000));
+    bwe.set_property("max-bitrate", config.bitrate_kbps.saturating_mul(1000));
+    bwe.set_property(
+        "estimated-bitrate",
+        config.start_bitrate_kbps.saturating_mul(1000),
+    );
+    bwe.connect_notify(Some("estimated-bitrate"), move |bwe, _| {
+        let bps = bwe.property::<u32>("estimated-bitrate");
+        control.notify(Command::Estimate {
+            viewer_id,
+            kbps: bps / 1000,
+        });
+    });
+    // Asked once per transport; with max-bundle there is one, and an element can have only
+    // one parent, so a second request gets nothing.
+    let bwe = std::sync::Mutex::new(Some(bwe));
+    webrtcbin.connect("request-aux-sender", false, move |_| {
+        let bwe = bwe.lock().unwrap_or_else(|e| e.into_inner()).take();
+        bwe.map(|bwe| bwe.to_value())
+    });
+}
+
+/// A PLI or FIR from the browser reaches the payloader as a force-key-unit event; the tier
+/// decides (rate-limited) instead of the event going on to an encoder shared with others.
+fn forward_key_frame_requests(payloader: &gst::Element, viewer_id: u32, control: ControlSender) {
+    let Some(pad) = payloader.static_pad("sink") else {
+        return;
+    };
+    pad.add_probe(gst::PadProbeType::EVENT_UPSTREAM, move |_, info| {
+        let Some(event) = info.event() else {
+            return gst::PadProbeReturn::Ok;
+        };
+        if gst_video::ForceKeyUnitEvent::is(event) {
+            control.notify(Command::KeyFrame {
+                viewer_id: Some(viewer_id),
+            });
+            return gst::PadProbeReturn::Drop;
+        }
+        gst::PadProbeReturn::Ok
+    });
+}
+
+fn connect_signals(
+    webrtcbin: &gst::Element,
+    viewer_id: u32,
+    outbox: PeerOutbox,
+    control: ControlSender,
+) {
+    let ice_outbox = outbox.clone();
+    webrtcbin.connect("on-ice-candidate", false, move |values| {
+        let m_line = values.get(1).and_then(|v| v.get::<u32>().ok()).unwrap_or(0);
+        if let Some(candidate) = values.get(2).and_then(|v| v.get::<String>().ok()) {
+            let _ = ice_outbox.send(PeerMessage::Ice { m_line, candidate });
+        }
+        None
+    });
+    webrtcbin.connect_notify(Some("connection-state"), move |bin, _| {
+        let state = bin.property::<gst_webrtc::WebRTCPeerConnectionState>("connection-state");
+        tracing::info!(viewer_id, ?state, "peer connection state");
+        match state {
+            gst_webrtc::WebRTCPeerConnectionState::Connected => {
+                // Frames sent before DTLS completed were dropped: start with a key frame.
+                control.notify(Command::KeyFrame {
+                    viewer_id: Some(viewer_id),
+                });
+            }
+            gst_webrtc::WebRTCPeerConnectionState::Failed => {
+                let _ = outbox.send(PeerMessage::Failed("WebRTC connection failed".into()));
+            }
+            _ => {}
+        }
+    });
+}
+
+fn create_offer(webrtcbin: &gst::Element, outbox: PeerOutbox) {
+    let bin = webrtcbin.downgrade();
+    let promise = gst::Promise::with_change_func(move |reply| {
+        let Some(bin) = bin.upgrade() else { return };
+        let offer = match reply {
+            Ok(Some(reply)) => reply.get::<WebRTCSessionDescription>("offer").ok(),
+            _ => None,
+        };
+        let Some(offer) = offer else {
+            let _ = outbox.send(PeerMessage::Failed(
+                "webrtcbin could not create an offer".into(),
+            ));
+            return;
+        };
+        bin.emit_by_name::<()>("set-local-description", &[&offer, &None::<gst::Promise>]);
+        match offer.sdp().as_text() {
+            Ok(sdp) => {
+                let _ = outbox.send(PeerMessage::Offer(sdp));
+            }
+            Err(err) => {
+                let _ = outbox.send(PeerMessage::Failed(format!("offer SDP: {err}")));
+            }
+        }
+    });
+    webrtcbin.emit_by_name::<()>("create-offer", &[&None::<gst::Structure>, &promise]);
 }
 
 /// Validates one data channel message and queues the events for the host.
@@ -227,7 +374,7 @@ fn handle_input(
     text: &str,
     events: &EventQueue,
     stats: &Stats,
-    owner: &Weak<Pipeline>,
+    control: &ControlSender,
 ) {
     if view_only {
         stats.input_refused();
@@ -248,11 +395,9 @@ fn handle_input(
                 events.push(event);
             }
         }
-        Ok(None) => {
-            if let Some(pipeline) = owner.upgrade() {
-                pipeline.request_key_frame();
-            }
-        }
+        Ok(None) => control.notify(Command::KeyFrame {
+            viewer_id: Some(viewer_id),
+        }),
         Err(err) => {
             tracing::debug!(viewer_id, %err, "input refused");
             stats.input_refused();

@@ -144,6 +144,7 @@ pub(super) async fn handle<E: Engine>(
                 let reply = match message {
                     PeerMessage::Offer(sdp) => ViewerReply::Offer { sdp },
                     PeerMessage::Ice { m_line, candidate } => ViewerReply::Ice { candidate, sdp_m_line_index: m_line },
+                    PeerMessage::Error(message) => ViewerReply::Error { message, fatal: false },
                     PeerMessage::Failed(message) => {
                         let _ = send_json(&mut socket, &ViewerReply::Error { message, fatal: true }).await;
                         break;

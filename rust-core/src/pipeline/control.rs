@@ -1,0 +1,347 @@
+//! The control thread: the one owner of viewers and tiers.
+//!
+//! Everything that creates, negotiates or frees a `webrtcbin`, and every tier decision, runs
+//! here, fed by one bounded channel. Signaling tasks and GStreamer's threads only send
+//! commands and never wait for GStreamer; the render thread never sees this thread at all.
+//! A command that finds the channel full is refused (a join gets an error) or, for soft
+//! notices such as estimates, dropped: the next one carries the same information. A viewer
+//! whose session ended is freed even if its `Leave` was lost, because every tick sweeps the
+//! peers whose signaling session has gone.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::time::{Duration, Instant};
+
+use gst::prelude::*;
+
+use super::peer::{Peer, PeerContext, PeerMessage, PeerOutbox};
+use super::policy::{self, Link};
+use super::tier::Tier;
+use super::{EncoderPlan, PipelineError};
+use crate::config::StreamerConfig;
+use crate::input::{Event, EventQueue};
+use crate::stats::Stats;
+
+/// Commands waiting for the control thread before new ones are refused.
+const CHANNEL_CAPACITY: usize = 1024;
+/// How often the thread sweeps, serves held-back key frames and publishes stats.
+const TICK: Duration = Duration::from_millis(100);
+/// Shortest time between two tier plans; estimates arrive far more often.
+const REPLAN_INTERVAL: Duration = Duration::from_millis(250);
+
+/// What the control thread is asked to do.
+pub(crate) enum Command {
+    /// Create a viewer's peer; the offer and candidates go to `outbox`.
+    Join {
+        viewer_id: u32,
+        view_only: bool,
+        outbox: PeerOutbox,
+    },
+    /// Apply a viewer's SDP answer.
+    Answer { viewer_id: u32, sdp: String },
+    /// Add a viewer's ICE candidate.
+    Ice {
+        viewer_id: u32,
+        m_line: u32,
+        candidate: String,
+    },
+    /// Free a viewer.
+    Leave { viewer_id: u32 },
+    /// A viewer's congestion controller has a new estimate.
+    Estimate { viewer_id: u32, kbps: u32 },
+    /// A key frame for this viewer's tier (PLI/FIR, data channel), or for every tier.
+    KeyFrame { viewer_id: Option<u32> },
+    /// Count the elements of every pipeline (leak tests).
+    ElementCount(std::sync::mpsc::Sender<usize>),
+    /// Free everything and end the thread.
+    Stop,
+}
+
+/// The sending side, cloned into signaling tasks and GStreamer callbacks.
+#[derive(Clone)]
+pub(crate) struct ControlSender(SyncSender<Command>);
+
+impl ControlSender {
+    /// Sends a command that must not be lost silently: a full channel is an error.
+    pub(crate) fn send(&self, command: Command) -> Result<(), PipelineError> {
+        self.0.try_send(command).map_err(|err| match err {
+            TrySendError::Full(_) => {
+                PipelineError::Negotiation("the stream is busy; try again in a moment".into())
+            }
+            TrySendError::Disconnected(_) => {
+                PipelineError::Negotiation("the stream is shutting down".into())
+            }
+        })
+    }
+
+    /// Sends a notice that a later one supersedes; dropped when the channel is full.
+    pub(crate) fn notify(&self, command: Command) {
+        let _ = self.0.try_send(command);
+    }
+}
+
+/// A new bounded command channel.
+pub(crate) fn channel() -> (ControlSender, Receiver<Command>) {
+    let (sender, receiver) = std::sync::mpsc::sync_channel(CHANNEL_CAPACITY);
+    (ControlSender(sender), receiver)
+}
+
+/// What the control thread works on.
+pub(crate) struct Controller {
+    pub(crate) pipeline: gst::Pipeline,
+    pub(crate) tee: gst::Element,
+    pub(crate) plan: EncoderPlan,
+    pub(crate) config: StreamerConfig,
+    pub(crate) stats: Arc<Stats>,
+    pub(crate) events: Arc<EventQueue>,
+    pub(crate) sender: ControlSender,
+    pub(crate) tiers: Vec<Tier>,
+    pub(crate) peers: HashMap<u32, (Peer, PeerOutbox)>,
+    pub(crate) assignment: HashMap<u32, usize>,
+    pub(crate) dirty: bool,
+    pub(crate) last_plan: Instant,
+}
+
+impl Controller {
+    /// Runs until `Stop` or until every sender is gone.
+    pub(crate) fn run(mut self, commands: Receiver<Command>) {
+        let mut next_tick = Instant::now() + TICK;
+        loop {
+            let wait = next_tick.saturating_duration_since(Instant::now());
+            match commands.recv_timeout(wait) {
+                Ok(Command::Stop) | Err(RecvTimeoutError::Disconnected) => break,
+                Ok(command) => self.handle(command),
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+            if Instant::now() >= next_tick {
+                self.tick();
+                next_tick = Instant::now() + TICK;
+            }
+        }
+        self.stop();
+    }
+
+    fn handle(&mut self, command: Command) {
+        match command {
+            Command::Join {
+                viewer_id,
+                view_only,
+                outbox,
+            } => self.join(viewer_id, view_only, outbox),
+            Command::Answer { viewer_id, sdp } => {
+                if let Some((peer, outbox)) = self.peers.get(&viewer_id)
+                    && let Err(err) = peer.set_answer(&sdp)
+                {
+                    let _ = outbox.send(PeerMessage::Error(err.to_string()));
+                }
+            }
+            Command::Ice {
+                viewer_id,
+                m_line,
+                candidate,
+            } => {
+                if let Some((peer, _)) = self.peers.get(&viewer_id) {
+                    peer.add_ice(m_line, &candidate);
+                }
+            }
+            Command::Leave { viewer_id } => self.leave(viewer_id),
+            Command::Estimate { viewer_id, kbps } => {
+                if let Some((peer, _)) = self.peers.get_mut(&viewer_id) {
+                    peer.estimate_kbps = kbps;
+                    peer.consumer.set_estimate(kbps);
+                    self.dirty = true;
+                }
+            }
+            Command::KeyFrame { viewer_id: None } => {
+                for tier in &mut self.tiers {
+                    tier.request_key_frame();
+                }
+            }
+            Command::KeyFrame {
+                viewer_id: Some(viewer_id),
+            } => {
+                let tier = self.peers.get(&viewer_id).map(|(peer, _)| peer.tier);
+                if let Some(tier) = tier.and_then(|t| self.tiers.get_mut(t)) {
+                    tier.request_key_frame();
+                }
+            }
+            Command::ElementCount(reply) => {
+                let viewers: usize = self.peers.values().map(|(p, _)| p.element_count()).sum();
+                let _ = reply.send(self.pipeline.children().len() + viewers);
+            }
+            Command::Stop => {}
+        }
+    }
+
+    fn join(&mut self, viewer_id: u32, view_only: bool, outbox: PeerOutbox) {
+        let max = self.config.max_viewers;
+        if self.peers.len() >= max as usize {
+            let _ = outbox.send(PeerMessage::Failed(
+                PipelineError::Full(max).to_string(),
+            ));
+            return;
+        }
+        let context = PeerContext {
+            config: &self.config,
+            codec: self.plan.codec,
+            clock: self.pipeline.clock(),
+            base_time: self.pipeline.base_time(),
+            control: self.sender.clone(),
+            events: self.events.clone(),
+            stats: self.stats.clone(),
+        };
+        match Peer::new(context, viewer_id, view_only, outbox.clone()) {
+            Ok(peer) => {
+                self.peers.insert(viewer_id, (peer, outbox));
+                self.events.push(Event::ViewerJoined { viewer_id });
+                tracing::info!(viewer_id, view_only, "viewer joined");
+                self.replan();
+            }
+            Err(err) => {
+                tracing::warn!(viewer_id, %err, "viewer could not join");
+                let _ = outbox.send(PeerMessage::Failed(err.to_string()));
+            }
+        }
+    }
+
+    fn leave(&mut self, viewer_id: u32) {
+        let Some((peer, _)) = self.peers.remove(&viewer_id) else {
+            return;
+        };
+        if let Some(tier) = self.tiers.get_mut(peer.tier) {
+            tier.detach(viewer_id);
+        }
+        self.assignment.remove(&viewer_id);
+        peer.remove();
+        self.events.push(Event::ViewerLeft { viewer_id });
+        tracing::info!(viewer_id, "viewer left");
+        self.replan();
+    }
+
+    fn tick(&mut self) {
+        let gone: Vec<u32> = self
+            .peers
+            .iter()
+            .filter(|(_, (_, outbox))| outbox.is_closed())
+            .map(|(&id, _)| id)
+            .collect();
+        for viewer_id in gone {
+            self.leave(viewer_id);
+        }
+        if self.dirty && self.last_plan.elapsed() >= REPLAN_INTERVAL {
+            self.replan();
+        }
+        for tier in &mut self.tiers {
+            tier.tick();
+        }
+        self.publish_stats();
+    }
+
+    /// Applies the tier policy to the current estimates.
+    fn replan(&mut self) {
+        self.dirty = false;
+        self.last_plan = Instant::now();
+        let links: Vec<Link> = self
+            .peers
+            .values()
+            .map(|(peer, _)| Link {
+                viewer_id: peer.viewer_id,
+                controls: !peer.view_only,
+                estimate_kbps: peer.estimate_kbps,
+            })
+            .collect();
+        let plan = policy::plan(
+            &links,
+            self.config.max_encoders as usize,
+            self.config.min_bitrate_kbps,
+            self.config.bitrate_kbps,
+            self.config.fec_percentage,
+            &self.assignment,
+        );
+        while self.tiers.len() < plan.tier_kbps.len() {
+            let id = self.tiers.len();
+            match Tier::new(
+                id,
+                &self.pipeline,
+                &self.tee,
+                &self.plan,
+                &self.config,
+                &self.stats,
+            ) {
+                Ok(tier) => self.tiers.push(tier),
+                Err(err) => {
+                    tracing::warn!(tier = id, %err, "cannot start another tier");
+                    break;
+                }
+            }
+        }
+        let last = self.tiers.len().saturating_sub(1);
+        for (peer, _) in self.peers.values_mut() {
+            let tier = plan.tier_of.get(&peer.viewer_id).copied().unwrap_or(0).min(last);
+            let attached = self.assignment.contains_key(&peer.viewer_id);
+            if !attached || peer.tier != tier {
+                if attached && let Some(old) = self.tiers.get_mut(peer.tier) {
+                    old.detach(peer.viewer_id);
+                }
+                if let Some(new) = self.tiers.get_mut(tier) {
+                    new.attach(peer.consumer.clone());
+                }
+                if attached {
+                    tracing::info!(viewer_id = peer.viewer_id, from = peer.tier, to = tier, "viewer changed tier");
+                }
+                peer.tier = tier;
+            }
+            self.assignment.insert(peer.viewer_id, tier);
+        }
+        let source = self.stats.size();
+        for (tier, &kbps) in self.tiers.iter_mut().zip(&plan.tier_kbps) {
+            tier.apply(kbps, source);
+        }
+        // Tiers nobody needs any more (always the highest ones); tier 0 always runs.
+        while self.tiers.len() > plan.tier_kbps.len().max(1) {
+            if let Some(tier) = self.tiers.pop() {
+                tier.remove(&self.pipeline, &self.tee);
+            }
+        }
+        self.stats.set_viewers(self.peers.len());
+        self.publish_stats();
+    }
+
+    fn publish_stats(&self) {
+        let source = self.stats.size();
+        let tiers: Vec<serde_json::Value> =
+            self.tiers.iter().map(|tier| tier.to_json(source)).collect();
+        let mut peers: Vec<serde_json::Value> = self
+            .peers
+            .values()
+            .map(|(peer, _)| {
+                serde_json::json!({
+                    "viewerId": peer.viewer_id,
+                    "role": if peer.view_only { "spectator" } else { "owner" },
+                    "tier": peer.tier,
+                    "estimateKbps": peer.estimate_kbps,
+                    "framesSent": peer.consumer.frames_sent.load(std::sync::atomic::Ordering::Relaxed),
+                    "framesDropped": peer.consumer.frames_dropped.load(std::sync::atomic::Ordering::Relaxed),
+                })
+            })
+            .collect();
+        peers.sort_by_key(|p| p["viewerId"].as_u64());
+        self.stats.set_tiers(tiers.into(), peers.into());
+    }
+
+    fn stop(&mut self) {
+        let ids: Vec<u32> = self.peers.keys().copied().collect();
+        for viewer_id in ids {
+            if let Some((peer, _)) = self.peers.remove(&viewer_id) {
+                peer.remove();
+            }
+        }
+        while self.tiers.len() > 1 {
+            if let Some(tier) = self.tiers.pop() {
+                tier.remove(&self.pipeline, &self.tee);
+            }
+        }
+        self.stats.set_viewers(0);
+    }
+}
