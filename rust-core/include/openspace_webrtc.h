@@ -125,8 +125,9 @@ extern "C" {
 // The message belongs to the last failed call made *on this thread*.
 size_t osw_last_error(char *buf, size_t len);
 
-// A static, NUL-terminated description of a result code. Never NULL.
-const char *osw_result_text(osw_result result);
+// A static, NUL-terminated description of a result code (an `osw_result` value); a number
+// that is no result code gives "unknown result code". Never NULL.
+const char *osw_result_text(uint32_t result);
 
 // Creates a streamer from a JSON configuration (see `rust-core/SIGNALING.md`; `"{}"` gives
 // the defaults; `OSW_*` environment variables override fields) and starts its signaling

@@ -31,21 +31,60 @@ pub enum OswResult {
     Panic = 9,
 }
 
+/// The text of each result code, indexed by its number: the one table behind
+/// [`OswResult::text`] and [`osw_result_text`]. A retired code keeps its row (with a
+/// "retired" text) so the numbers after it stay put.
+const RESULT_TEXTS: [(OswResult, &CStr); 10] = [
+    (OswResult::Ok, c"ok"),
+    (
+        OswResult::NullParameter,
+        c"a required pointer argument was NULL",
+    ),
+    (OswResult::InvalidArgument, c"invalid argument"),
+    (OswResult::InvalidConfig, c"invalid configuration"),
+    (OswResult::GlError, c"OpenGL error"),
+    (OswResult::PipelineError, c"GStreamer pipeline error"),
+    (OswResult::SignalingError, c"signaling endpoint error"),
+    (OswResult::BufferTooSmall, c"output buffer too small"),
+    (OswResult::FrameDropped, c"frame dropped: encoder busy"),
+    (OswResult::Panic, c"internal panic"),
+];
+
+/// What `osw_result_text` says for a number that is no `OswResult` (a newer library's code,
+/// or garbage): C can pass any integer, so this is an answer, not undefined behaviour.
+const UNKNOWN_RESULT_TEXT: &CStr = c"unknown result code";
+
+// Checked at compile time so a lookup by number can never find the wrong row: every row sits
+// at its code's index, and the table reaches the last variant (update it when adding one).
+const _: () = {
+    let mut index = 0;
+    while index < RESULT_TEXTS.len() {
+        assert!(
+            RESULT_TEXTS[index].0 as usize == index,
+            "RESULT_TEXTS row out of order"
+        );
+        index += 1;
+    }
+    assert!(
+        RESULT_TEXTS.len() == OswResult::Panic as usize + 1,
+        "RESULT_TEXTS misses a code"
+    );
+};
+
 impl OswResult {
+    /// The variant with this number, if any.
+    pub(crate) fn from_code(code: u32) -> Option<Self> {
+        let index = usize::try_from(code).ok()?;
+        RESULT_TEXTS.get(index).map(|(result, _)| *result)
+    }
+
     /// Static NUL-terminated description, shared by `osw_result_text` and error messages.
     pub(crate) fn text(self) -> &'static CStr {
-        match self {
-            OswResult::Ok => c"ok",
-            OswResult::NullParameter => c"a required pointer argument was NULL",
-            OswResult::InvalidArgument => c"invalid argument",
-            OswResult::InvalidConfig => c"invalid configuration",
-            OswResult::GlError => c"OpenGL error",
-            OswResult::PipelineError => c"GStreamer pipeline error",
-            OswResult::SignalingError => c"signaling endpoint error",
-            OswResult::BufferTooSmall => c"output buffer too small",
-            OswResult::FrameDropped => c"frame dropped: encoder busy",
-            OswResult::Panic => c"internal panic",
-        }
+        // The compile-time check above makes the lookup total; the fallback only keeps this
+        // free of a panic path.
+        RESULT_TEXTS
+            .get(self as usize)
+            .map_or(UNKNOWN_RESULT_TEXT, |(_, text)| *text)
     }
 }
 
@@ -91,22 +130,43 @@ pub extern "C" fn osw_last_error(buf: *mut c_char, len: usize) -> usize {
     }
 }
 
-/// A static, NUL-terminated description of a result code. Never NULL.
+/// A static, NUL-terminated description of a result code (an `osw_result` value); a number
+/// that is no result code gives "unknown result code". Never NULL.
+// Takes the integer, not `OswResult`: a C caller can pass any number, and an out-of-range
+// value in a Rust enum would be undefined behaviour.
 #[unsafe(no_mangle)]
-pub extern "C" fn osw_result_text(result: OswResult) -> *const c_char {
-    result.text().as_ptr()
+pub extern "C" fn osw_result_text(result: u32) -> *const c_char {
+    OswResult::from_code(result)
+        .map_or(UNKNOWN_RESULT_TEXT, OswResult::text)
+        .as_ptr()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn result_text_of(code: u32) -> &'static CStr {
+        // SAFETY: osw_result_text always returns a static NUL-terminated string.
+        unsafe { CStr::from_ptr(osw_result_text(code)) }
+    }
+
     #[test]
     fn result_text_matches_c_table() {
         for code in [OswResult::Ok, OswResult::GlError, OswResult::Panic] {
-            // SAFETY: osw_result_text returns a static NUL-terminated string.
-            let c = unsafe { std::ffi::CStr::from_ptr(osw_result_text(code)) };
-            assert_eq!(c, code.text());
+            assert_eq!(result_text_of(code as u32), code.text());
+            assert_eq!(OswResult::from_code(code as u32), Some(code));
+        }
+        assert_eq!(
+            OswResult::FrameDropped.text(),
+            c"frame dropped: encoder busy"
+        );
+    }
+
+    #[test]
+    fn result_text_names_out_of_range_codes() {
+        for code in [OswResult::Panic as u32 + 1, 1000, u32::MAX] {
+            assert_eq!(OswResult::from_code(code), None);
+            assert_eq!(result_text_of(code), c"unknown result code");
         }
     }
 

@@ -5,6 +5,8 @@
 //! - every pointer goes through the NULL-checking macros in [`ptr`];
 //! - fallible calls return [`OswResult`], whose numbers never change, and write out-params
 //!   only on success; [`osw_last_error`] gives the message behind the last failure;
+//! - C passes enums *into* the library as plain integers ([`osw_result_text`] takes a
+//!   `uint32_t`): any number can arrive, and an out-of-range Rust enum is undefined behaviour;
 //! - types are opaque and come in `_new`/`_free` pairs.
 //!
 //! `cbindgen` turns this module into `include/openspace_webrtc.h`, which is committed; the

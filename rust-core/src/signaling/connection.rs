@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use openspace_webrtc_protocol::{ControlReply, PROTOCOL_VERSION, ViewerReply, ViewerRequest};
@@ -20,7 +21,12 @@ use crate::pipeline::PeerMessage;
 /// message reaches `Session` and gets an error reply instead of a dropped connection.
 const TRANSPORT_MAX_BYTES: usize = 1024 * 1024;
 
-type Socket = WebSocketStream<TcpStream>;
+/// How long a client has to complete the WebSocket upgrade. A connection holds one of the
+/// endpoint's connection slots from the moment it is accepted, so without this a client that
+/// opens TCP and never speaks would keep its slot forever.
+pub(super) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub(super) type Socket = WebSocketStream<TcpStream>;
 
 async fn send_json(socket: &mut Socket, value: &impl serde::Serialize) -> bool {
     match serde_json::to_string(value) {
@@ -47,6 +53,31 @@ struct Viewer {
     attached: bool,
 }
 
+/// Upgrades a fresh TCP connection to a WebSocket, or gives up after `timeout` (the socket
+/// is then dropped, which closes it). Failures are the client's business, logged at debug.
+pub(super) async fn handshake(
+    stream: TcpStream,
+    peer: SocketAddr,
+    timeout: Duration,
+) -> Option<Socket> {
+    let _ = stream.set_nodelay(true);
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(TRANSPORT_MAX_BYTES))
+        .max_frame_size(Some(TRANSPORT_MAX_BYTES));
+    let upgrade = tokio_tungstenite::accept_async_with_config(stream, Some(config));
+    match tokio::time::timeout(timeout, upgrade).await {
+        Ok(Ok(socket)) => Some(socket),
+        Ok(Err(err)) => {
+            tracing::debug!(%peer, %err, "WebSocket handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(%peer, ?timeout, "WebSocket handshake timed out");
+            None
+        }
+    }
+}
+
 /// Serves one connection until it closes or the streamer shuts down.
 pub(super) async fn handle<E: Engine>(
     stream: TcpStream,
@@ -54,16 +85,8 @@ pub(super) async fn handle<E: Engine>(
     engine: Arc<E>,
     mut shutdown: broadcast::Receiver<()>,
 ) {
-    let _ = stream.set_nodelay(true);
-    let config = WebSocketConfig::default()
-        .max_message_size(Some(TRANSPORT_MAX_BYTES))
-        .max_frame_size(Some(TRANSPORT_MAX_BYTES));
-    let mut socket = match tokio_tungstenite::accept_async_with_config(stream, Some(config)).await {
-        Ok(socket) => socket,
-        Err(err) => {
-            tracing::debug!(%peer, %err, "WebSocket handshake failed");
-            return;
-        }
+    let Some(mut socket) = handshake(stream, peer, HANDSHAKE_TIMEOUT).await else {
+        return;
     };
     tracing::debug!(%peer, "signaling connection");
     let mut session = Session::new(engine.control_secret());

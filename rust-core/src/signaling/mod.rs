@@ -1,10 +1,13 @@
 //! The built-in signaling endpoint: one WebSocket server per streamer.
 //!
-//! [`serve`] runs the accept loop; each connection is handled by [`connection`], whose
-//! permission logic (a connection's role, the control secret) is the pure state machine in
-//! [`session`]. What a connection needs from the streamer is the [`Engine`] trait, so the
-//! handler is tested with a double, without GStreamer.
+//! [`serve`] runs the accept loop ([`accept`]: a connection cap, a 503 beyond it); each
+//! connection is handled by [`connection`] (which drops a client that does not finish the
+//! WebSocket handshake in time), whose permission logic (a connection's role, the control
+//! secret) is the pure state machine in [`session`]. What a connection needs from the
+//! streamer is the [`Engine`] trait, so the handler is tested with a double, without
+//! GStreamer.
 
+mod accept;
 mod connection;
 pub mod session;
 
@@ -60,36 +63,22 @@ pub async fn bind(address: SocketAddr) -> Result<TcpListener, SignalingError> {
         .map_err(|source| SignalingError::Bind { address, source })
 }
 
+/// How many signaling connections may be open at once (viewers, control clients and
+/// connections still in their handshake together). Beyond it a connection gets an HTTP 503:
+/// each one costs a task and, for a viewer, a peer, so the count must have a bound.
+pub const MAX_CONNECTIONS: usize = 64;
+
 /// Accepts connections until `shutdown` fires, then tells every connection to say bye and
-/// waits for them to finish.
+/// waits for them to finish. At most [`MAX_CONNECTIONS`] are served at once.
 pub async fn serve<E: Engine>(
     listener: TcpListener,
     engine: Arc<E>,
     shutdown: broadcast::Sender<()>,
 ) {
-    let mut stop = shutdown.subscribe();
-    let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    let engine = engine.clone();
-                    let stop = shutdown.subscribe();
-                    let done = done_tx.clone();
-                    tokio::spawn(async move {
-                        connection::handle(stream, peer, engine, stop).await;
-                        drop(done);
-                    });
-                }
-                Err(err) => {
-                    tracing::warn!(%err, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                }
-            },
-            _ = stop.recv() => break,
-        }
-    }
-    drop(done_tx);
-    // Every connection holds a clone of `done_tx`; recv returns None once all have ended.
-    let _ = done_rx.recv().await;
+    let stop = shutdown.subscribe();
+    accept::accept_loop(listener, MAX_CONNECTIONS, stop, move |stream, peer| {
+        // Subscribed at accept time, before the task starts, so no shutdown is missed.
+        connection::handle(stream, peer, engine.clone(), shutdown.subscribe())
+    })
+    .await;
 }
