@@ -6,7 +6,7 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use openspace_webrtc_protocol::{ControlReply, ControlRequest};
@@ -129,17 +129,15 @@ struct Shared {
     config: StreamerConfig,
     events: Arc<EventQueue>,
     stats: Arc<Stats>,
-    pipeline: Mutex<Option<Arc<Pipeline>>>,
+    /// Set once, by the render thread's first frame; read without a lock by everyone.
+    pipeline: OnceLock<Arc<Pipeline>>,
     ready: watch::Sender<bool>,
     next_viewer_id: AtomicU32,
 }
 
 impl Shared {
-    fn pipeline(&self) -> Option<Arc<Pipeline>> {
-        self.pipeline
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+    fn pipeline(&self) -> Option<&Arc<Pipeline>> {
+        self.pipeline.get()
     }
 }
 
@@ -244,6 +242,37 @@ impl Shared {
     }
 }
 
+/// The thread-safe part of a streamer: stats, the event queue and the signaling port. It is
+/// `Send + Sync` by construction (checked below), which is what lets the C ABI hand it to any
+/// thread while the render thread owns the [`Streamer`] itself.
+#[derive(Clone)]
+pub struct StreamerView {
+    shared: Arc<Shared>,
+    signaling_port: u16,
+}
+
+impl StreamerView {
+    /// Stats as JSON.
+    pub fn stats(&self) -> serde_json::Value {
+        self.shared.stats_json()
+    }
+
+    /// The oldest queued event.
+    pub fn poll_event(&self) -> Option<Event> {
+        self.shared.events.pop()
+    }
+
+    /// The port the signaling endpoint listens on.
+    pub fn signaling_port(&self) -> u16 {
+        self.signaling_port
+    }
+}
+
+const _: () = {
+    const fn thread_safe<T: Send + Sync>() {}
+    thread_safe::<StreamerView>();
+};
+
 /// How frames leave the host's context; lives on the render thread.
 enum Capture {
     /// Nothing set up yet (first GL frame not seen).
@@ -292,7 +321,7 @@ impl Streamer {
             config,
             events: Arc::new(EventQueue::default()),
             stats,
-            pipeline: Mutex::new(None),
+            pipeline: OnceLock::new(),
             ready,
             next_viewer_id: AtomicU32::new(1),
         });
@@ -316,6 +345,14 @@ impl Streamer {
         self.local_addr.port()
     }
 
+    /// The part of this streamer that any thread may use while the render thread submits.
+    pub fn view(&self) -> StreamerView {
+        StreamerView {
+            shared: self.shared.clone(),
+            signaling_port: self.local_addr.port(),
+        }
+    }
+
     /// Stats as JSON.
     pub fn stats(&self) -> serde_json::Value {
         self.shared.stats_json()
@@ -334,7 +371,7 @@ impl Streamer {
 
     fn pipeline_for(&mut self, memory: FrameMemory) -> Result<Arc<Pipeline>, StreamerError> {
         if let Some(pipeline) = self.shared.pipeline() {
-            return Ok(pipeline);
+            return Ok(pipeline.clone());
         }
         let hooks = match &self.capture {
             Capture::Gl(share) => CaptureHooks {
@@ -351,11 +388,8 @@ impl Streamer {
             self.shared.events.clone(),
             hooks,
         )?;
-        *self
-            .shared
-            .pipeline
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = Some(pipeline.clone());
+        // Only the render thread sets it, so it is empty here.
+        let _ = self.shared.pipeline.set(pipeline.clone());
         Ok(pipeline)
     }
 
@@ -482,13 +516,7 @@ impl Streamer {
             let _ = runtime
                 .block_on(async { tokio::time::timeout(Duration::from_secs(2), server).await });
         }
-        if let Some(pipeline) = self
-            .shared
-            .pipeline
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-        {
+        if let Some(pipeline) = self.shared.pipeline() {
             pipeline.stop();
         }
         match &mut self.capture {

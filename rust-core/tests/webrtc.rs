@@ -70,7 +70,16 @@ where
     F: FnOnce(u16, Arc<Mutex<Vec<Event>>>) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    let mut streamer = Streamer::new(config(encoder), None).expect("streamer starts");
+    run_host_with(config(encoder), scenario)
+}
+
+/// [`run_host`] with a configuration of the test's own.
+fn run_host_with<F, Fut>(config: StreamerConfig, scenario: F)
+where
+    F: FnOnce(u16, Arc<Mutex<Vec<Event>>>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let mut streamer = Streamer::new(config, None).expect("streamer starts");
     let port = streamer.signaling_port();
     let events = Arc::new(Mutex::new(Vec::new()));
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -262,6 +271,82 @@ fn control_client_sees_readiness_stats_and_can_resize() {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    });
+}
+
+/// Polls `getStats` on a control connection until `done` accepts the stats, or panics.
+async fn wait_stats(
+    port: u16,
+    timeout: Duration,
+    what: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let mut send = control(port).await;
+    assert_eq!(
+        send(r#"{"type":"hello","secret":"test-secret"}"#).await["type"],
+        "welcome"
+    );
+    let deadline = Instant::now() + timeout;
+    loop {
+        let stats = send(r#"{"type":"getStats"}"#).await["stats"].clone();
+        if done(&stats) {
+            return stats;
+        }
+        assert!(Instant::now() < deadline, "{what}: {stats}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The lines of an SDP that contain `needle`.
+fn sdp_lines<'a>(sdp: &'a str, needle: &str) -> Vec<&'a str> {
+    sdp.lines().filter(|l| l.contains(needle)).collect()
+}
+
+/// What each viewer is offered; whether a browser takes it is checked by the browser tests
+/// (GStreamer's own receiver answers without the extension).
+#[test]
+fn every_offer_asks_for_twcc_nack_pli_and_rtx() {
+    require_loopback_namespace!();
+    run_host(EncoderChoice::X264, |port, _| async move {
+        let viewer = Receiver::join(port).await;
+        viewer.wait_frames(5, Duration::from_secs(20)).await;
+        let offer = viewer.received.offer.lock().unwrap().clone().unwrap();
+        let stats = wait_stats(port, Duration::from_secs(5), "no peer in stats", |s| {
+            s["peers"][0]["role"] == "owner"
+        })
+        .await;
+        assert_eq!(stats["tiers"][0]["viewers"], serde_json::json!([stats["peers"][0]["viewerId"]]));
+        assert!(stats["peers"][0]["estimateKbps"].as_u64().is_some_and(|e| e > 0), "{stats}");
+        for (name, sdp) in [("offer", &offer)] {
+            assert!(
+                !sdp_lines(sdp, openspace_webrtc::pipeline::TWCC_URI).is_empty(),
+                "{name} lacks the TWCC extension:\n{sdp}"
+            );
+            assert!(
+                !sdp_lines(sdp, "a=rtcp-fb:96 transport-cc").is_empty(),
+                "{name} lacks transport-cc feedback:\n{sdp}"
+            );
+            assert!(
+                sdp.lines().any(|l| l.trim_end() == "a=rtcp-fb:96 nack"),
+                "{name} lacks NACK:\n{sdp}"
+            );
+            assert!(
+                !sdp_lines(sdp, "a=rtcp-fb:96 nack pli").is_empty(),
+                "{name} lacks PLI:\n{sdp}"
+            );
+            let rtx = sdp_lines(sdp, " rtx/90000");
+            assert_eq!(rtx.len(), 1, "{name} has no single RTX payload:\n{sdp}");
+            let rtx_pt = rtx[0]
+                .trim_start_matches("a=rtpmap:")
+                .split(' ')
+                .next()
+                .unwrap();
+            assert!(
+                !sdp_lines(sdp, &format!("a=fmtp:{rtx_pt} apt=96")).is_empty(),
+                "{name}: RTX is not tied to the video payload:\n{sdp}"
+            );
+        }
+        viewer.leave().await;
     });
 }
 

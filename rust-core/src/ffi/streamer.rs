@@ -7,7 +7,8 @@ use super::error::{copy_c_string, set_last_error};
 use super::event::OswEvent;
 use crate::config::StreamerConfig;
 use crate::gl::GlLoader;
-use crate::streamer::{FrameSource, Streamer, StreamerError, SubmitOutcome};
+use crate::streamer::{FrameSource, Streamer, StreamerError, StreamerView, SubmitOutcome};
+use std::cell::UnsafeCell;
 
 /// Looks up a GL function by name (for example `glfwGetProcAddress` behind a small wrapper).
 /// `userdata` is passed back untouched.
@@ -19,14 +20,37 @@ pub struct OswStreamer {
     _private: [u8; 0],
 }
 
+/// What an `OswStreamer` points to. The threading contract in types: `view` is `Sync` and is
+/// all that the any-thread functions (stats, events, port) touch; `render` is reached only by
+/// the `submit_*` functions, which the host calls from its render thread, and by `free`.
+struct Handle {
+    view: StreamerView,
+    render: UnsafeCell<Streamer>,
+}
+
 impl OswStreamer {
-    fn from_streamer(streamer: Box<Streamer>) -> *mut OswStreamer {
-        Box::into_raw(streamer).cast()
+    fn from_streamer(streamer: Streamer) -> *mut OswStreamer {
+        let handle = Box::new(Handle {
+            view: streamer.view(),
+            render: UnsafeCell::new(streamer),
+        });
+        Box::into_raw(handle).cast()
     }
 
-    fn as_streamer(ptr: *mut OswStreamer) -> *mut Streamer {
+    fn as_handle(ptr: *const OswStreamer) -> *const Handle {
         ptr.cast()
     }
+}
+
+/// The render-thread part of a live streamer.
+///
+/// # Safety
+/// `handle` must come from `osw_streamer_new`, and only one thread at a time may be inside a
+/// `submit_*` call for it (the documented render-thread contract); nothing else borrows
+/// `render` while the streamer lives.
+unsafe fn render_part(handle: &Handle) -> &mut Streamer {
+    // SAFETY: per this function's contract, the caller is the only one using `render` now.
+    unsafe { &mut *handle.render.get() }
 }
 
 fn fail(err: StreamerError) -> OswResult {
@@ -69,7 +93,7 @@ pub extern "C" fn osw_streamer_new(
         let loader = get_proc_address.map(|f| GlLoader::new(f, userdata));
         match Streamer::new(config, loader) {
             Ok(streamer) => {
-                *out = OswStreamer::from_streamer(Box::new(streamer));
+                *out = OswStreamer::from_streamer(streamer);
                 OswResult::Ok
             }
             Err(err) => fail(err),
@@ -88,8 +112,8 @@ pub extern "C" fn osw_streamer_free(streamer: *mut OswStreamer) {
         }
         // SAFETY: non-NULL, created by `osw_streamer_new` via `Box::into_raw`, and the caller
         // gives up its pointer with this call.
-        let streamer = unsafe { Box::from_raw(OswStreamer::as_streamer(streamer)) };
-        streamer.shutdown();
+        let handle = unsafe { Box::from_raw(OswStreamer::as_handle(streamer).cast_mut()) };
+        handle.render.into_inner().shutdown();
     }
 }
 
@@ -105,7 +129,9 @@ pub extern "C" fn osw_streamer_submit_framebuffer(
     height: u32,
 ) -> OswResult {
     ffi_panic_boundary! {
-        let streamer = try_mut!(OswStreamer::as_streamer(streamer), "streamer");
+        let handle = try_ref!(OswStreamer::as_handle(streamer), "streamer");
+        // SAFETY: a live handle, called on the render thread (this function's contract).
+        let streamer = unsafe { render_part(handle) };
         submit_result(streamer.submit(FrameSource::ReadFramebuffer, width, height))
     }
 }
@@ -119,7 +145,9 @@ pub extern "C" fn osw_streamer_submit_texture(
     height: u32,
 ) -> OswResult {
     ffi_panic_boundary! {
-        let streamer = try_mut!(OswStreamer::as_streamer(streamer), "streamer");
+        let handle = try_ref!(OswStreamer::as_handle(streamer), "streamer");
+        // SAFETY: a live handle, called on the render thread (this function's contract).
+        let streamer = unsafe { render_part(handle) };
         if texture == 0 {
             set_last_error("texture 0 is not a texture".into());
             return OswResult::InvalidArgument;
@@ -139,7 +167,9 @@ pub extern "C" fn osw_streamer_submit_pixels(
     stride: usize,
 ) -> OswResult {
     ffi_panic_boundary! {
-        let streamer = try_mut!(OswStreamer::as_streamer(streamer), "streamer");
+        let handle = try_ref!(OswStreamer::as_handle(streamer), "streamer");
+        // SAFETY: a live handle, called on the render thread (this function's contract).
+        let streamer = unsafe { render_part(handle) };
         if rgba.is_null() {
             set_last_error("`rgba` is NULL".into());
             return OswResult::NullParameter;
@@ -170,9 +200,10 @@ pub extern "C" fn osw_streamer_poll_event(
             set_last_error("`streamer` or `event_out` is NULL".into());
             return false;
         }
-        // SAFETY: non-NULL (checked above); a live streamer from `osw_streamer_new`.
-        let streamer = unsafe { &*OswStreamer::as_streamer(streamer) };
-        match streamer.poll_event() {
+        // SAFETY: non-NULL (checked above); a live streamer from `osw_streamer_new`. Only its
+        // thread-safe view is used.
+        let view = unsafe { &(*OswStreamer::as_handle(streamer)).view };
+        match view.poll_event() {
             Some(event) => {
                 // SAFETY: non-NULL (checked above); the caller owns a writable `OswEvent`.
                 unsafe { *event_out = OswEvent::from(&event) };
@@ -194,9 +225,9 @@ pub extern "C" fn osw_streamer_stats_json(
     out_n: *mut usize,
 ) -> OswResult {
     ffi_panic_boundary! {
-        let streamer = try_ref!(streamer.cast::<Streamer>(), "streamer");
+        let handle = try_ref!(OswStreamer::as_handle(streamer), "streamer");
         let out_n = try_mut!(out_n, "out_n");
-        let json = streamer.stats().to_string();
+        let json = handle.view.stats().to_string();
         // SAFETY: the caller promises `buf` is NULL or has `len` writable bytes.
         let (needed, written) = unsafe { copy_c_string(&json, buf, len) };
         *out_n = needed;
@@ -216,9 +247,10 @@ pub extern "C" fn osw_streamer_signaling_port(streamer: *const OswStreamer) -> u
         if streamer.is_null() {
             return 0;
         }
-        // SAFETY: non-NULL; a live streamer from `osw_streamer_new`.
-        let streamer = unsafe { &*streamer.cast::<Streamer>() };
-        streamer.signaling_port()
+        // SAFETY: non-NULL; a live streamer from `osw_streamer_new`. Only its thread-safe view
+        // is used.
+        let view = unsafe { &(*OswStreamer::as_handle(streamer)).view };
+        view.signaling_port()
     }
 }
 

@@ -21,6 +21,11 @@ pub struct Received {
     pub channel: Mutex<Option<WebRTCDataChannel>>,
     pub viewer_id: Mutex<Option<u32>>,
     pub errors: Mutex<Vec<String>>,
+    /// The offer as received and the answer as sent.
+    pub offer: Mutex<Option<String>>,
+    pub answer: Mutex<Option<String>>,
+    /// When each decoded frame arrived (gap measurements).
+    pub frame_times: Mutex<Vec<std::time::Instant>>,
 }
 
 /// A running receiver; dropping it does not close the connection, `leave` does.
@@ -32,8 +37,13 @@ pub struct Receiver {
 }
 
 impl Receiver {
-    /// Connects to `ws://127.0.0.1:{port}/` and joins the stream.
+    /// Connects to `ws://127.0.0.1:{port}/` and joins the stream with control.
     pub async fn join(port: u16) -> Receiver {
+        Self::join_as(port, false).await
+    }
+
+    /// Connects and joins, view-only (a spectator) or with control.
+    pub async fn join_as(port: u16, view_only: bool) -> Receiver {
         let (socket, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/"))
             .await
             .expect("connect to the signaling endpoint");
@@ -98,6 +108,7 @@ impl Receiver {
                             *counts.size.lock().unwrap() = Some((w, h));
                         }
                         counts.frames.fetch_add(1, Ordering::Relaxed);
+                        counts.frame_times.lock().unwrap().push(std::time::Instant::now());
                         Ok(gst::FlowSuccess::Ok)
                     })
                     .build(),
@@ -109,9 +120,8 @@ impl Receiver {
         });
         pipeline.set_state(gst::State::Playing).unwrap();
 
-        sink.send(Message::text(r#"{"type":"join"}"#))
-            .await
-            .unwrap();
+        let join = serde_json::json!({"type": "join", "viewOnly": view_only}).to_string();
+        sink.send(Message::text(join)).await.unwrap();
         let bin = webrtcbin.clone();
         let state = received.clone();
         let answers = to_server.clone();
@@ -124,7 +134,10 @@ impl Receiver {
                             ViewerReply::Welcome { viewer_id, .. } => {
                                 *state.viewer_id.lock().unwrap() = Some(viewer_id);
                             }
-                            ViewerReply::Offer { sdp } => answer(&bin, &sdp, answers.clone()),
+                            ViewerReply::Offer { sdp } => {
+                                *state.offer.lock().unwrap() = Some(sdp.clone());
+                                answer(&bin, &sdp, answers.clone(), state.clone());
+                            }
                             ViewerReply::Ice { candidate, sdp_m_line_index } => {
                                 bin.emit_by_name::<()>("add-ice-candidate", &[&sdp_m_line_index, &candidate]);
                             }
@@ -190,7 +203,12 @@ impl Receiver {
     }
 }
 
-fn answer(webrtcbin: &gst::Element, sdp: &str, to_server: mpsc::UnboundedSender<ViewerRequest>) {
+fn answer(
+    webrtcbin: &gst::Element,
+    sdp: &str,
+    to_server: mpsc::UnboundedSender<ViewerRequest>,
+    received: Arc<Received>,
+) {
     let message = gst_sdp::SDPMessage::parse_buffer(sdp.as_bytes()).expect("offer SDP parses");
     let offer = WebRTCSessionDescription::new(WebRTCSDPType::Offer, message);
     webrtcbin.emit_by_name::<()>("set-remote-description", &[&offer, &None::<gst::Promise>]);
@@ -203,9 +221,9 @@ fn answer(webrtcbin: &gst::Element, sdp: &str, to_server: mpsc::UnboundedSender<
             .and_then(|r| r.get::<WebRTCSessionDescription>("answer").ok())
             .expect("webrtcbin created an answer");
         bin.emit_by_name::<()>("set-local-description", &[&answer, &None::<gst::Promise>]);
-        let _ = to_server.send(ViewerRequest::Answer {
-            sdp: answer.sdp().as_text().unwrap(),
-        });
+        let sdp = answer.sdp().as_text().unwrap();
+        *received.answer.lock().unwrap() = Some(sdp.clone());
+        let _ = to_server.send(ViewerRequest::Answer { sdp });
     });
     webrtcbin.emit_by_name::<()>("create-answer", &[&None::<gst::Structure>, &promise]);
 }
