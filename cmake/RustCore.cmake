@@ -62,6 +62,10 @@ set(OSW_GSTREAMER_MODULES
     gstreamer-gl-x11-1.0
     gstreamer-webrtc-1.0
     gstreamer-sdp-1.0
+    # gst-plugins-rs's RTP plugin (rtpgccbwe, linked in statically) calls these.
+    gstreamer-rtp-1.0
+    gstreamer-net-1.0
+    gstreamer-audio-1.0
 )
 
 # Finds pkg-config and the GStreamer modules and defines the GLOBAL imported target
