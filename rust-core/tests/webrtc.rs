@@ -351,6 +351,40 @@ fn every_offer_asks_for_twcc_nack_pli_and_rtx() {
 }
 
 #[test]
+fn below_the_floor_the_picture_is_scaled_down_and_keeps_playing() {
+    require_loopback_namespace!();
+    // 100 kbit/s at most: 90 for the encoder, short of the ~92 that 320×240 at 30 fps needs
+    // at the floor, so tier 0 encodes 3/4 of each side.
+    let config = StreamerConfig {
+        bitrate_kbps: 100,
+        min_bitrate_kbps: 50,
+        start_bitrate_kbps: 100,
+        ..config(EncoderChoice::X264)
+    };
+    run_host_with(config, |port, _| async move {
+        let viewer = Receiver::join(port).await;
+        let stats = wait_stats(port, Duration::from_secs(10), "never downscaled", |s| {
+            s["tiers"][0]["mitigation"] == "downscaled"
+        })
+        .await;
+        assert_eq!(stats["tiers"][0]["width"], 240, "{stats}");
+        assert_eq!(stats["tiers"][0]["height"], 180, "{stats}");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while *viewer.received.size.lock().unwrap() != Some((240, 180)) {
+            assert!(
+                Instant::now() < deadline,
+                "the viewer never decoded the smaller picture: {:?}",
+                viewer.received.size.lock().unwrap()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let before = viewer.received.frames.load(std::sync::atomic::Ordering::Relaxed);
+        viewer.wait_frames(before + 30, Duration::from_secs(10)).await;
+        viewer.leave().await;
+    });
+}
+
+#[test]
 fn viewers_beyond_the_limit_are_refused_with_a_reason() {
     require_loopback_namespace!();
     run_host(EncoderChoice::X264, |port, _| async move {
