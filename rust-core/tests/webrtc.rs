@@ -384,6 +384,84 @@ fn below_the_floor_the_picture_is_scaled_down_and_keeps_playing() {
     });
 }
 
+/// A raw viewer: joins, waits for the offer, sends `answer(offer)` and returns the replies
+/// that arrive within a short while.
+async fn answer_with(port: u16, answer: impl FnOnce(&str) -> String) -> Vec<serde_json::Value> {
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/"))
+        .await
+        .unwrap();
+    socket
+        .send(Message::text(r#"{"type":"join","viewOnly":true}"#))
+        .await
+        .unwrap();
+    let offer = loop {
+        let Some(Ok(Message::Text(text))) = socket.next().await else {
+            panic!("no offer");
+        };
+        let message: serde_json::Value = serde_json::from_str(text.as_str()).unwrap();
+        if message["type"] == "offer" {
+            break message["sdp"].as_str().unwrap().to_string();
+        }
+    };
+    let reply = serde_json::json!({"type": "answer", "sdp": answer(&offer)});
+    socket.send(Message::text(reply.to_string())).await.unwrap();
+    let mut replies = Vec::new();
+    while let Ok(Some(Ok(Message::Text(text)))) =
+        tokio::time::timeout(Duration::from_millis(300), socket.next()).await
+    {
+        replies.push(serde_json::from_str(text.as_str()).unwrap());
+    }
+    let _ = socket.close(None).await;
+    replies
+}
+
+/// A real browser's answer to one of our offers.
+const BROWSER_ANSWER: &str = include_str!("fixtures/answer.sdp");
+
+#[test]
+fn hostile_answers_are_refused_and_the_host_keeps_streaming() {
+    require_loopback_namespace!();
+    run_host(EncoderChoice::X264, |port, _| async move {
+        // The answer that aborted the host: the data channel section first, recvonly,
+        // setup active, no candidates.
+        let replies = answer_with(port, |_| {
+            let (head, rest) = BROWSER_ANSWER.split_at(BROWSER_ANSWER.find("m=video").unwrap());
+            let (video, application) = rest.split_at(rest.find("m=application").unwrap());
+            format!("{head}{application}{video}")
+        })
+        .await;
+        assert!(
+            replies.iter().any(|r| r["type"] == "error"
+                && r["fatal"] == false
+                && r["message"].as_str().unwrap().contains("order")),
+            "{replies:?}"
+        );
+        // Seeded mutations of a real answer: reordered, dropped, duplicated, altered lines.
+        let lines: Vec<&str> = BROWSER_ANSWER.lines().collect();
+        for round in 0..40usize {
+            let mutated = {
+                let mut mutated: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+                let i = (round * 7919) % mutated.len();
+                let j = (round * 104_729 + 13) % mutated.len();
+                match round % 4 {
+                    0 => mutated.swap(i, j),
+                    1 => {
+                        mutated.remove(i);
+                    }
+                    2 => mutated.insert(i, lines[j].to_string()),
+                    _ => mutated[i] = mutated[i].replace(':', "::"),
+                }
+                mutated.join("\r\n") + "\r\n"
+            };
+            answer_with(port, move |_| mutated).await;
+        }
+        // Still streaming, to a newcomer.
+        let viewer = Receiver::join(port).await;
+        viewer.wait_frames(10, Duration::from_secs(20)).await;
+        viewer.leave().await;
+    });
+}
+
 #[test]
 fn viewers_beyond_the_limit_are_refused_with_a_reason() {
     require_loopback_namespace!();

@@ -130,7 +130,7 @@ impl Controller {
                 outbox,
             } => self.join(viewer_id, view_only, outbox),
             Command::Answer { viewer_id, sdp } => {
-                if let Some((peer, outbox)) = self.peers.get(&viewer_id)
+                if let Some((peer, outbox)) = self.peers.get_mut(&viewer_id)
                     && let Err(err) = peer.set_answer(&sdp)
                 {
                     let _ = outbox.send(PeerMessage::Error(err.to_string()));

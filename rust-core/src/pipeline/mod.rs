@@ -14,6 +14,7 @@
 //! stall it. Input from the host is non-blocking: when the converter still has frames
 //! queued, new ones are dropped and counted instead of waiting.
 
+pub mod answer;
 mod control;
 pub mod encoder;
 mod peer;

@@ -63,6 +63,9 @@ pub(super) struct Peer {
     pub(super) view_only: bool,
     pipeline: gst::Pipeline,
     webrtcbin: gst::Element,
+    /// The offer as sent, once webrtcbin made it; answers are checked against it.
+    offer: Arc<std::sync::Mutex<Option<String>>>,
+    answered: bool,
     pub(super) consumer: Arc<Consumer>,
     /// The viewer's latest congestion-control estimate.
     pub(super) estimate_kbps: u32,
@@ -175,12 +178,15 @@ impl Peer {
         } else {
             tracing::warn!(viewer_id, "no data channel: input disabled for this viewer");
         }
-        create_offer(&webrtcbin, outbox);
+        let offer = Arc::new(std::sync::Mutex::new(None));
+        create_offer(&webrtcbin, outbox, offer.clone());
         Ok(Peer {
             viewer_id,
             view_only,
             pipeline,
             webrtcbin,
+            offer,
+            answered: false,
             consumer: Arc::new(Consumer::new(viewer_id, appsrc, config.start_bitrate_kbps)),
             estimate_kbps: config.start_bitrate_kbps,
             tier: 0,
@@ -188,9 +194,25 @@ impl Peer {
         })
     }
 
-    pub(super) fn set_answer(&self, sdp: &str) -> Result<(), PipelineError> {
+    /// Applies the viewer's answer once it passed [`super::answer::check_answer`]: webrtcbin
+    /// aborts the process on some malformed answers, so it never sees one.
+    pub(super) fn set_answer(&mut self, sdp: &str) -> Result<(), PipelineError> {
+        if self.answered {
+            return Err(PipelineError::Negotiation(
+                "the offer was already answered".into(),
+            ));
+        }
+        let offer = self
+            .offer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or_else(|| PipelineError::Negotiation("no offer was sent yet".into()))?;
+        super::answer::check_answer(&offer, sdp)
+            .map_err(|e| PipelineError::Negotiation(e.to_string()))?;
         let message = gst_sdp::SDPMessage::parse_buffer(sdp.as_bytes())
             .map_err(|_| PipelineError::Negotiation("the answer is not valid SDP".into()))?;
+        self.answered = true;
         let answer = WebRTCSessionDescription::new(WebRTCSDPType::Answer, message);
         self.webrtcbin
             .emit_by_name::<()>("set-remote-description", &[&answer, &None::<gst::Promise>]);
@@ -340,7 +362,11 @@ fn connect_signals(
     });
 }
 
-fn create_offer(webrtcbin: &gst::Element, outbox: PeerOutbox) {
+fn create_offer(
+    webrtcbin: &gst::Element,
+    outbox: PeerOutbox,
+    sent: Arc<std::sync::Mutex<Option<String>>>,
+) {
     let bin = webrtcbin.downgrade();
     let promise = gst::Promise::with_change_func(move |reply| {
         let Some(bin) = bin.upgrade() else { return };
@@ -357,6 +383,7 @@ fn create_offer(webrtcbin: &gst::Element, outbox: PeerOutbox) {
         bin.emit_by_name::<()>("set-local-description", &[&offer, &None::<gst::Promise>]);
         match offer.sdp().as_text() {
             Ok(sdp) => {
+                *sent.lock().unwrap_or_else(|e| e.into_inner()) = Some(sdp.clone());
                 let _ = outbox.send(PeerMessage::Offer(sdp));
             }
             Err(err) => {
