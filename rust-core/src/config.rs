@@ -73,6 +73,12 @@ pub struct StreamerConfig {
     pub fps_cap: u32,
     /// Viewers served at once; more are refused with an error.
     pub max_viewers: u32,
+    /// Spectators (view-only viewers) served at once; `None` is `maxViewers − 1`, so the
+    /// owner always has a place.
+    pub max_spectators: Option<u32>,
+    /// A viewer that has not answered the offer this long after joining, or is not
+    /// connected twice as long after it, is dropped, milliseconds.
+    pub negotiation_timeout_ms: u32,
     /// STUN server (`stun://host:port`), empty for none.
     pub stun_server: String,
     /// TURN servers.
@@ -101,6 +107,8 @@ impl Default for StreamerConfig {
             key_frame_min_interval_ms: 500,
             fps_cap: 60,
             max_viewers: 8,
+            max_spectators: None,
+            negotiation_timeout_ms: 5000,
             stun_server: String::new(),
             turn_servers: Vec::new(),
             capture: CaptureMode::Readback,
@@ -142,6 +150,8 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("OSW_KEY_FRAME_MIN_INTERVAL_MS", "keyFrameMinIntervalMs"),
     ("OSW_FPS_CAP", "fpsCap"),
     ("OSW_MAX_VIEWERS", "maxViewers"),
+    ("OSW_MAX_SPECTATORS", "maxSpectators"),
+    ("OSW_NEGOTIATION_TIMEOUT_MS", "negotiationTimeoutMs"),
     ("OSW_STUN_SERVER", "stunServer"),
     ("OSW_TURN_SERVERS", "turnServers"),
     ("OSW_CAPTURE", "capture"),
@@ -151,6 +161,12 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
 ];
 
 impl StreamerConfig {
+    /// Spectators served at once.
+    pub fn spectator_limit(&self) -> u32 {
+        self.max_spectators
+            .unwrap_or(self.max_viewers.saturating_sub(1))
+    }
+
     /// Parses JSON, applies overrides from `env` (a lookup, so tests need not touch the
     /// process environment) and validates the result.
     pub fn from_json_with_env(
@@ -214,6 +230,14 @@ impl StreamerConfig {
             "maxViewers must be 1..=64",
         )?;
         check(
+            self.max_spectators.is_none_or(|s| s < self.max_viewers),
+            "maxSpectators must be less than maxViewers (the owner keeps a place)",
+        )?;
+        check(
+            (500..=120_000).contains(&self.negotiation_timeout_ms),
+            "negotiationTimeoutMs must be 500..=120000",
+        )?;
+        check(
             self.stun_server.is_empty() || self.stun_server.starts_with("stun://"),
             "stunServer must be empty or start with stun://",
         )?;
@@ -237,7 +261,7 @@ fn env_value(name: &'static str, field: &str, raw: &str) -> Result<serde_json::V
     Ok(match field {
         "listenPort" | "bitrateKbps" | "minBitrateKbps" | "startBitrateKbps" | "maxEncoders"
         | "fecPercentage" | "keyFrameMinIntervalMs" | "fpsCap" | "maxViewers"
-        | "keyFrameInterval" => {
+        | "maxSpectators" | "negotiationTimeoutMs" | "keyFrameInterval" => {
             let n: u64 = raw
                 .trim()
                 .parse()

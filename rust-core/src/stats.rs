@@ -49,6 +49,7 @@ pub struct Stats {
     width: AtomicU32,
     height: AtomicU32,
     viewers: AtomicUsize,
+    viewers_leaving: AtomicUsize,
     signaling_port: AtomicU32,
     bitrate_target_kbps: u32,
     labels: Mutex<Labels>,
@@ -72,6 +73,7 @@ impl Stats {
             width: AtomicU32::new(0),
             height: AtomicU32::new(0),
             viewers: AtomicUsize::new(0),
+            viewers_leaving: AtomicUsize::new(0),
             signaling_port: AtomicU32::new(0),
             bitrate_target_kbps,
             labels: Mutex::new(Labels {
@@ -118,6 +120,9 @@ impl Stats {
     }
     pub(crate) fn set_viewers(&self, viewers: usize) {
         self.viewers.store(viewers, Ordering::Relaxed);
+    }
+    pub(crate) fn set_viewers_leaving(&self, leaving: usize) {
+        self.viewers_leaving.store(leaving, Ordering::Relaxed);
     }
     pub(crate) fn set_signaling_port(&self, port: u16) {
         self.signaling_port
@@ -229,6 +234,7 @@ impl Stats {
             "width": self.width.load(Ordering::Relaxed),
             "height": self.height.load(Ordering::Relaxed),
             "viewers": self.viewers.load(Ordering::Relaxed),
+            "viewersLeaving": self.viewers_leaving.load(Ordering::Relaxed),
             "framesIn": frames_in,
             "framesSkipped": self.frames_skipped.load(Ordering::Relaxed),
             "framesDropped": self.frames_dropped.load(Ordering::Relaxed),

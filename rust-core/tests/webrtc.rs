@@ -415,6 +415,118 @@ async fn answer_with(port: u16, answer: impl FnOnce(&str) -> String) -> Vec<serd
     replies
 }
 
+type RawSocket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Joins as a raw viewer and returns the socket with the first offer or error it got.
+async fn join_raw(port: u16, view_only: bool) -> (RawSocket, serde_json::Value) {
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/"))
+        .await
+        .unwrap();
+    let join = serde_json::json!({"type": "join", "viewOnly": view_only});
+    socket.send(Message::text(join.to_string())).await.unwrap();
+    loop {
+        let next = tokio::time::timeout(Duration::from_secs(10), socket.next()).await;
+        let Ok(Some(Ok(Message::Text(text)))) = next else {
+            panic!("no offer or error: {next:?}");
+        };
+        let message: serde_json::Value = serde_json::from_str(text.as_str()).unwrap();
+        if message["type"] == "offer" || message["type"] == "error" {
+            return (socket, message);
+        }
+    }
+}
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+fn threads() -> usize {
+    std::fs::read_dir("/proc/self/task").unwrap().count()
+}
+
+#[test]
+fn share_links_that_never_answer_cannot_lock_the_owner_out() {
+    require_loopback_namespace!();
+    let config = StreamerConfig {
+        max_viewers: 4,
+        negotiation_timeout_ms: 1500,
+        ..config(EncoderChoice::X264)
+    };
+    run_host_with(config, |port, _| async move {
+        let mut hung = Vec::new();
+        for _ in 0..3 {
+            let (socket, first) = join_raw(port, true).await;
+            assert_eq!(first["type"], "offer", "{first}");
+            hung.push(socket);
+        }
+        let (_refused, first) = join_raw(port, true).await;
+        assert!(
+            first["message"].as_str().unwrap().contains("maximum of 3 spectators"),
+            "{first}"
+        );
+        // The owner's place was kept.
+        let owner = Receiver::join(port).await;
+        owner.wait_frames(10, Duration::from_secs(20)).await;
+        // The silent ones are told why and dropped once the timeout passes.
+        for socket in &mut hung {
+            let reason = loop {
+                let next = tokio::time::timeout(Duration::from_secs(5), socket.next()).await;
+                let Ok(Some(Ok(Message::Text(text)))) = next else {
+                    panic!("a silent viewer was not dropped: {next:?}");
+                };
+                let message: serde_json::Value = serde_json::from_str(text.as_str()).unwrap();
+                if message["type"] == "error" {
+                    break message;
+                }
+            };
+            assert_eq!(reason["fatal"], true, "{reason}");
+            assert!(reason["message"].as_str().unwrap().contains("no answer"), "{reason}");
+        }
+        wait_stats(port, Duration::from_secs(5), "the silent viewers were not freed", |s| {
+            s["viewers"] == 1
+        })
+        .await;
+        owner.leave().await;
+    });
+}
+
+#[test]
+fn viewers_that_leave_as_soon_as_the_offer_arrives_leak_nothing() {
+    require_loopback_namespace!();
+    let config = StreamerConfig {
+        max_viewers: 8,
+        ..config(EncoderChoice::X264)
+    };
+    run_host_with(config, |port, _| async move {
+        let churn = |rounds: usize| async move {
+            for _ in 0..rounds {
+                let (socket, first) = join_raw(port, true).await;
+                assert_eq!(first["type"], "offer", "{first}");
+                drop(socket);
+            }
+            wait_stats(port, Duration::from_secs(10), "viewers were not freed", |s| {
+                s["viewers"] == 0 && s["viewersLeaving"] == 0
+            })
+            .await;
+            // Freed viewers' threads wind down shortly after their pipelines stop.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        };
+        churn(20).await;
+        let (fds, tasks) = (open_fds(), threads());
+        churn(200).await;
+        let (fds_after, tasks_after) = (open_fds(), threads());
+        assert!(
+            fds_after <= fds + 8 && tasks_after <= tasks + 4,
+            "200 quick leavers: fds {fds} -> {fds_after}, threads {tasks} -> {tasks_after}"
+        );
+        // And the stream still serves a newcomer.
+        let viewer = Receiver::join(port).await;
+        viewer.wait_frames(5, Duration::from_secs(20)).await;
+        viewer.leave().await;
+    });
+}
+
 /// A real browser's answer to one of our offers.
 const BROWSER_ANSWER: &str = include_str!("fixtures/answer.sdp");
 
@@ -486,7 +598,6 @@ fn viewers_beyond_the_limit_are_refused_with_a_reason() {
 #[test]
 fn viewers_that_leave_free_everything_and_shutdown_joins_every_thread() {
     require_loopback_namespace!();
-    let threads = || std::fs::read_dir("/proc/self/task").unwrap().count();
     // Warm GStreamer's process-wide threads (registry, clock) before taking the baseline.
     run_host(EncoderChoice::X264, |port, _| async move {
         Receiver::join(port)

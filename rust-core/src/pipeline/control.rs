@@ -27,6 +27,8 @@ use crate::stats::Stats;
 const CHANNEL_CAPACITY: usize = 1024;
 /// How often the thread sweeps, serves held-back key frames and publishes stats.
 const TICK: Duration = Duration::from_millis(100);
+/// Longest a departed viewer's peer waits for its ICE gathering before it is freed anyway.
+const RETIRE_AT_MOST: Duration = Duration::from_secs(3);
 /// Shortest time between two tier plans; estimates arrive far more often.
 const REPLAN_INTERVAL: Duration = Duration::from_millis(250);
 
@@ -98,6 +100,8 @@ pub(crate) struct Controller {
     pub(crate) sender: ControlSender,
     pub(crate) tiers: Vec<Tier>,
     pub(crate) peers: HashMap<u32, (Peer, PeerOutbox)>,
+    /// Viewers that left while ICE was still gathering, with when they left (see `retire`).
+    pub(crate) retiring: Vec<(Peer, Instant)>,
     pub(crate) assignment: HashMap<u32, usize>,
     pub(crate) dirty: bool,
     pub(crate) last_plan: Instant,
@@ -168,6 +172,8 @@ impl Controller {
             }
             Command::ElementCount(reply) => {
                 let viewers: usize = self.peers.values().map(|(p, _)| p.element_count()).sum();
+                let viewers =
+                    viewers + self.retiring.iter().map(|(p, _)| p.element_count()).sum::<usize>();
                 let _ = reply.send(self.pipeline.children().len() + viewers);
             }
             Command::Stop => {}
@@ -176,10 +182,20 @@ impl Controller {
 
     fn join(&mut self, viewer_id: u32, view_only: bool, outbox: PeerOutbox) {
         let max = self.config.max_viewers;
-        if self.peers.len() >= max as usize {
-            let _ = outbox.send(PeerMessage::Failed(
-                PipelineError::Full(max).to_string(),
-            ));
+        let spectators = self.peers.values().filter(|(p, _)| p.view_only).count();
+        let spectator_limit = self.config.spectator_limit();
+        let refusal = if self.peers.len() >= max as usize {
+            Some(PipelineError::Full(max).to_string())
+        } else if view_only && spectators >= spectator_limit as usize {
+            // The owner keeps its place however many share links are out.
+            Some(format!(
+                "the stream already has its maximum of {spectator_limit} spectators"
+            ))
+        } else {
+            None
+        };
+        if let Some(refusal) = refusal {
+            let _ = outbox.send(PeerMessage::Failed(refusal));
             return;
         }
         let context = PeerContext {
@@ -213,13 +229,32 @@ impl Controller {
             tier.detach(viewer_id);
         }
         self.assignment.remove(&viewer_id);
-        peer.remove();
+        self.retire(peer);
         self.events.push(Event::ViewerLeft { viewer_id });
         tracing::info!(viewer_id, "viewer left");
         self.replan();
     }
 
+    /// Frees a viewer's pipeline. webrtcbin 1.22 never finalizes a peer stopped while its ICE
+    /// agent is still gathering (its threads and sockets stay for good: viewers who closed as
+    /// soon as the offer arrived leaked that way), so such a peer waits, receiving nothing,
+    /// until gathering completes or [`RETIRE_AT_MOST`] has passed.
+    fn retire(&mut self, peer: Peer) {
+        if peer.ice_gathering_done() {
+            peer.remove();
+        } else {
+            self.retiring.push((peer, Instant::now()));
+        }
+    }
+
     fn tick(&mut self) {
+        let (done, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.retiring)
+            .into_iter()
+            .partition(|(peer, since)| peer.ice_gathering_done() || since.elapsed() > RETIRE_AT_MOST);
+        self.retiring = waiting;
+        for (peer, _) in done {
+            peer.remove();
+        }
         let gone: Vec<u32> = self
             .peers
             .iter()
@@ -227,6 +262,19 @@ impl Controller {
             .map(|(&id, _)| id)
             .collect();
         for viewer_id in gone {
+            self.leave(viewer_id);
+        }
+        let timeout = Duration::from_millis(u64::from(self.config.negotiation_timeout_ms));
+        let stalled: Vec<(u32, String)> = self
+            .peers
+            .values()
+            .filter_map(|(peer, _)| Some((peer.viewer_id, peer.stalled(timeout)?)))
+            .collect();
+        for (viewer_id, reason) in stalled {
+            tracing::info!(viewer_id, %reason, "dropping a viewer whose negotiation stalled");
+            if let Some((_, outbox)) = self.peers.get(&viewer_id) {
+                let _ = outbox.send(PeerMessage::Failed(reason));
+            }
             self.leave(viewer_id);
         }
         if self.dirty && self.last_plan.elapsed() >= REPLAN_INTERVAL {
@@ -309,6 +357,7 @@ impl Controller {
     }
 
     fn publish_stats(&self) {
+        self.stats.set_viewers_leaving(self.retiring.len());
         let source = self.stats.size();
         let tiers: Vec<serde_json::Value> =
             self.tiers.iter().map(|tier| tier.to_json(source)).collect();
@@ -331,6 +380,9 @@ impl Controller {
     }
 
     fn stop(&mut self) {
+        for (peer, _) in std::mem::take(&mut self.retiring) {
+            peer.remove();
+        }
         let ids: Vec<u32> = self.peers.keys().copied().collect();
         for viewer_id in ids {
             if let Some((peer, _)) = self.peers.remove(&viewer_id) {

@@ -291,6 +291,7 @@ impl Pipeline {
             sender: control.clone(),
             tiers: vec![tier0],
             peers: HashMap::new(),
+            retiring: Vec::new(),
             assignment: HashMap::new(),
             dirty: false,
             last_plan: Instant::now(),

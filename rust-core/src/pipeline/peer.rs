@@ -66,6 +66,9 @@ pub(super) struct Peer {
     /// The offer as sent, once webrtcbin made it; answers are checked against it.
     offer: Arc<std::sync::Mutex<Option<String>>>,
     answered: bool,
+    joined_at: std::time::Instant,
+    /// Set by webrtcbin's connection-state notifications.
+    connected: Arc<std::sync::atomic::AtomicBool>,
     pub(super) consumer: Arc<Consumer>,
     /// The viewer's latest congestion-control estimate.
     pub(super) estimate_kbps: u32,
@@ -143,7 +146,14 @@ impl Peer {
             transceiver.set_property("fec-percentage", config.fec_percentage);
         }
         forward_key_frame_requests(&payloader, viewer_id, control.clone());
-        connect_signals(&webrtcbin, viewer_id, outbox.clone(), control.clone());
+        let connected = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        connect_signals(
+            &webrtcbin,
+            viewer_id,
+            outbox.clone(),
+            control.clone(),
+            connected.clone(),
+        );
 
         if let Some(clock) = &clock {
             pipeline.use_clock(Some(clock));
@@ -187,6 +197,8 @@ impl Peer {
             webrtcbin,
             offer,
             answered: false,
+            joined_at: std::time::Instant::now(),
+            connected,
             consumer: Arc::new(Consumer::new(viewer_id, appsrc, config.start_bitrate_kbps)),
             estimate_kbps: config.start_bitrate_kbps,
             tier: 0,
@@ -226,6 +238,33 @@ impl Peer {
         }
         self.webrtcbin
             .emit_by_name::<()>("add-ice-candidate", &[&m_line, &candidate]);
+    }
+
+    /// Why this viewer's negotiation counts as stalled, if it does: no answer within
+    /// `timeout` of joining, or not connected within twice that.
+    pub(super) fn stalled(&self, timeout: std::time::Duration) -> Option<String> {
+        let waited = self.joined_at.elapsed();
+        if !self.answered && waited > timeout {
+            return Some(format!(
+                "no answer to the offer within {:.1} s",
+                timeout.as_secs_f64()
+            ));
+        }
+        let connected = self.connected.load(std::sync::atomic::Ordering::Relaxed);
+        if !connected && waited > timeout * 2 {
+            return Some(format!(
+                "the connection was not established within {:.1} s",
+                (timeout * 2).as_secs_f64()
+            ));
+        }
+        None
+    }
+
+    /// Whether webrtcbin's ICE agent has finished gathering candidates.
+    pub(super) fn ice_gathering_done(&self) -> bool {
+        self.webrtcbin
+            .property::<gst_webrtc::WebRTCICEGatheringState>("ice-gathering-state")
+            == gst_webrtc::WebRTCICEGatheringState::Complete
     }
 
     /// Elements of this viewer's pipeline (leak tests).
@@ -335,6 +374,7 @@ fn connect_signals(
     viewer_id: u32,
     outbox: PeerOutbox,
     control: ControlSender,
+    connected: Arc<std::sync::atomic::AtomicBool>,
 ) {
     let ice_outbox = outbox.clone();
     webrtcbin.connect("on-ice-candidate", false, move |values| {
@@ -349,6 +389,7 @@ fn connect_signals(
         tracing::info!(viewer_id, ?state, "peer connection state");
         match state {
             gst_webrtc::WebRTCPeerConnectionState::Connected => {
+                connected.store(true, std::sync::atomic::Ordering::Relaxed);
                 // Frames sent before DTLS completed were dropped: start with a key frame.
                 control.notify(Command::KeyFrame {
                     viewer_id: Some(viewer_id),
