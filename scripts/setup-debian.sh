@@ -16,7 +16,7 @@ packages=(
     # GL for the test host: GLFW, Mesa's software GL and a headless X server.
     libglfw3-dev libgl-dev libegl-dev libgles-dev libegl-mesa0 libgl1-mesa-dri xvfb xauth
     # Builds and tests.
-    cmake ninja-build pkg-config build-essential iproute2 util-linux chromium
+    cmake ninja-build pkg-config build-essential iproute2 util-linux chromium iptables
 )
 # Node.js may come from elsewhere (a newer one than Debian's); only install Debian's when
 # there is none, or apt would fight the one present.

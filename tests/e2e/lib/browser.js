@@ -3,10 +3,11 @@
  * viewer page (web/viewer.html) with its test hooks (`window.__osw`).
  *
  * Network rule: run anything that opens a peer connection inside a loopback-only network
- * namespace (see README.md). These helpers only ever point Chromium at 127.0.0.1.
+ * namespace (see README.md). These helpers only ever point Chromium at 127.0.0.1, or (with
+ * lib/netns.js) at the test's end of a veth link into a namespace the test made itself.
  */
 
-import { mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -56,12 +57,22 @@ const pageLogs = new WeakMap();
  * @param {string[]} [options.extraArgs=[]] - more flags (one `--disable-features=` only:
  *   extend the one in CHROMIUM_FLAGS instead)
  * @param {string} [options.executablePath=CHROMIUM_PATH]
+ * @param {string} [options.netns] - run Chromium inside this named network namespace
+ *   (`ip netns exec <netns> <executablePath>`, through a wrapper script; needs root). See
+ *   lib/netns.js.
  * @returns {Promise<import('playwright-core').Browser>}
  */
-export async function launchBrowser({ extraArgs = [], executablePath = CHROMIUM_PATH } = {}) {
+export async function launchBrowser({ extraArgs = [], executablePath = CHROMIUM_PATH, netns } = {}) {
     const userDataDir = await mkdtemp(path.join(os.tmpdir(), 'osw-chromium-'));
+    const tempDirs = [userDataDir];
+    const removeTemp = () => Promise.all(tempDirs.map((dir) => rm(dir, { recursive: true, force: true })));
     let browser;
     try {
+        if (netns !== undefined) {
+            const wrapperDir = await mkdtemp(path.join(os.tmpdir(), 'osw-chromium-netns-'));
+            tempDirs.push(wrapperDir);
+            executablePath = await netnsWrapper(wrapperDir, netns, executablePath);
+        }
         browser = await chromium.launch({
             executablePath,
             headless: true,
@@ -78,10 +89,10 @@ export async function launchBrowser({ extraArgs = [], executablePath = CHROMIUM_
             ],
         });
     } catch (err) {
-        await rm(userDataDir, { recursive: true, force: true });
+        await removeTemp();
         throw err;
     }
-    const removeProfile = () => rm(userDataDir, { recursive: true, force: true }).catch(() => {});
+    const removeProfile = () => removeTemp().catch(() => {});
     // close() resolves once Chromium has exited (it writes its profile on the way out), so
     // the profile goes after it, before the caller goes on (and the test process may end).
     const close = browser.close.bind(browser);
@@ -92,6 +103,24 @@ export async function launchBrowser({ extraArgs = [], executablePath = CHROMIUM_
     // A browser that crashed or was killed never gets close(): remove its profile anyway.
     browser.on('disconnected', removeProfile);
     return browser;
+}
+
+/**
+ * Writes an executable script in `dir` that starts `executable` with its arguments inside the
+ * named network namespace `netns` (`ip netns exec`, which then execs it: playwright's pipe and
+ * process id are Chromium's own).
+ * @returns {Promise<string>} the script's path
+ */
+async function netnsWrapper(dir, netns, executable) {
+    for (const [what, value] of [['namespace', netns], ['executable', executable]]) {
+        if (!/^[A-Za-z0-9_./-]+$/.test(value)) {
+            throw new Error(`launchBrowser: unusable ${what} name ${JSON.stringify(value)}`);
+        }
+    }
+    const script = path.join(dir, 'chromium-in-netns');
+    await writeFile(script, `#!/bin/sh\nexec ip netns exec '${netns}' '${executable}' "$@"\n`);
+    await chmod(script, 0o755);
+    return script;
 }
 
 /**
