@@ -192,6 +192,14 @@ impl ControlClient {
         if wait.is_zero() {
             return Ok(());
         }
+        // The instance fits the request by the protocol's one rule (even sides, within its
+        // limit); that is the size to wait for.
+        let (width, height) = openspace_webrtc_protocol::fit_stream_size(
+            width,
+            height,
+            openspace_webrtc_protocol::StreamLimit::default(),
+        )
+        .unwrap_or((width, height));
         let deadline = Instant::now() + wait;
         loop {
             let now = self.ready().await?;

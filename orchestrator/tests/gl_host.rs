@@ -97,7 +97,13 @@ async fn real_host_starts_runs_resizes_and_stops() {
         sup.instances.settings().ports.signaling_base
     );
 
-    for (width, height) in [(640, 360), (1920, 1080)] {
+    // Odd sides (641×361 once made x264 fail for good while STATUS said RUNNING) stream
+    // rounded down to even; too large is fitted into the instance's 3840×2160.
+    for ((width, height), (applied_width, applied_height)) in [
+        ((640, 360), (640, 360)),
+        ((641, 361), (640, 360)),
+        ((1920, 1080), (1920, 1080)),
+    ] {
         assert_eq!(
             c.raw(&format!(
                 r#"{{"command":"RESOLUTION","id":0,"width":{width},"height":{height}}}"#
@@ -108,9 +114,15 @@ async fn real_host_starts_runs_resizes_and_stops() {
             )
         );
         let (w, h, stats) = stream_size(&sup, 0).await;
-        assert_eq!((w, h), (width, height), "{stats}");
+        assert_eq!((w, h), (applied_width, applied_height), "{stats}");
+        // Frames keep coming at the new size (the encoder took it).
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let (_, _, later) = stream_size(&sup, 0).await;
+        let encoded = |s: &serde_json::Value| s["framesEncoded"].as_u64().unwrap_or(0);
+        assert!(encoded(&later) >= encoded(&stats) + 10, "{stats}\n{later}");
         assert!(
-            sup.log(0).contains(&format!("RESIZE {width}x{height}")),
+            sup.log(0)
+                .contains(&format!("RESIZE {applied_width}x{applied_height}")),
             "{}",
             sup.log(0)
         );

@@ -73,6 +73,10 @@ pub struct StreamerConfig {
     pub fps_cap: u32,
     /// Viewers served at once; more are refused with an error.
     pub max_viewers: u32,
+    /// Widest stream a viewer's or the orchestrator's resize gets (larger is fitted in).
+    pub max_width: u32,
+    /// Tallest stream a resize gets.
+    pub max_height: u32,
     /// Spectators (view-only viewers) served at once; `None` is `maxViewers − 1`, so the
     /// owner always has a place.
     pub max_spectators: Option<u32>,
@@ -108,6 +112,8 @@ impl Default for StreamerConfig {
             fps_cap: 60,
             max_viewers: 8,
             max_spectators: None,
+            max_width: openspace_webrtc_protocol::DEFAULT_MAX_STREAM_SIZE.max_width,
+            max_height: openspace_webrtc_protocol::DEFAULT_MAX_STREAM_SIZE.max_height,
             negotiation_timeout_ms: 5000,
             stun_server: String::new(),
             turn_servers: Vec::new(),
@@ -151,6 +157,8 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("OSW_FPS_CAP", "fpsCap"),
     ("OSW_MAX_VIEWERS", "maxViewers"),
     ("OSW_MAX_SPECTATORS", "maxSpectators"),
+    ("OSW_MAX_WIDTH", "maxWidth"),
+    ("OSW_MAX_HEIGHT", "maxHeight"),
     ("OSW_NEGOTIATION_TIMEOUT_MS", "negotiationTimeoutMs"),
     ("OSW_STUN_SERVER", "stunServer"),
     ("OSW_TURN_SERVERS", "turnServers"),
@@ -161,6 +169,14 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
 ];
 
 impl StreamerConfig {
+    /// The largest stream a resize gets.
+    pub fn stream_limit(&self) -> openspace_webrtc_protocol::StreamLimit {
+        openspace_webrtc_protocol::StreamLimit {
+            max_width: self.max_width,
+            max_height: self.max_height,
+        }
+    }
+
     /// Spectators served at once.
     pub fn spectator_limit(&self) -> u32 {
         self.max_spectators
@@ -233,6 +249,11 @@ impl StreamerConfig {
             self.max_spectators.is_none_or(|s| s < self.max_viewers),
             "maxSpectators must be less than maxViewers (the owner keeps a place)",
         )?;
+        let sides = openspace_webrtc_protocol::MIN_STREAM_SIDE..=openspace_webrtc_protocol::MAX_REQUEST_SIDE;
+        check(
+            sides.contains(&self.max_width) && sides.contains(&self.max_height),
+            "maxWidth and maxHeight must be 16..=7680",
+        )?;
         check(
             (500..=120_000).contains(&self.negotiation_timeout_ms),
             "negotiationTimeoutMs must be 500..=120000",
@@ -261,7 +282,8 @@ fn env_value(name: &'static str, field: &str, raw: &str) -> Result<serde_json::V
     Ok(match field {
         "listenPort" | "bitrateKbps" | "minBitrateKbps" | "startBitrateKbps" | "maxEncoders"
         | "fecPercentage" | "keyFrameMinIntervalMs" | "fpsCap" | "maxViewers"
-        | "maxSpectators" | "negotiationTimeoutMs" | "keyFrameInterval" => {
+        | "maxSpectators" | "negotiationTimeoutMs" | "maxWidth" | "maxHeight"
+        | "keyFrameInterval" => {
             let n: u64 = raw
                 .trim()
                 .parse()

@@ -197,12 +197,16 @@ impl Engine for Shared {
             ControlRequest::GetStats => ControlReply::Stats {
                 stats: self.stats_json(),
             },
-            ControlRequest::Resize { width, height } => match check_size(*width, *height) {
-                Ok(()) => {
+            ControlRequest::Resize { width, height } => match openspace_webrtc_protocol::fit_stream_size(
+                *width,
+                *height,
+                self.config.stream_limit(),
+            ) {
+                Ok((width, height)) => {
                     self.events.push(Event::Resize {
                         viewer_id: 0,
-                        width: *width,
-                        height: *height,
+                        width,
+                        height,
                     });
                     ControlReply::Ok {
                         request: "resize".into(),
@@ -231,6 +235,10 @@ impl Engine for Shared {
 
     fn control_secret(&self) -> &str {
         &self.config.control_secret
+    }
+
+    fn stream_limit(&self) -> openspace_webrtc_protocol::StreamLimit {
+        self.config.stream_limit()
     }
 }
 
@@ -406,6 +414,15 @@ impl Streamer {
         height: u32,
     ) -> Result<SubmitOutcome, StreamerError> {
         check_size(width, height)?;
+        // 4:2:0 encoders take even sides only (x264 failed for good on 641×361): an odd
+        // frame loses its last column or row.
+        let (width, height) = (width & !1, height & !1);
+        let min = openspace_webrtc_protocol::MIN_STREAM_SIDE;
+        if width < min || height < min {
+            return Err(StreamerError::InvalidArgument(format!(
+                "a frame must be at least {min}x{min} pixels"
+            )));
+        }
         let stats = self.shared.stats.clone();
         stats.frame_in();
         if !self.pacer.admit(Instant::now()) {

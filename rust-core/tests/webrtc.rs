@@ -250,8 +250,16 @@ fn control_client_sees_readiness_stats_and_can_resize() {
             "error"
         );
         assert_eq!(
-            send(r#"{"type":"resize","width":640,"height":360}"#).await["type"],
+            send(r#"{"type":"resize","width":641,"height":361}"#).await["type"],
             "ok"
+        );
+        assert_eq!(
+            send(r#"{"type":"resize","width":7680,"height":4320}"#).await["type"],
+            "ok"
+        );
+        assert_eq!(
+            send(r#"{"type":"resize","width":7681,"height":4320}"#).await["type"],
+            "error"
         );
         assert_eq!(
             send(r#"{"type":"nonsense"}"#).await["type"],
@@ -260,11 +268,16 @@ fn control_client_sees_readiness_stats_and_can_resize() {
         );
         assert_eq!(send(r#"{"type":"keyFrame"}"#).await["request"], "keyFrame");
         let deadline = Instant::now() + Duration::from_secs(5);
-        while !events.lock().unwrap().contains(&Event::Resize {
+        // Odd sides come out even, and too large is fitted into 3840×2160.
+        while !(events.lock().unwrap().contains(&Event::Resize {
             viewer_id: 0,
             width: 640,
             height: 360,
-        }) {
+        }) && events.lock().unwrap().contains(&Event::Resize {
+            viewer_id: 0,
+            width: 3840,
+            height: 2160,
+        })) {
             assert!(
                 Instant::now() < deadline,
                 "resize event never reached the host"
@@ -572,6 +585,50 @@ fn hostile_answers_are_refused_and_the_host_keeps_streaming() {
         viewer.wait_frames(10, Duration::from_secs(20)).await;
         viewer.leave().await;
     });
+}
+
+#[test]
+fn odd_frame_sizes_stream_cropped_to_even_and_back() {
+    require_loopback_namespace!();
+    let mut streamer = Streamer::new(config(EncoderChoice::X264), None).unwrap();
+    let port = streamer.signaling_port();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    // 321×241 (odd both ways), then back to 320×240, each frame's pixels from `frame`.
+    let sizes = [(WIDTH + 1, HEIGHT + 1), (WIDTH, HEIGHT)];
+    let viewer = runtime.block_on(Receiver::join(port));
+    let received = viewer.received.clone();
+    for (width, height) in sizes {
+        let mut pixels = frame(0);
+        pixels.resize((width * height * 4) as usize, 128);
+        let before = received.frames.load(std::sync::atomic::Ordering::Relaxed);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let source = FrameSource::Pixels {
+                data: &pixels,
+                stride: (width * 4) as usize,
+            };
+            streamer.submit(source, width, height).expect("submit");
+            std::thread::sleep(Duration::from_millis(33));
+            let frames = received.frames.load(std::sync::atomic::Ordering::Relaxed);
+            if frames > before + 20 && *received.size.lock().unwrap() == Some((width as i32 & !1, height as i32 & !1)) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{width}x{height}: {} frames, size {:?}, stats {}",
+                frames - before,
+                received.size.lock().unwrap(),
+                streamer.stats()
+            );
+        }
+    }
+    let too_small = FrameSource::Pixels {
+        data: &[0; 64],
+        stride: 8 * 4,
+    };
+    assert!(streamer.submit(too_small, 8, 2).is_err());
+    runtime.block_on(viewer.leave());
+    streamer.shutdown();
 }
 
 #[test]

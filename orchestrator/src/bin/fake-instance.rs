@@ -164,6 +164,7 @@ async fn serve(socket: TcpStream, knobs: Arc<Knobs>, size: Size) {
                     replies.push(ViewerReply::Welcome {
                         viewer_id: viewers_seen,
                         protocol: PROTOCOL_VERSION,
+                        limit: openspace_webrtc_protocol::StreamLimit::default(),
                     });
                     format!("joined viewOnly={view_only}")
                 }
@@ -232,11 +233,18 @@ async fn serve(socket: TcpStream, knobs: Arc<Knobs>, size: Size) {
                 }
             }
             Ok(ControlRequest::Resize { width, height }) => {
-                if !(1..=7680).contains(&width) || !(1..=7680).contains(&height) {
+                // The real engine's rule: fitted into the default limit, even sides.
+                let fitted = openspace_webrtc_protocol::fit_stream_size(
+                    width,
+                    height,
+                    openspace_webrtc_protocol::StreamLimit::default(),
+                );
+                if let Err(err) = fitted {
                     ControlReply::Error {
-                        message: format!("bad size {width}x{height}"),
+                        message: err.to_string(),
                     }
                 } else {
+                    let (width, height) = fitted.unwrap_or((width, height));
                     if !knobs.ignore_resize {
                         let size = Arc::clone(&size);
                         let delay = knobs.resize_delay;

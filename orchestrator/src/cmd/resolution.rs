@@ -13,8 +13,10 @@ use serde::Serialize;
 use super::{NO_ERROR, ParseError, Request, slot_id};
 use crate::supervisor::{Supervisor, SupervisorError};
 
-/// Largest width or height accepted (8K UHD width), as rust-core's control channel.
-pub const MAX_DIMENSION: u32 = 7680;
+/// Largest width or height accepted (8K UHD width), the protocol's limit on any size request.
+/// The instance fits what it gets into its own stream limit (3840×2160 by default) and rounds
+/// odd sides down to even; the reply echoes the request, as the seeds' protocol does.
+pub const MAX_DIMENSION: u32 = openspace_webrtc_protocol::MAX_REQUEST_SIDE;
 
 /// A parsed `RESOLUTION` with a valid size.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -22,6 +22,74 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// well under this; anything larger is refused with an error instead of being buffered.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
+/// Largest side any size request may name (a `resize`, the supervisor's `RESOLUTION`, the
+/// web API's resize); larger is refused as nonsense rather than fitted.
+pub const MAX_REQUEST_SIDE: u32 = 7680;
+/// Smallest side a stream is given.
+pub const MIN_STREAM_SIDE: u32 = 16;
+/// The largest stream an instance takes from a request by default (`maxWidth` ×
+/// `maxHeight` in rust-core's configuration): the orchestrator's virtual display. 7680×4320
+/// took the host to 1.8 fps and 535 MB.
+pub const DEFAULT_MAX_STREAM_SIZE: StreamLimit = StreamLimit {
+    max_width: 3840,
+    max_height: 2160,
+};
+
+/// The largest stream an instance takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StreamLimit {
+    /// Widest stream, pixels.
+    pub max_width: u32,
+    /// Tallest stream, pixels.
+    pub max_height: u32,
+}
+
+impl Default for StreamLimit {
+    fn default() -> Self {
+        DEFAULT_MAX_STREAM_SIZE
+    }
+}
+
+/// A requested size no stream can be given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InvalidSize {
+    /// As requested.
+    pub width: u32,
+    /// As requested.
+    pub height: u32,
+}
+
+impl std::fmt::Display for InvalidSize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "invalid size {}x{}: each side must be 1..={MAX_REQUEST_SIDE}",
+            self.width, self.height
+        )
+    }
+}
+
+impl std::error::Error for InvalidSize {}
+
+/// The one rule for what size a requested stream gets: within `limit` (shrunk keeping the
+/// aspect ratio), each side even (4:2:0 encoders take nothing else: 641×361 made x264 fail
+/// for good) and at least [`MIN_STREAM_SIDE`]. A side of 0 or over [`MAX_REQUEST_SIDE`] is
+/// refused.
+pub fn fit_stream_size(width: u32, height: u32, limit: StreamLimit) -> Result<(u32, u32), InvalidSize> {
+    if !(1..=MAX_REQUEST_SIDE).contains(&width) || !(1..=MAX_REQUEST_SIDE).contains(&height) {
+        return Err(InvalidSize { width, height });
+    }
+    let shrink = (f64::from(limit.max_width) / f64::from(width))
+        .min(f64::from(limit.max_height) / f64::from(height))
+        .min(1.0);
+    let side = |n: u32, max: u32| {
+        let scaled = (f64::from(n) * shrink).floor() as u32;
+        (scaled.min(max) & !1).max(MIN_STREAM_SIDE)
+    };
+    Ok((side(width, limit.max_width), side(height, limit.max_height)))
+}
+
 /// Any message a client may send. Parsed as one enum so a single `type` tag decides the role.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(untagged)]
@@ -77,6 +145,9 @@ pub enum ViewerReply {
         viewer_id: u32,
         /// [`PROTOCOL_VERSION`].
         protocol: u32,
+        /// The largest stream a `resize` gets; larger requests are fitted into it.
+        #[serde(default)]
+        limit: StreamLimit,
     },
     /// The server's SDP offer (send-only video plus the `input` data channel).
     Offer {
@@ -250,6 +321,24 @@ pub enum InputMessage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stream_sizes_are_fitted_even_and_bounded() {
+        let limit = StreamLimit::default();
+        assert_eq!(fit_stream_size(1280, 720, limit), Ok((1280, 720)));
+        assert_eq!(fit_stream_size(641, 361, limit), Ok((640, 360)));
+        assert_eq!(fit_stream_size(7680, 4320, limit), Ok((3840, 2160)));
+        // Shrunk keeping the aspect ratio: a tall window stays tall.
+        assert_eq!(fit_stream_size(2000, 4000, limit), Ok((1080, 2160)));
+        assert_eq!(fit_stream_size(1, 1, limit), Ok((MIN_STREAM_SIDE, MIN_STREAM_SIDE)));
+        assert!(fit_stream_size(0, 720, limit).is_err());
+        assert!(fit_stream_size(7681, 720, limit).is_err());
+        let small = StreamLimit {
+            max_width: 640,
+            max_height: 480,
+        };
+        assert_eq!(fit_stream_size(1280, 720, small), Ok((640, 360)));
+    }
 
     #[test]
     fn viewer_join_parses_with_default_fields() {

@@ -109,10 +109,11 @@ fn reference_size(width: f64, height: f64) -> Result<(u32, u32), InputError> {
 
 /// Turns one data channel message into host events (a text message may yield several).
 /// Returns `Ok(None)` for messages that are not host events (`keyFrame`, handled by the
-/// pipeline).
+/// pipeline). A `resize` is fitted into `limit` by the protocol's one rule.
 pub fn events_from_message(
     viewer_id: u32,
     message: InputMessage,
+    limit: openspace_webrtc_protocol::StreamLimit,
 ) -> Result<Option<Vec<Event>>, InputError> {
     let events = match message {
         InputMessage::PointerMove {
@@ -186,7 +187,9 @@ pub fn events_from_message(
             })
             .collect(),
         InputMessage::Resize { width, height } => {
-            check_size(width, height)?;
+            // Fitted into the instance's limit and made even here, before the host sees it.
+            let (width, height) = openspace_webrtc_protocol::fit_stream_size(width, height, limit)
+                .map_err(|_| InputError::InvalidSize { width, height })?;
             vec![Event::Resize {
                 viewer_id,
                 width,
@@ -238,10 +241,11 @@ impl EventQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use openspace_webrtc_protocol::StreamLimit;
 
     #[test]
     fn text_becomes_one_event_per_character() {
-        let events = events_from_message(3, InputMessage::Text { text: "hé".into() })
+        let events = events_from_message(3, InputMessage::Text { text: "hé".into() }, StreamLimit::default())
             .unwrap()
             .unwrap();
         assert_eq!(
@@ -267,20 +271,20 @@ mod tests {
             width: 10.0,
             height: 10.0,
         };
-        assert!(events_from_message(1, nan).is_err());
+        assert!(events_from_message(1, nan, StreamLimit::default()).is_err());
         let zero = InputMessage::PointerMove {
             x: 0.0,
             y: 0.0,
             width: 0.0,
             height: 10.0,
         };
-        assert!(events_from_message(1, zero).is_err());
+        assert!(events_from_message(1, zero, StreamLimit::default()).is_err());
         let big = InputMessage::Resize {
             width: 100_000,
             height: 10,
         };
         assert_eq!(
-            events_from_message(1, big),
+            events_from_message(1, big, StreamLimit::default()),
             Err(InputError::InvalidSize {
                 width: 100_000,
                 height: 10
@@ -291,7 +295,21 @@ mod tests {
             action: 7,
             mods: 0,
         };
-        assert!(events_from_message(1, action).is_err());
+        assert!(events_from_message(1, action, StreamLimit::default()).is_err());
+        // Too large is fitted into the limit, keeping the aspect ratio; odd becomes even.
+        let resize = |width, height| {
+            events_from_message(1, InputMessage::Resize { width, height }, StreamLimit::default())
+                .unwrap()
+                .unwrap()
+        };
+        assert_eq!(
+            resize(7680, 4320),
+            vec![Event::Resize { viewer_id: 1, width: 3840, height: 2160 }]
+        );
+        assert_eq!(
+            resize(641, 64),
+            vec![Event::Resize { viewer_id: 1, width: 640, height: 64 }]
+        );
     }
 
     #[test]

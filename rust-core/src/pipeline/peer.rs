@@ -181,9 +181,10 @@ impl Peer {
         );
         if let Some(channel) = &channel {
             let control = control.clone();
+            let limit = config.stream_limit();
             channel.connect_on_message_string(move |_, text| {
                 let Some(text) = text else { return };
-                handle_input(viewer_id, view_only, text, &events, &stats, &control);
+                handle_input(viewer_id, view_only, text, limit, &events, &stats, &control);
             });
         } else {
             tracing::warn!(viewer_id, "no data channel: input disabled for this viewer");
@@ -440,6 +441,7 @@ fn handle_input(
     viewer_id: u32,
     view_only: bool,
     text: &str,
+    limit: openspace_webrtc_protocol::StreamLimit,
     events: &EventQueue,
     stats: &Stats,
     control: &ControlSender,
@@ -456,7 +458,7 @@ fn handle_input(
             return;
         }
     };
-    match events_from_message(viewer_id, message) {
+    match events_from_message(viewer_id, message, limit) {
         Ok(Some(list)) => {
             for event in list {
                 stats.input_accepted();

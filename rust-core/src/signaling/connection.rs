@@ -122,7 +122,7 @@ pub(super) async fn handle<E: Engine>(
                     Decision::Viewer(ViewerRequest::Join { view_only }) => {
                         let id = engine.next_viewer_id();
                         viewer = Some(Viewer { id, view_only, attached: false });
-                        let welcome = ViewerReply::Welcome { viewer_id: id, protocol: PROTOCOL_VERSION };
+                        let welcome = ViewerReply::Welcome { viewer_id: id, protocol: PROTOCOL_VERSION, limit: engine.stream_limit() };
                         if !send_json(&mut socket, &welcome).await { break; }
                         // The peer is created once the stream is ready (next loop turn).
                     }

@@ -43,6 +43,8 @@ pub trait Engine: Send + Sync + 'static {
     fn control(&self, request: &openspace_webrtc_protocol::ControlRequest) -> ControlReply;
     /// The control secret; empty disables control.
     fn control_secret(&self) -> &str;
+    /// The largest stream a viewer's resize gets (sent in the welcome).
+    fn stream_limit(&self) -> openspace_webrtc_protocol::StreamLimit;
 }
 
 /// A signaling failure.
