@@ -11,9 +11,6 @@
 /** localStorage key of the session token. */
 export const SESSION_KEY = 'osw.sessionToken';
 
-/** Largest width or height the supervisor's RESOLUTION accepts. */
-export const MAX_DIMENSION = 7680;
-
 /** Smallest stream size worth asking for (the GL test host refuses less than 64). */
 export const MIN_DIMENSION = 64;
 
@@ -57,17 +54,20 @@ export function socketUrl(location, path, token) {
 
 /**
  * The stream size for a window: device pixels, so the picture is sharp on HiDPI screens,
- * rounded down to even numbers (4:2:0 video needs them) and kept within what the
- * supervisor accepts, the aspect ratio kept when it must shrink.
+ * rounded down to even numbers (4:2:0 video needs them) and kept within the instance's
+ * limit (the `limit` of the viewer's `welcome`, which comes from the protocol crate), the
+ * aspect ratio kept when it must shrink. The instance applies the same rule; asking for
+ * exactly what it will give spares a resize that would never be confirmed.
  * @param {number} cssWidth - `innerWidth`
  * @param {number} cssHeight - `innerHeight`
- * @param {number} [ratio=1] - `devicePixelRatio`
+ * @param {number} ratio - `devicePixelRatio`
+ * @param {{maxWidth: number, maxHeight: number}} limit - from the welcome
  * @returns {{width: number, height: number}}
  */
-export function streamSize(cssWidth, cssHeight, ratio = 1) {
+export function streamSize(cssWidth, cssHeight, ratio, limit) {
     let width = Math.max(1, cssWidth * (ratio > 0 ? ratio : 1));
     let height = Math.max(1, cssHeight * (ratio > 0 ? ratio : 1));
-    const shrink = Math.min(1, MAX_DIMENSION / width, MAX_DIMENSION / height);
+    const shrink = Math.min(1, limit.maxWidth / width, limit.maxHeight / height);
     width *= shrink;
     height *= shrink;
     const even = (n) => Math.max(MIN_DIMENSION, Math.floor(n / 2) * 2);

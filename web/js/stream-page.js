@@ -170,8 +170,8 @@ function apply(view) {
         case 'RUNNING':
             hideWaiting();
             if (!state.view && !state.reconnectTimer) {
+                // The stream follows the window once the welcome has told the limit.
                 connect();
-                requestSize(true);
             }
             break;
         case 'DEINITIALIZING':
@@ -226,7 +226,10 @@ function connect() {
         if (state.view !== view) {
             return;
         }
-        if (detail.state === SessionState.STREAMING) {
+        if (detail.state === SessionState.NEGOTIATING) {
+            requestSize(true);
+        }
+        else if (detail.state === SessionState.STREAMING) {
             setPhase('streaming');
             if (state.attempt > 0) {
                 notice('Reconnected.', { kind: 'ok', forMs: 3000 });
@@ -268,7 +271,12 @@ async function requestSize(force) {
     if (state.access !== 'owner' || state.instance?.status !== 'RUNNING') {
         return;
     }
-    const size = streamSize(window.innerWidth, window.innerHeight, window.devicePixelRatio);
+    // The instance's limit arrives with the welcome; until then there is nothing to fit to.
+    const limit = state.view?.session.streamLimit;
+    if (!limit) {
+        return;
+    }
+    const size = streamSize(window.innerWidth, window.innerHeight, window.devicePixelRatio, limit);
     const last = state.requestedSize;
     if (!force && last && last.width === size.width && last.height === size.height) {
         return;

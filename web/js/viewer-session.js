@@ -30,6 +30,7 @@ export default class ViewerSession extends EventTarget {
     #state = SessionState.IDLE;
     #reason = '';
     #viewerId = null;
+    #streamLimit = null;
     /** @type {SignalingChannel | null} */
     #signaling = null;
     /** @type {RTCPeerConnection | null} */
@@ -69,6 +70,14 @@ export default class ViewerSession extends EventTarget {
     /** Why the session closed or failed, in plain words ('' before that). */
     get reason() {
         return this.#reason;
+    }
+
+    /**
+     * The largest stream the instance takes (`{maxWidth, maxHeight}` from `welcome`, the
+     * protocol crate's one constant), or null before the welcome.
+     */
+    get streamLimit() {
+        return this.#streamLimit;
     }
 
     /** The id the server gave this viewer in `welcome`, or null before. */
@@ -146,12 +155,16 @@ export default class ViewerSession extends EventTarget {
         this.#end(SessionState.CLOSED, reason);
     }
 
-    #onWelcome({ viewerId }) {
+    #onWelcome({ viewerId, limit }) {
         if (this.#state !== SessionState.CONNECTING) {
             this.#notice('the server welcomed this viewer twice; ignored');
             return;
         }
         this.#viewerId = viewerId ?? null;
+        const valid = (n) => Number.isInteger(n) && n > 0;
+        this.#streamLimit = valid(limit?.maxWidth) && valid(limit?.maxHeight)
+            ? { maxWidth: limit.maxWidth, maxHeight: limit.maxHeight }
+            : null;
         this.#setState(SessionState.NEGOTIATING);
     }
 

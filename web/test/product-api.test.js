@@ -56,15 +56,20 @@ test('socket URLs follow the page: ws for http, wss for https, token in the quer
         `wss://example.org/api/instances/${UUID}/signal?token=v1`);
 });
 
+/** The limit an instance sends in its welcome by default. */
+const LIMIT = { maxWidth: 3840, maxHeight: 2160 };
+
 test('the stream size is the window in device pixels, even and within limits', () => {
-    assert.deepEqual(streamSize(800, 450), { width: 800, height: 450 });
-    assert.deepEqual(streamSize(801, 451), { width: 800, height: 450 });
-    assert.deepEqual(streamSize(1280, 720, 2), { width: 2560, height: 1440 });
-    assert.deepEqual(streamSize(1000.7, 500.2, 1.25), { width: 1250, height: 624 });
+    assert.deepEqual(streamSize(800, 450, 1, LIMIT), { width: 800, height: 450 });
+    assert.deepEqual(streamSize(801, 451, 1, LIMIT), { width: 800, height: 450 });
+    assert.deepEqual(streamSize(1280, 720, 2, LIMIT), { width: 2560, height: 1440 });
+    assert.deepEqual(streamSize(1000.7, 500.2, 1.25, LIMIT), { width: 1250, height: 624 });
     // Too large: scaled down with its aspect ratio.
-    assert.deepEqual(streamSize(5000, 2500, 2), { width: 7680, height: 3840 });
-    assert.deepEqual(streamSize(10, 0), { width: 64, height: 64 });
-    assert.deepEqual(streamSize(800, 600, 0), { width: 800, height: 600 });
+    assert.deepEqual(streamSize(5000, 2500, 2, LIMIT), { width: 3840, height: 1920 });
+    assert.deepEqual(streamSize(10, 0, 1, LIMIT), { width: 64, height: 64 });
+    assert.deepEqual(streamSize(800, 600, 0, LIMIT), { width: 800, height: 600 });
+    // A tall window stays tall when it must shrink.
+    assert.deepEqual(streamSize(1000, 2000, 2, LIMIT), { width: 1080, height: 2160 });
 });
 
 test('startup progress grows, slows past the expected time and never completes', () => {
