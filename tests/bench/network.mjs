@@ -9,7 +9,8 @@
  *
  * Figures per viewer, over a measured window:
  * - fps shown: frames presented per second, or the rate the timestamp strip's frame counter
- *   advanced if lower (shownOver in tests/e2e/lib/netns.js);
+ *   advanced if lower (startStripClock and shownOver in tests/e2e/lib/netns.js: the strip is
+ *   read at whatever size a tier sends), and that size;
  * - freezes: gaps of more than 200 ms without a new frame presented (window edges included),
  *   their count and the longest;
  * - glass-to-glass p50/p95: `presentedMs - renderedMs` of those frames, as in the latency
@@ -23,9 +24,9 @@
 
 import os from 'node:os';
 
-import { frameSamples, sessionInfo, waitForPlaying } from '../e2e/lib/browser.js';
+import { sessionInfo, waitForPlaying } from '../e2e/lib/browser.js';
 import { GlHost } from '../e2e/lib/gl-host.js';
-import { NetworkLab, needsNetworkLab, openViewerOnLink, shownOver } from '../e2e/lib/netns.js';
+import { NetworkLab, needsNetworkLab, openViewerOnLink, shownOver, stripSamples } from '../e2e/lib/netns.js';
 import { option, sleep } from './common.mjs';
 
 const SECONDS = Number(option('--seconds', '15'));
@@ -33,7 +34,8 @@ const WARMUP = Number(option('--warmup', '5'));
 const ENCODER = option('--encoder', 'x264');
 const ALL = ['a', 'b', 'c', 'd', 'e', 'f'];
 const ONLY = option('--only', ALL.join(',')).split(',').map((s) => s.trim()).filter(Boolean);
-const HOST_ARGS = ['--width', '1280', '--height', '720', '--fps', '30', '--capture', 'readback',
+const HEIGHT = 720;
+const HOST_ARGS = ['--width', '1280', '--height', String(HEIGHT), '--fps', '30', '--capture', 'readback',
     '--encoder', ENCODER];
 const GOOD_FPS = 25;
 const PLAY_TIMEOUT_MS = 20000;
@@ -94,7 +96,7 @@ class Viewer {
     }
 
     static async open(name, link, host, { viewOnly = false } = {}) {
-        const { browser, page } = await openViewerOnLink(link, host.port, { viewOnly });
+        const { browser, page } = await openViewerOnLink(link, host.port, { viewOnly, sourceHeight: HEIGHT });
         const viewer = new Viewer(name, link, browser, page);
         await startCounters(page);
         return viewer;
@@ -113,7 +115,7 @@ class Viewer {
 
     /** Frame samples and counter samples recorded so far (everything since the page opened). */
     async recorded() {
-        const frames = await frameSamples(this.page);
+        const { samples: frames } = await stripSamples(this.page);
         const counters = await this.page.evaluate(() => window.__oswNet.slice());
         return { frames, counters };
     }
@@ -145,6 +147,7 @@ function figures({ frames, counters }, from, to) {
     const a = counterAt(counters, from);
     const b = counterAt(counters, to);
     return {
+        size: shown.size,
         fpsShown: round(shown.fps),
         freezes: shown.freezes,
         longestFreezeMs: shown.longestFreezeMs,
@@ -325,7 +328,7 @@ const SCENARIOS = {
 };
 
 function line(f) {
-    return `${String(f.fpsShown).padStart(5)} fps shown | ${f.freezes} freezes (longest ${f.longestFreezeMs} ms) | `
+    return `${String(f.fpsShown).padStart(5)} fps shown at ${f.size ?? '-'} | ${f.freezes} freezes (longest ${f.longestFreezeMs} ms) | `
         + `g2g p50 ${f.g2gP50Ms} ms, p95 ${f.g2gP95Ms} ms | ${f.bitrateKbps} kbit/s | ${f.packetsLost} packets lost`;
 }
 

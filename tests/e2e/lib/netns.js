@@ -21,7 +21,8 @@
  *
  * Needs root (a real one: `ip netns add` mounts under /run/netns), iproute2 and iptables.
  *
- * `shownOver()` sums up what a viewer showed over a window, from the page's frame clock.
+ * `startStripClock()` records every frame a viewer shows, at whatever size the stream has
+ * (a tier may be downscaled), and `shownOver()` sums up a window of those records.
  */
 
 import { execFile, execFileSync } from 'node:child_process';
@@ -360,10 +361,12 @@ export async function launchBrowserOnLink(link, { extraArgs = [] } = {}) {
  * @param {boolean} [options.viewOnly=false]
  * @param {import('playwright-core').Browser} [options.browser] - one from
  *   {@link launchBrowserOnLink} for this link (default: a new one)
+ * @param {number} [options.sourceHeight] - the host's frame height: starts a
+ *   {@link startStripClock} for it as soon as the page is open
  * @returns {Promise<{browser: import('playwright-core').Browser,
  *   page: import('playwright-core').Page}>} close the browser when done
  */
-export async function openViewerOnLink(link, signalPort, { viewOnly = false, browser } = {}) {
+export async function openViewerOnLink(link, signalPort, { viewOnly = false, browser, sourceHeight } = {}) {
     const ours = !browser;
     const chromium = browser ?? await launchBrowserOnLink(link);
     try {
@@ -371,6 +374,9 @@ export async function openViewerOnLink(link, signalPort, { viewOnly = false, bro
         const signalForward = await link.forward(signalPort);
         const page = await chromium.newPage();
         await openViewer(page, `ws://${link.hostAddress}:${signalForward}/`, { viewOnly, baseUrl: `${origin}/` });
+        if (sourceHeight) {
+            await startStripClock(page, { sourceHeight });
+        }
         return { browser: chromium, page };
     } catch (err) {
         if (ours) {
@@ -380,12 +386,103 @@ export async function openViewerOnLink(link, signalPort, { viewOnly = false, bro
     }
 }
 
+/**
+ * Starts recording every frame the viewer page shows, like the page's own frame clock
+ * (web/js/frame-clock.js) but at any stream size: the page's clock reads the strip at the
+ * host's pixel rows, so it reads nothing once a congestion-controlled tier sends the picture
+ * downscaled (the strip is 16 rows at the host's size, 8 at half of it). This one reads the
+ * strip's middle row scaled to the stream's height, with the page's own decoder
+ * (web/js/timestamp-strip.js). Read the records with {@link stripSamples}.
+ *
+ * Like the page's clock, it leaves out frames whose strip does not decode to within a day of
+ * now (`skipped`) and frames drawn a frame late (`mismatched`: the video element already
+ * showed a newer frame than the callback's timings describe).
+ *
+ * @param {import('playwright-core').Page} page - the viewer page, open
+ * @param {{sourceHeight: number}} options - the host's frame height (the strip's 16 rows are
+ *   rows of it)
+ */
+export async function startStripClock(page, { sourceHeight }) {
+    await page.evaluate(async (height) => {
+        const strip = await import('./js/timestamp-strip.js');
+        const decode = strip.default;
+        const video = document.getElementById('stream');
+        const width = 512;
+        const canvas = document.createElement('canvas');
+        canvas.width = width;
+        canvas.height = 1;
+        const context = canvas.getContext('2d', { willReadFrequently: true });
+        context.imageSmoothingEnabled = false;
+        const clock = { samples: [], skipped: 0, mismatched: 0 };
+        window.__oswStripClock = clock;
+        const onFrame = (now, metadata) => {
+            video.requestVideoFrameCallback(onFrame);
+            if (video.videoWidth === 0) {
+                return;
+            }
+            const wallNow = Date.now();
+            const toWall = (t) => wallNow + (t - performance.now());
+            const row = Math.min(video.videoHeight - 1,
+                Math.floor(((strip.SAMPLE_ROW + 0.5) * video.videoHeight) / height));
+            context.drawImage(video, 0, row, video.videoWidth, 1, 0, 0, width, 1);
+            const decoded = decode(context.getImageData(0, 0, width, 1).data, width);
+            if (!decoded || Math.abs(decoded.renderedMs - wallNow) > 24 * 60 * 60 * 1000) {
+                clock.skipped += 1;
+                return;
+            }
+            const presentedMs = toWall(metadata.expectedDisplayTime);
+            if (presentedMs < decoded.renderedMs) {
+                clock.mismatched += 1;
+                return;
+            }
+            if (decoded.frame === clock.samples.at(-1)?.frame) {
+                clock.samples.pop();
+                clock.mismatched += 1;
+            }
+            clock.samples.push({
+                frame: decoded.frame,
+                renderedMs: decoded.renderedMs,
+                presentedMs,
+                latencyMs: presentedMs - decoded.renderedMs,
+                presentedFrames: metadata.presentedFrames,
+                width: video.videoWidth,
+                height: video.videoHeight,
+            });
+            if (clock.samples.length > 36000) {
+                clock.samples.shift();
+            }
+        };
+        video.requestVideoFrameCallback(onFrame);
+    }, sourceHeight);
+}
+
+/**
+ * What {@link startStripClock} recorded: one `{frame, renderedMs, presentedMs, latencyMs,
+ * presentedFrames, width, height}` per frame shown, oldest first, and the counts of frames
+ * left out.
+ * @param {import('playwright-core').Page} page
+ * @param {{clear?: boolean}} [options] - forget the records after reading them
+ * @returns {Promise<{samples: object[], skipped: number, mismatched: number}>}
+ */
+export function stripSamples(page, { clear = false } = {}) {
+    return page.evaluate((forget) => {
+        const clock = window.__oswStripClock;
+        const { samples, skipped, mismatched } = clock;
+        if (forget) {
+            clock.samples = [];
+            clock.skipped = 0;
+            clock.mismatched = 0;
+        }
+        return { samples, skipped, mismatched };
+    }, clear);
+}
+
 /** A gap longer than this without a new frame presented is a freeze. */
 export const FREEZE_MS = 200;
 
 /**
- * What a viewer showed over the wall-clock window [fromMs, toMs], from its frame clock's
- * samples (`frameSamples(page)`, which must cover the window).
+ * What a viewer showed over the wall-clock window [fromMs, toMs], from the records of
+ * {@link stripSamples} (or the page's own `frameSamples(page)`), which must cover the window.
  *
  * Frames shown per second is the smaller of two rates over the window: frames Chromium
  * presented (the callback's `presentedFrames`; the callback itself may skip a frame when two
@@ -397,8 +494,9 @@ export const FREEZE_MS = 200;
  * @param {object[]} samples
  * @param {number} fromMs
  * @param {number} toMs
- * @returns {{fps: number, presentedFps: number, stripFps: number, distinctFrames: number,
- *   freezes: number, longestFreezeMs: number, latenciesMs: number[]}}
+ * @returns {{size: string | null, fps: number, presentedFps: number, stripFps: number,
+ *   distinctFrames: number, freezes: number, longestFreezeMs: number, latenciesMs: number[]}}
+ *   `size`: the stream's size at the window's last frame (stripSamples records only)
  */
 export function shownOver(samples, fromMs, toMs) {
     const inside = samples.filter((s) => s.presentedMs >= fromMs && s.presentedMs <= toMs);
@@ -431,6 +529,7 @@ export function shownOver(samples, fromMs, toMs) {
         }
     }
     return {
+        size: last?.width ? `${last.width}x${last.height}` : null,
         fps: Math.min(presentedFps, stripFps),
         presentedFps,
         stripFps,
