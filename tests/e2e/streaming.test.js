@@ -12,7 +12,7 @@ import { after, before, describe, test } from 'node:test';
 
 import {
     dragOnVideo, launchBrowser, lastStats, needsLoopbackNamespace, openViewer, readStrip,
-    waitForPlaying,
+    statusText, waitForPlaying,
 } from './lib/browser.js';
 import { GlHost } from './lib/gl-host.js';
 import { waitUntil } from './lib/wait.js';
@@ -50,6 +50,39 @@ describe('a 1920x1080 H.264 stream', { skip }, () => {
             const page = await browser.newPage();
             await openViewer(page, host.signalUrl);
             assert.deepEqual(await waitForPlaying(page), { videoWidth: 1920, videoHeight: 1080 });
+        }
+        finally {
+            await browser.close();
+            const exit = await host.stop();
+            assert.equal(exit.code, 0, host.stderr.slice(-2000));
+        }
+    });
+});
+
+// A connection can stay up while no picture arrives (a frozen host, a failed encoder): the
+// page must say so instead of "Streaming", and recover by itself.
+describe('a stream whose frames stop', { skip }, () => {
+    test('shows "no picture" after 2 s and "Streaming" again when frames return', async () => {
+        const host = await GlHost.start(['--width', '640', '--height', '360', '--encoder', 'x264']);
+        const browser = await launchBrowser();
+        try {
+            const page = await browser.newPage();
+            await openViewer(page, host.signalUrl);
+            await waitForPlaying(page);
+            await eventually(async () => (await statusText(page)) === 'Streaming', 'Streaming');
+            process.kill(host.pid, 'SIGSTOP');
+            try {
+                const status = await eventually(async () => {
+                    const text = await statusText(page);
+                    return /^No picture/.test(text) ? text : null;
+                }, 'the page to say "No picture"', 6000);
+                assert.match(status, /nothing has arrived for [2-6] s/);
+            }
+            finally {
+                process.kill(host.pid, 'SIGCONT');
+            }
+            await eventually(async () => (await statusText(page)) === 'Streaming',
+                'Streaming again once frames return');
         }
         finally {
             await browser.close();

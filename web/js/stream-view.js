@@ -7,6 +7,7 @@
  */
 
 import FrameClock from './frame-clock.js';
+import PictureWatch from './picture-watch.js';
 import RemoteController from './remote-controller.js';
 import SessionState from './session-state.js';
 import StatsOverlay from './stats-overlay.js';
@@ -57,6 +58,7 @@ export default class StreamView extends EventTarget {
     #session;
     #overlay;
     #frameClock;
+    #pictureWatch;
     /** @type {RemoteController | null} */
     #controller = null;
     #noticeTimer = null;
@@ -80,6 +82,8 @@ export default class StreamView extends EventTarget {
         this.#session = new ViewerSession(options.signalUrl, this.#options);
         this.#overlay = new StatsOverlay(elements.stats);
         this.#frameClock = new FrameClock(elements.video);
+        this.#pictureWatch = new PictureWatch(elements.video);
+        this.#pictureWatch.addEventListener('change', (e) => this.#onPicture(e.detail));
 
         const session = this.#session;
         session.addEventListener('statechange', (e) => this.#onStateChange(e.detail.state));
@@ -114,6 +118,7 @@ export default class StreamView extends EventTarget {
     /** Leaves the session and stops capturing input. */
     close() {
         this.#session.close();
+        this.#pictureWatch.stop();
         this.#overlay.close();
     }
 
@@ -124,8 +129,24 @@ export default class StreamView extends EventTarget {
             this.#overlay.detach();
             this.#frameClock.stop();
         }
+        if (state === SessionState.STREAMING) {
+            this.#pictureWatch.start();
+        } else {
+            this.#pictureWatch.stop();
+        }
         clearTimeout(this.#noticeTimer);
         this.#showStatus(describeState(state, this.#session.reason, this.#options.viewOnly));
+    }
+
+    /** The picture went away or came back while the connection stayed up. */
+    #onPicture({ gone, forMs }) {
+        if (this.#session.state !== SessionState.STREAMING) {
+            return;
+        }
+        clearTimeout(this.#noticeTimer);
+        this.#showStatus(gone
+            ? { text: `No picture: nothing has arrived for ${Math.floor(forMs / 1000)} s`, kind: 'warning' }
+            : describeState(SessionState.STREAMING, '', this.#options.viewOnly));
     }
 
     #showNotice(message) {
