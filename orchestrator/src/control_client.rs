@@ -71,6 +71,8 @@ pub struct Readiness {
     pub width: u32,
     /// Height of the last frame (0 before the first).
     pub height: u32,
+    /// Frames come out of the instance's encoder now (not just a process alive).
+    pub frames_flowing: bool,
 }
 
 /// An authenticated control connection to one instance.
@@ -152,10 +154,12 @@ impl ControlClient {
                 ready,
                 width,
                 height,
+                frames_flowing,
             } => Ok(Readiness {
                 ready,
                 width,
                 height,
+                frames_flowing,
             }),
             other => Err(unexpected(&other)),
         }

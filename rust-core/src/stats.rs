@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 use gst::prelude::*;
 use serde_json::json;
 
+/// Frames count as flowing while the last one left tier 0's encoder at most this long ago.
+const FLOWING_WITHIN: Duration = Duration::from_secs(2);
+
 /// Shortest window over which rates are computed.
 const RATE_WINDOW: Duration = Duration::from_secs(1);
 
@@ -50,6 +53,10 @@ pub struct Stats {
     height: AtomicU32,
     viewers: AtomicUsize,
     viewers_leaving: AtomicUsize,
+    /// When tier 0's encoder last put out a frame, µs after `started`.
+    last_encoded_us: AtomicU64,
+    started: Instant,
+    encoder_rebuilds: AtomicU64,
     signaling_port: AtomicU32,
     bitrate_target_kbps: u32,
     labels: Mutex<Labels>,
@@ -74,6 +81,9 @@ impl Stats {
             height: AtomicU32::new(0),
             viewers: AtomicUsize::new(0),
             viewers_leaving: AtomicUsize::new(0),
+            last_encoded_us: AtomicU64::new(0),
+            started: Instant::now(),
+            encoder_rebuilds: AtomicU64::new(0),
             signaling_port: AtomicU32::new(0),
             bitrate_target_kbps,
             labels: Mutex::new(Labels {
@@ -121,6 +131,16 @@ impl Stats {
     pub(crate) fn set_viewers(&self, viewers: usize) {
         self.viewers.store(viewers, Ordering::Relaxed);
     }
+    pub(crate) fn encoder_rebuilt(&self) {
+        self.encoder_rebuilds.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Whether frames come out of tier 0's encoder now (one within the last 2 s).
+    pub fn frames_flowing(&self) -> bool {
+        let last = self.last_encoded_us.load(Ordering::Relaxed);
+        last > 0 && self.started.elapsed().as_micros() as u64 - last <= FLOWING_WITHIN.as_micros() as u64
+    }
+
     pub(crate) fn set_viewers_leaving(&self, leaving: usize) {
         self.viewers_leaving.store(leaving, Ordering::Relaxed);
     }
@@ -168,6 +188,10 @@ impl Stats {
                 return gst::PadProbeReturn::Ok;
             }
             stats.frames_encoded.fetch_add(1, Ordering::Relaxed);
+            stats.last_encoded_us.store(
+                (stats.started.elapsed().as_micros() as u64).max(1),
+                Ordering::Relaxed,
+            );
             // Frames are timestamped with the running time at which the host pushed them,
             // so (running time now − the frame's running time) is how long it spent getting
             // encoded. Encoders shift timestamps (x264enc by 1000 h), so the frame's running
@@ -235,6 +259,8 @@ impl Stats {
             "height": self.height.load(Ordering::Relaxed),
             "viewers": self.viewers.load(Ordering::Relaxed),
             "viewersLeaving": self.viewers_leaving.load(Ordering::Relaxed),
+            "framesFlowing": self.frames_flowing(),
+            "encoderRebuilds": self.encoder_rebuilds.load(Ordering::Relaxed),
             "framesIn": frames_in,
             "framesSkipped": self.frames_skipped.load(Ordering::Relaxed),
             "framesDropped": self.frames_dropped.load(Ordering::Relaxed),

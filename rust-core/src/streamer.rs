@@ -192,6 +192,7 @@ impl Engine for Shared {
                     ready: *self.ready.borrow(),
                     width,
                     height,
+                    frames_flowing: self.stats.frames_flowing(),
                 }
             }
             ControlRequest::GetStats => ControlReply::Stats {
@@ -268,6 +269,14 @@ impl StreamerView {
     /// The oldest queued event.
     pub fn poll_event(&self) -> Option<Event> {
         self.shared.events.pop()
+    }
+
+    /// Makes the encoder report an error, as a failing one does. For tests of the recovery.
+    #[doc(hidden)]
+    pub fn inject_encoder_error(&self) {
+        if let Some(pipeline) = self.shared.pipeline() {
+            pipeline.inject_encoder_error();
+        }
     }
 
     /// The port the signaling endpoint listens on.

@@ -632,6 +632,45 @@ fn odd_frame_sizes_stream_cropped_to_even_and_back() {
 }
 
 #[test]
+fn a_failed_encoder_is_rebuilt_and_its_viewers_get_frames_again() {
+    require_loopback_namespace!();
+    let mut streamer = Streamer::new(config(EncoderChoice::X264), None).unwrap();
+    let port = streamer.signaling_port();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let pixels = frame(0);
+    submit_frame(&mut streamer, &pixels);
+    let viewer = runtime.block_on(Receiver::join(port));
+    let received = viewer.received.clone();
+    let feed_until = |streamer: &mut Streamer, what: &str, done: &dyn Fn(&serde_json::Value) -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            submit_frame(streamer, &pixels);
+            std::thread::sleep(Duration::from_millis(33));
+            let stats = streamer.stats();
+            if done(&stats) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{what}: {stats}");
+        }
+    };
+    let frames = |r: &std::sync::Arc<support::receiver::Received>| {
+        r.frames.load(std::sync::atomic::Ordering::Relaxed)
+    };
+    feed_until(&mut streamer, "never streamed", &|s| {
+        s["framesFlowing"] == true && frames(&received) > 10
+    });
+    streamer.view().inject_encoder_error();
+    feed_until(&mut streamer, "the encoder was not rebuilt", &|s| s["encoderRebuilds"] == 1);
+    let before = frames(&received);
+    feed_until(&mut streamer, "no frames after the rebuild", &|s| {
+        s["framesFlowing"] == true && frames(&received) > before + 10
+    });
+    assert_eq!(streamer.stats()["tiers"][0]["viewers"].as_array().map(Vec::len), Some(1));
+    runtime.block_on(viewer.leave());
+    streamer.shutdown();
+}
+
+#[test]
 fn viewers_beyond_the_limit_are_refused_with_a_reason() {
     require_loopback_namespace!();
     run_host(EncoderChoice::X264, |port, _| async move {

@@ -221,6 +221,7 @@ async fn serve(socket: TcpStream, knobs: Arc<Knobs>, size: Size) {
                     ready,
                     width,
                     height,
+                    frames_flowing: ready,
                 }
             }
             Ok(ControlRequest::GetStats) => {

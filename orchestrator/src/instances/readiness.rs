@@ -1,5 +1,6 @@
 //! The readiness probe: an instance is `RUNNING` once its own control channel says `ready`
-//! (endpoint up, secret accepted, first frame delivered). The host's `READY port=…` stdout
+//! and frames are coming out of its encoder (endpoint up, secret accepted, first frame
+//! delivered and encoded: a process alive is not a stream). The host's `READY port=…` stdout
 //! line is not used: the probe is the truth.
 
 use std::net::SocketAddr;
@@ -38,7 +39,10 @@ pub(super) async fn wait_ready(
             },
         };
         match answer {
-            Ok(readiness) if readiness.ready => return Ok(readiness),
+            Ok(readiness) if readiness.ready && readiness.frames_flowing => return Ok(readiness),
+            Ok(readiness) if readiness.ready => {
+                last = "frames were delivered but none came out of the encoder".to_string();
+            }
             Ok(_) => last = "endpoint answers but no frame was delivered yet".to_string(),
             Err(err) => {
                 debug!(%err, "readiness probe failed");

@@ -225,6 +225,10 @@ pub enum ControlReply {
         width: u32,
         /// Size of the last frame delivered (0 before the first).
         height: u32,
+        /// True while frames come out of the encoder (one within the last 2 s): a process
+        /// alive is not a stream.
+        #[serde(default)]
+        frames_flowing: bool,
     },
     /// Answer to [`ControlRequest::GetStats`].
     Stats {

@@ -54,6 +54,10 @@ pub(crate) enum Command {
     Estimate { viewer_id: u32, kbps: u32 },
     /// A key frame for this viewer's tier (PLI/FIR, data channel), or for every tier.
     KeyFrame { viewer_id: Option<u32> },
+    /// An element of this tier posted an error: rebuild the tier.
+    TierFailed { tier: usize },
+    /// Make tier 0's encoder post an error (tests of the recovery).
+    InjectEncoderError,
     /// Count the elements of every pipeline (leak tests).
     ElementCount(std::sync::mpsc::Sender<usize>),
     /// Free everything and end the thread.
@@ -170,6 +174,12 @@ impl Controller {
                     tier.request_key_frame();
                 }
             }
+            Command::TierFailed { tier } => self.rebuild_tier(tier),
+            Command::InjectEncoderError => {
+                if let Some(tier) = self.tiers.first() {
+                    tier.inject_encoder_error();
+                }
+            }
             Command::ElementCount(reply) => {
                 let viewers: usize = self.peers.values().map(|(p, _)| p.element_count()).sum();
                 let viewers =
@@ -284,6 +294,41 @@ impl Controller {
             tier.tick();
         }
         self.publish_stats();
+    }
+
+    /// Replaces a failed tier with a fresh one and moves its viewers over; they resume at
+    /// the new encoder's first key frame.
+    fn rebuild_tier(&mut self, id: usize) {
+        if id >= self.tiers.len() {
+            return;
+        }
+        let mut old = self.tiers.remove(id);
+        let consumers = old.detach_all();
+        let kbps = old.kbps;
+        old.remove(&self.pipeline, &self.tee);
+        match Tier::new(id, &self.pipeline, &self.tee, &self.plan, &self.config, &self.stats) {
+            Ok(mut tier) => {
+                tier.apply(kbps, self.stats.size());
+                for consumer in consumers {
+                    tier.attach(consumer);
+                }
+                self.tiers.insert(id, tier);
+                self.stats.encoder_rebuilt();
+                tracing::warn!(tier = id, "tier rebuilt after an error");
+            }
+            Err(err) => {
+                tracing::error!(tier = id, %err, "cannot rebuild the tier");
+                self.stats.set_last_error(format!("tier {id} could not be rebuilt: {err}"));
+                // Every viewer is placed afresh by the next plan, which starts the missing
+                // tiers again.
+                drop(consumers);
+                for tier in &mut self.tiers {
+                    tier.detach_all();
+                }
+                self.assignment.clear();
+                self.dirty = true;
+            }
+        }
     }
 
     /// Applies the tier policy to the current estimates.

@@ -246,8 +246,10 @@ impl Pipeline {
             });
         }
 
+        let (control, commands) = control::channel();
         if let Some(bus) = pipeline.bus() {
             let stats = stats.clone();
+            let control = control.clone();
             bus.set_sync_handler(move |_, message| {
                 if let Some(handler) = &bus_sync {
                     handler(message);
@@ -264,6 +266,11 @@ impl Pipeline {
                         );
                         tracing::error!(error = %text, debug = ?err.debug(), "pipeline error");
                         stats.set_last_error(text);
+                        // A tier's element failed (an encoder that would not take its input):
+                        // the control thread rebuilds that tier; the others never stopped.
+                        if let Some(tier) = message.src().and_then(|src| tier::tier_of(&src.name())) {
+                            control.notify(Command::TierFailed { tier });
+                        }
                     }
                     gst::MessageView::Warning(warn) => {
                         tracing::warn!(warning = %warn.error(), "pipeline warning");
@@ -278,7 +285,6 @@ impl Pipeline {
         // reported latency (the encoders report a frame or more). Frames are timestamped when
         // pushed and leave as soon as they are encoded: there is nothing to wait for.
         pipeline.set_latency(Some(gst::ClockTime::ZERO));
-        let (control, commands) = control::channel();
         let tier0 = tier::Tier::new(0, &pipeline, &tee, &plan, config, &stats)?;
         pipeline.set_state(gst::State::Playing)?;
         let controller = Controller {
@@ -479,6 +485,13 @@ impl Pipeline {
     /// command be lost, the control thread still frees the viewer once its session is gone.
     pub fn remove_viewer(&self, viewer_id: u32) {
         self.control.notify(Command::Leave { viewer_id });
+    }
+
+    /// Makes tier 0's encoder report an error, as a failing encoder does, to exercise the
+    /// recovery. For tests only.
+    #[doc(hidden)]
+    pub fn inject_encoder_error(&self) {
+        self.control.notify(Command::InjectEncoderError);
     }
 
     /// Elements in the main pipeline and every viewer's: tests check that leaving viewers

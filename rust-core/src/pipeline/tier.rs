@@ -194,7 +194,7 @@ impl Tier {
         let size_filter = if plan.takes_gl_memory {
             None
         } else {
-            let scale = make("videoscale", None)?;
+            let scale = make("videoscale", Some(&format!("tier-{id}-scale")))?;
             let filter = make("capsfilter", Some(&format!("tier-{id}-size")))?;
             elements.extend([scale, filter.clone()]);
             Some(filter)
@@ -202,7 +202,7 @@ impl Tier {
         let encoder = encoder::make_encoder(plan, config, &format!("tier-{id}-encoder"))?;
         elements.push(encoder.clone());
         if plan.codec == Codec::H264 {
-            let profile = make("capsfilter", None)?;
+            let profile = make("capsfilter", Some(&format!("tier-{id}-profile")))?;
             profile.set_property(
                 "caps",
                 gst::Caps::builder("video/x-h264")
@@ -303,6 +303,19 @@ impl Tier {
         let mut consumers = self.fanout.consumers();
         let index = consumers.iter().position(|c| c.viewer_id == viewer_id)?;
         Some(consumers.remove(index))
+    }
+
+    /// Takes every consumer off this tier (to move them to its replacement).
+    pub(super) fn detach_all(&mut self) -> Vec<Arc<Consumer>> {
+        std::mem::take(&mut *self.fanout.consumers())
+    }
+
+    /// Posts an error from the encoder, as a failing encoder does (tests of the recovery).
+    pub(super) fn inject_encoder_error(&self) {
+        let message = gst::message::Error::builder(gst::CoreError::Failed, "injected encoder failure")
+            .src(&self.encoder)
+            .build();
+        let _ = self.encoder.post_message(message);
     }
 
     pub(super) fn viewer_ids(&self) -> Vec<u32> {
@@ -424,6 +437,16 @@ impl Tier {
     }
 }
 
+/// The tier an element belongs to, from its name (`tier-<id>-…`).
+pub(super) fn tier_of(element_name: &str) -> Option<usize> {
+    element_name
+        .strip_prefix("tier-")?
+        .split('-')
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// Hands one encoded frame to every viewer of the tier (the tier's streaming thread).
 fn fan_out(fanout: &Fanout, sample: &gst::Sample) {
     let Some(buffer) = sample.buffer() else { return };
@@ -460,6 +483,14 @@ fn fan_out(fanout: &Fanout, sample: &gst::Sample) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn elements_name_their_tier() {
+        assert_eq!(tier_of("tier-0-encoder"), Some(0));
+        assert_eq!(tier_of("tier-12-queue"), Some(12));
+        assert_eq!(tier_of("videoconvert0"), None);
+        assert_eq!(tier_of("tier-x-encoder"), None);
+    }
 
     #[test]
     fn key_frames_are_limited_but_never_lost() {
