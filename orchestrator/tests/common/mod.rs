@@ -2,6 +2,8 @@
 //! processes (the `fake-instance` binary by default), and a WebSocket client speaking raw JSON.
 #![allow(dead_code)]
 
+pub mod web;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
