@@ -53,6 +53,11 @@ WEB ROLE (the browser product)
   instances and the servers table live in --database (a SQLite file by default, created with
   its schema; postgres://… with the `postgres` feature). --tls-cert/--tls-key serve HTTPS.
   An instance without a viewer for --idle-timeout seconds is stopped.
+  Limits per client address (an IPv4 address or an IPv6 /64): --max-new-sessions-per-minute,
+  --max-instances-per-address (live instances, whatever the session) and
+  --max-token-failures-per-minute (wrong tokens; past it the address's tokens are refused for
+  a while). Sessions unused for --session-expiry seconds expire unless an instance of theirs
+  runs. A request's headers must arrive within --http-header-timeout seconds.
 
 SHUTDOWN
   Ctrl-C or SIGTERM closes every client connection, stops every instance and its Xvfb, and
@@ -222,6 +227,40 @@ pub struct Cli {
     #[arg(long, env = "ORCHESTRATOR_MAX_INSTANCES_PER_SESSION", value_name = "N")]
     pub max_instances_per_session: Option<u32>,
 
+    /// Live instances one client address (an IPv4 address or an IPv6 /64) may run at once,
+    /// whatever its sessions; 0 for no limit [default: 8].
+    #[arg(long, env = "ORCHESTRATOR_MAX_INSTANCES_PER_ADDRESS", value_name = "N")]
+    pub max_instances_per_address: Option<u32>,
+
+    /// New browser sessions one client address may create per minute; 0 for no limit
+    /// [default: 10].
+    #[arg(
+        long,
+        env = "ORCHESTRATOR_MAX_NEW_SESSIONS_PER_MINUTE",
+        value_name = "N"
+    )]
+    pub max_new_sessions_per_minute: Option<u32>,
+
+    /// Wrong session or share tokens one client address may send per minute; past it, its
+    /// requests with a token are refused until the allowance refills; 0 for no limit
+    /// [default: 20].
+    #[arg(
+        long,
+        env = "ORCHESTRATOR_MAX_TOKEN_FAILURES_PER_MINUTE",
+        value_name = "N"
+    )]
+    pub max_token_failures_per_minute: Option<u32>,
+
+    /// Seconds a session may go unused (no launch, stop, resize or share link) before it
+    /// expires, unless one of its instances runs; 0 never [default: 604800, 7 days].
+    #[arg(long, env = "ORCHESTRATOR_SESSION_EXPIRY", value_name = "SECONDS", value_parser = parse_seconds)]
+    pub session_expiry: Option<Duration>,
+
+    /// Seconds a client has to send a request's headers, on a new connection or after the
+    /// previous answer on a kept-alive one (so also the idle keep-alive timeout) [default: 10].
+    #[arg(long, env = "ORCHESTRATOR_HTTP_HEADER_TIMEOUT", value_name = "SECONDS", value_parser = parse_seconds)]
+    pub http_header_timeout: Option<Duration>,
+
     /// A remote supervisor for the web role, HOST:PORT[/SIGNALING-BASE-PORT]; repeat for
     /// several (added to the file's). In the environment variable, separate with ';'.
     #[arg(
@@ -320,6 +359,16 @@ pub struct FileWeb {
     pub idle_timeout: Option<f64>,
     /// `--max-instances-per-session`.
     pub max_instances_per_session: Option<u32>,
+    /// `--max-instances-per-address`.
+    pub max_instances_per_address: Option<u32>,
+    /// `--max-new-sessions-per-minute`.
+    pub max_new_sessions_per_minute: Option<u32>,
+    /// `--max-token-failures-per-minute`.
+    pub max_token_failures_per_minute: Option<u32>,
+    /// `--session-expiry`, seconds (0: never).
+    pub session_expiry: Option<f64>,
+    /// `--http-header-timeout`, seconds.
+    pub http_header_timeout: Option<f64>,
     /// `--supervisor`, as `HOST:PORT[/SIGNALING-BASE-PORT]` strings.
     pub supervisors: Vec<String>,
     /// `region` of the servers this web role registers.
@@ -645,6 +694,41 @@ fn merge_web(
         .max_instances_per_session
         .or(file.max_instances_per_session)
         .unwrap_or(w.manager.max_per_session);
+    w.manager.max_per_address = cli
+        .max_instances_per_address
+        .or(file.max_instances_per_address)
+        .unwrap_or(w.manager.max_per_address);
+    w.limits.new_sessions_per_minute = cli
+        .max_new_sessions_per_minute
+        .or(file.max_new_sessions_per_minute)
+        .unwrap_or(w.limits.new_sessions_per_minute);
+    w.limits.token_failures_per_minute = cli
+        .max_token_failures_per_minute
+        .or(file.max_token_failures_per_minute)
+        .unwrap_or(w.limits.token_failures_per_minute);
+    let seconds = |key: &'static str, cli: Option<Duration>, file: Option<f64>| match cli {
+        Some(value) => Ok(Some(value)),
+        None => file
+            .map(seconds_to_duration)
+            .transpose()
+            .map_err(web_error(key)),
+    };
+    if let Some(expiry) = seconds("session_expiry", cli.session_expiry, file.session_expiry)? {
+        w.sessions.expiry = (!expiry.is_zero()).then_some(expiry);
+    }
+    if let Some(timeout) = seconds(
+        "http_header_timeout",
+        cli.http_header_timeout,
+        file.http_header_timeout,
+    )? {
+        if timeout.is_zero() {
+            return Err(ConfigError::Web {
+                key: "http_header_timeout",
+                message: "must be more than 0 seconds".into(),
+            });
+        }
+        w.limits.header_timeout = timeout;
+    }
     for text in &file.supervisors {
         w.supervisors
             .push(text.parse().map_err(web_error("supervisors"))?);
@@ -825,6 +909,12 @@ mod tests {
             Some(Duration::from_secs(300))
         );
         assert_eq!(config.web.tls, None);
+        assert_eq!(
+            config.web.sessions.expiry,
+            Some(Duration::from_secs(7 * 24 * 3600))
+        );
+        assert_eq!(config.web.limits, crate::web::OriginLimits::default());
+        assert_eq!(config.web.manager.max_per_address, 8);
 
         let f = file(
             r#"
@@ -838,6 +928,11 @@ mod tests {
             supervisors = ["render-1:4699", "render-2:4699/5700"]
             region = "us-east-3"
             ram = "64GB"
+            session_expiry = 0
+            max_new_sessions_per_minute = 3
+            max_token_failures_per_minute = 7
+            max_instances_per_address = 5
+            http_header_timeout = 4
             "#,
         );
         let cli = parse(&[
@@ -845,6 +940,10 @@ mod tests {
             "render-3:4699",
             "--max-instances-per-session",
             "2",
+            "--max-instances-per-address",
+            "6",
+            "--http-header-timeout",
+            "2.5",
         ]);
         let config = Config::merge(&cli, f, Some(Path::new("/etc/osw"))).unwrap();
         let w = &config.web;
@@ -855,6 +954,11 @@ mod tests {
         assert_eq!(tls.cert, PathBuf::from("/etc/osw/cert.pem"));
         assert_eq!(w.manager.idle_timeout, None);
         assert_eq!(w.manager.max_per_session, 2);
+        assert_eq!(w.manager.max_per_address, 6);
+        assert_eq!(w.sessions.expiry, None);
+        assert_eq!(w.limits.new_sessions_per_minute, 3);
+        assert_eq!(w.limits.token_failures_per_minute, 7);
+        assert_eq!(w.limits.header_timeout, Duration::from_millis(2500));
         let hosts: Vec<_> = w
             .supervisors
             .iter()
@@ -902,6 +1006,12 @@ mod tests {
         // A web role alone has no instance ports to collide with.
         let alone = parse(&["--role", "web", "--web-listen", "127.0.0.1:4701"]);
         assert!(Config::merge(&alone, FileConfig::default(), None).is_ok());
+        let never = parse(&["--http-header-timeout", "0"]);
+        let err = Config::merge(&never, FileConfig::default(), None).unwrap_err();
+        assert!(err.to_string().contains("http_header_timeout"), "{err}");
+        let expiry = parse(&["--session-expiry", "3600"]);
+        let config = Config::merge(&expiry, FileConfig::default(), None).unwrap();
+        assert_eq!(config.web.sessions.expiry, Some(Duration::from_secs(3600)));
         let bad = file("[web]\nsupervisors = [\"nohost\"]");
         assert!(Config::merge(&Cli::default(), bad, None).is_err());
         assert!(toml::from_str::<FileConfig>("[web]\nlisten_port = 1").is_err());

@@ -19,19 +19,23 @@
 //! | `GET /api/instances/<uuid>/signal?token=` (WebSocket) | owner, share | the signaling proxy |
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::header::AUTHORIZATION;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::header::{AUTHORIZATION, RETRY_AFTER};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tracing::{error, info};
 
 use super::WebState;
+use super::guard::TokenRefused;
+use super::limits::retry_after_secs;
 use super::manager::{InstanceView, ManagerError};
+use super::peer::Client;
 use super::token::{TokenKind, hash_token, is_uuid, looks_like_token, new_token, new_uuid};
 use crate::supervisor::SupervisorError;
 
@@ -65,6 +69,14 @@ pub enum ApiError {
     /// A WebSocket endpoint asked for without an upgrade.
     #[error("this endpoint is a WebSocket")]
     UpgradeRequired,
+    /// Too many requests of one kind from the client's address.
+    #[error("{what} from your address; try again in {} s", retry_after_secs(*.retry_after))]
+    RateLimited {
+        /// What there was too much of, e.g. "too many new sessions".
+        what: &'static str,
+        /// How long until one is allowed again.
+        retry_after: Duration,
+    },
     /// What the instance manager said.
     #[error(transparent)]
     Manager(#[from] ManagerError),
@@ -80,6 +92,7 @@ impl ApiError {
             ApiError::Forbidden | ApiError::OwnerOnly | ApiError::NeedsSession => {
                 StatusCode::FORBIDDEN
             }
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NotFound | ApiError::NoEndpoint => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::UpgradeRequired => StatusCode::UPGRADE_REQUIRED,
@@ -88,7 +101,9 @@ impl ApiError {
                 ManagerError::NoCapacity | ManagerError::NoServers => {
                     StatusCode::SERVICE_UNAVAILABLE
                 }
-                ManagerError::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
+                ManagerError::TooMany(_) | ManagerError::TooManyFromAddress(_) => {
+                    StatusCode::TOO_MANY_REQUESTS
+                }
                 ManagerError::NotFound => StatusCode::NOT_FOUND,
                 ManagerError::NotRunning(_) => StatusCode::CONFLICT,
                 ManagerError::BadSize(..) => StatusCode::BAD_REQUEST,
@@ -114,7 +129,20 @@ impl IntoResponse for ApiError {
             }
             _ => self.to_string(),
         };
-        (status, Json(json!({ "error": message }))).into_response()
+        let mut response = (status, Json(json!({ "error": message }))).into_response();
+        match &self {
+            ApiError::BadToken => {
+                response.extensions_mut().insert(TokenRefused);
+            }
+            ApiError::RateLimited { retry_after, .. } => {
+                response.headers_mut().insert(
+                    RETRY_AFTER,
+                    HeaderValue::from(retry_after_secs(*retry_after)),
+                );
+            }
+            _ => {}
+        }
+        response
     }
 }
 
@@ -175,7 +203,7 @@ impl WebState {
         }
         let hash = hash_token(token);
         let db = self.manager.db();
-        if let Some(session) = db.session_of(&hash).await? {
+        if let Some(session) = db.session_of(&hash, self.sessions.active_since()).await? {
             return Ok(Credential::Session(session));
         }
         if let Some(instance) = db.share_of(&hash).await? {
@@ -210,9 +238,15 @@ impl WebState {
         }
     }
 
+    /// The view of instance `id` if the request's token owns it. Counts as a use of the
+    /// session, which is recorded first: if the database cannot take that, the action is
+    /// refused before anything changed.
     async fn owner(&self, id: &str, headers: &HeaderMap) -> Result<InstanceView, ApiError> {
         match self.access(id, bearer(headers)).await? {
-            (Access::Owner, view) => Ok(view),
+            (Access::Owner, view) => {
+                self.manager.db().touch_session(&view.session_id).await?;
+                Ok(view)
+            }
             (Access::Viewer, _) => Err(ApiError::OwnerOnly),
         }
     }
@@ -225,8 +259,17 @@ pub async fn health() -> Json<Value> {
     Json(json!({ "ok": true }))
 }
 
-/// `POST /api/sessions`: a new browser session.
-pub async fn create_session(State(web): Shared) -> Result<Response, ApiError> {
+/// `POST /api/sessions`: a new browser session, a few a minute per client address.
+pub async fn create_session(
+    State(web): Shared,
+    Client(client): Client,
+) -> Result<Response, ApiError> {
+    web.new_sessions
+        .take(client)
+        .map_err(|retry_after| ApiError::RateLimited {
+            what: "too many new sessions",
+            retry_after,
+        })?;
     let token = new_token(TokenKind::Session).map_err(|e| ApiError::Internal(e.to_string()))?;
     let session_id = new_uuid().map_err(|e| ApiError::Internal(e.to_string()))?;
     web.manager
@@ -246,9 +289,15 @@ pub async fn list(State(web): Shared, headers: HeaderMap) -> Result<Json<Value>,
 }
 
 /// `POST /api/instances`: launch one.
-pub async fn launch(State(web): Shared, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn launch(
+    State(web): Shared,
+    Client(client): Client,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let session = web.session(bearer(&headers)).await?;
-    let view = web.manager.launch(&session).await?;
+    // A use of the session, recorded before anything starts (see `owner`).
+    web.manager.db().touch_session(&session).await?;
+    let view = web.manager.launch(&session, &client.to_string()).await?;
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 
@@ -364,6 +413,14 @@ mod tests {
             (ApiError::NotFound, 404),
             (ApiError::Manager(ManagerError::NoCapacity), 503),
             (ApiError::Manager(ManagerError::TooMany(2)), 429),
+            (ApiError::Manager(ManagerError::TooManyFromAddress(8)), 429),
+            (
+                ApiError::RateLimited {
+                    what: "too many new sessions",
+                    retry_after: Duration::from_millis(5500),
+                },
+                429,
+            ),
             (ApiError::Manager(ManagerError::NotRunning("ended")), 409),
             (
                 ApiError::Manager(ManagerError::Supervisor(SupervisorError::Unreachable(
@@ -378,6 +435,23 @@ mod tests {
         assert_eq!(
             ApiError::Forbidden.to_string(),
             "this instance belongs to another browser session"
+        );
+        let limited = ApiError::RateLimited {
+            what: "too many new sessions",
+            retry_after: Duration::from_millis(5500),
+        };
+        assert_eq!(
+            limited.to_string(),
+            "too many new sessions from your address; try again in 6 s"
+        );
+        let response = limited.into_response();
+        assert_eq!(response.headers()[RETRY_AFTER], "6");
+        assert!(
+            ApiError::BadToken
+                .into_response()
+                .extensions()
+                .get::<TokenRefused>()
+                .is_some()
         );
     }
 }

@@ -17,11 +17,18 @@ use tracing::info;
 
 /// The migrations, oldest first. A new one is appended here and never edited afterwards (sqlx
 /// refuses to start on a changed checksum).
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "initial",
-    include_str!("../../migrations/0001_initial.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "initial",
+        include_str!("../../migrations/0001_initial.sql"),
+    ),
+    (
+        2,
+        "client address",
+        include_str!("../../migrations/0002_client_address.sql"),
+    ),
+];
 
 /// A database failure.
 #[derive(Debug, thiserror::Error)]
@@ -103,6 +110,8 @@ pub struct InstanceRow {
     pub width: Option<u32>,
     /// Stream height after the last `RESOLUTION`.
     pub height: Option<u32>,
+    /// The client address key that launched it, while it is live.
+    pub client_address: Option<String>,
 }
 
 /// The database handle. Cheap to clone.
@@ -220,11 +229,18 @@ fn instance_of(row: &AnyRow) -> Result<InstanceRow, sqlx::Error> {
         ended_at: row.try_get("ended_at")?,
         width: opt_u32_of(row, "width")?,
         height: opt_u32_of(row, "height")?,
+        client_address: row.try_get("client_address")?,
     })
 }
 
 const INSTANCE_COLUMNS: &str = "instance_id, session_id, server_id, slot, status, end_reason, \
-     created_at, running_at, ended_at, width, height";
+     created_at, running_at, ended_at, width, height, client_address";
+
+/// Sessions past their expiry (`$1`: the oldest `last_seen_at` still active) that have no live
+/// instance: an owner must always be able to stop what it runs.
+const EXPIRED_SESSIONS: &str = "SELECT session_id FROM sessions WHERE last_seen_at < $1 \
+     AND NOT EXISTS (SELECT 1 FROM instances WHERE instances.session_id = sessions.session_id \
+     AND instances.status <> 'ENDED')";
 
 impl Db {
     /// Opens (creating a SQLite file if needed) and migrates the database at `url`.
@@ -293,13 +309,51 @@ impl Db {
         Ok(())
     }
 
-    /// The session id of a token hash, if any.
-    pub async fn session_of(&self, token_hash: &str) -> Result<Option<String>, DbError> {
-        let row = sqlx::query("SELECT session_id FROM sessions WHERE token_hash = $1")
-            .bind(token_hash)
-            .fetch_optional(&self.pool)
-            .await?;
+    /// The session id of a token hash, if the session has not expired: it was used at
+    /// `active_since` or later, or it has a live instance.
+    pub async fn session_of(
+        &self,
+        token_hash: &str,
+        active_since: i64,
+    ) -> Result<Option<String>, DbError> {
+        let row = sqlx::query(
+            "SELECT session_id FROM sessions WHERE token_hash = $1 AND (last_seen_at >= $2 \
+             OR EXISTS (SELECT 1 FROM instances WHERE instances.session_id = sessions.session_id \
+             AND instances.status <> 'ENDED'))",
+        )
+        .bind(token_hash)
+        .bind(active_since)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row.map(|r| r.try_get("session_id")).transpose()?)
+    }
+
+    /// Deletes the sessions unused since before `active_since` that have no live instance,
+    /// with their ended instances and share links. Returns how many sessions went.
+    pub async fn delete_expired_sessions(&self, active_since: i64) -> Result<u64, DbError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(&format!(
+            "DELETE FROM shares WHERE instance_id IN (SELECT instance_id FROM instances \
+             WHERE session_id IN ({EXPIRED_SESSIONS}))"
+        ))
+        .bind(active_since)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(&format!(
+            "DELETE FROM instances WHERE session_id IN ({EXPIRED_SESSIONS})"
+        ))
+        .bind(active_since)
+        .execute(&mut *tx)
+        .await?;
+        let gone = sqlx::query(&format!(
+            "DELETE FROM sessions WHERE session_id IN ({EXPIRED_SESSIONS})"
+        ))
+        .bind(active_since)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(gone)
     }
 
     /// Records that a session was used now.
@@ -411,7 +465,7 @@ impl Db {
     pub async fn insert_instance(&self, row: &InstanceRow) -> Result<(), DbError> {
         sqlx::query(
             "INSERT INTO instances (instance_id, session_id, server_id, slot, status, \
-             created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+             created_at, client_address) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&row.instance_id)
         .bind(&row.session_id)
@@ -419,6 +473,7 @@ impl Db {
         .bind(i64::from(row.slot))
         .bind(&row.status)
         .bind(row.created_at)
+        .bind(&row.client_address)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -498,11 +553,11 @@ impl Db {
         Ok(())
     }
 
-    /// `ENDED` at `at`, for `reason`.
+    /// `ENDED` at `at`, for `reason`; the client address is forgotten.
     pub async fn set_ended(&self, instance_id: &str, reason: &str, at: i64) -> Result<(), DbError> {
         sqlx::query(
-            "UPDATE instances SET status = 'ENDED', end_reason = $1, ended_at = $2 \
-             WHERE instance_id = $3 AND status <> 'ENDED'",
+            "UPDATE instances SET status = 'ENDED', end_reason = $1, ended_at = $2, \
+             client_address = NULL WHERE instance_id = $3 AND status <> 'ENDED'",
         )
         .bind(reason)
         .bind(at)
@@ -687,10 +742,10 @@ mod tests {
         let server = db.upsert_server(&server("localhost", 4699)).await.unwrap();
         db.create_session("sess", "hash").await.unwrap();
         assert_eq!(
-            db.session_of("hash").await.unwrap().as_deref(),
+            db.session_of("hash", i64::MIN).await.unwrap().as_deref(),
             Some("sess")
         );
-        assert_eq!(db.session_of("other").await.unwrap(), None);
+        assert_eq!(db.session_of("other", i64::MIN).await.unwrap(), None);
         db.touch_session("sess").await.unwrap();
         for (i, id) in ["a", "b", "c"].iter().enumerate() {
             db.insert_instance(&InstanceRow {
@@ -705,6 +760,7 @@ mod tests {
                 ended_at: None,
                 width: None,
                 height: None,
+                client_address: Some("203.0.113.7".into()),
             })
             .await
             .unwrap();
@@ -726,7 +782,12 @@ mod tests {
         assert_eq!(c.status, "ENDED");
         assert_eq!(c.end_reason.as_deref(), Some("stopped by its owner"));
         assert_eq!(c.ended_at, Some(9000));
+        assert_eq!(
+            c.client_address, None,
+            "an ended instance forgets its client"
+        );
         let a = db.instance("a").await.unwrap().unwrap();
+        assert_eq!(a.client_address.as_deref(), Some("203.0.113.7"));
         assert_eq!(
             (a.width, a.height, a.running_at),
             (Some(640), Some(480), Some(1500))
@@ -758,8 +819,65 @@ mod tests {
             db.close().await;
         }
         let db = Db::open(&url).await.unwrap();
-        assert_eq!(db.session_of("h").await.unwrap().as_deref(), Some("kept"));
+        assert_eq!(
+            db.session_of("h", i64::MIN).await.unwrap().as_deref(),
+            Some("kept")
+        );
         db.close().await;
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    fn instance(id: &str, session: &str, server_id: &str) -> InstanceRow {
+        InstanceRow {
+            instance_id: id.into(),
+            session_id: session.into(),
+            server_id: server_id.into(),
+            slot: 0,
+            status: "RUNNING".into(),
+            end_reason: None,
+            created_at: 1,
+            running_at: Some(2),
+            ended_at: None,
+            width: None,
+            height: None,
+            client_address: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn sessions_expire_unless_an_instance_lives_and_go_with_their_ended_instances() {
+        let db = memory().await;
+        let server = db.upsert_server(&server("localhost", 4699)).await.unwrap();
+        db.create_session("old", "h-old").await.unwrap();
+        db.create_session("busy", "h-busy").await.unwrap();
+        db.insert_instance(&instance("ended", "old", &server.server_id))
+            .await
+            .unwrap();
+        db.set_ended("ended", "done", 3).await.unwrap();
+        db.create_share("share", "ended").await.unwrap();
+        db.insert_instance(&instance("live", "busy", &server.server_id))
+            .await
+            .unwrap();
+        // Everything is older than a cutoff in the future.
+        let future = now_ms() + 60_000;
+        assert_eq!(db.session_of("h-old", future).await.unwrap(), None);
+        assert_eq!(
+            db.session_of("h-busy", future).await.unwrap().as_deref(),
+            Some("busy"),
+            "a session with a live instance expired"
+        );
+        assert_eq!(db.delete_expired_sessions(future).await.unwrap(), 1);
+        assert_eq!(db.session_of("h-old", i64::MIN).await.unwrap(), None);
+        assert_eq!(db.instance("ended").await.unwrap(), None);
+        assert_eq!(db.share_of("share").await.unwrap(), None);
+        assert!(db.instance("live").await.unwrap().is_some());
+        // Used now: active again for a cutoff in the past.
+        db.touch_session("busy").await.unwrap();
+        db.set_ended("live", "done", 4).await.unwrap();
+        assert_eq!(
+            db.delete_expired_sessions(now_ms() - 60_000).await.unwrap(),
+            0
+        );
+        assert_eq!(db.delete_expired_sessions(future).await.unwrap(), 1);
     }
 }

@@ -19,7 +19,7 @@ use axum::routing::{any, get, post};
 use tracing::warn;
 
 use super::token::is_uuid;
-use super::{WebState, api, proxy, push};
+use super::{WebState, api, guard, proxy, push};
 
 /// The product pages' Content-Security-Policy: our own scripts, styles and sockets only.
 /// (`viewer.html`, a developer's page that may point at any endpoint, gets none.)
@@ -44,6 +44,11 @@ pub fn router(state: Arc<WebState>) -> Router {
         .route("/api", any(api::no_endpoint))
         .route("/api/{*rest}", any(api::no_endpoint))
         .fallback(static_file)
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            guard::guard,
+        ))
+        // Outermost, so that every answer has them, the guard's own included.
         .layer(axum::middleware::map_response(common_headers))
         .with_state(state)
 }

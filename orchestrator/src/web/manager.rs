@@ -32,6 +32,9 @@ pub struct ManagerSettings {
     pub idle_timeout: Option<Duration>,
     /// Instances one session may have at once (0: no limit).
     pub max_per_session: u32,
+    /// Live instances launched from one client address at once, whatever the session (0: no
+    /// limit).
+    pub max_per_address: u32,
     /// Pause between `STATUS` polls while an instance is `INITIALIZING`.
     pub poll_initializing: Duration,
     /// Pause between `STATUS` polls after that (crash detection, idle check).
@@ -47,6 +50,7 @@ impl Default for ManagerSettings {
         ManagerSettings {
             idle_timeout: Some(Duration::from_secs(300)),
             max_per_session: 4,
+            max_per_address: 8,
             poll_initializing: Duration::from_millis(200),
             poll_running: Duration::from_secs(1),
             unreachable_grace: Duration::from_secs(30),
@@ -162,6 +166,9 @@ pub enum ManagerError {
     /// The session's limit.
     #[error("this browser already runs {0} instances, the most allowed at once; stop one first")]
     TooMany(u32),
+    /// The client address's limit.
+    #[error("your address already runs {0} instances, the most allowed at once; stop one first")]
+    TooManyFromAddress(u32),
     /// No such instance.
     #[error("no such instance")]
     NotFound,
@@ -212,6 +219,8 @@ struct Live {
     server: Arc<Server>,
     /// Its slot there.
     slot: u32,
+    /// The client address key that launched it (for the per-address limit).
+    client: Option<String>,
     /// Since when it has had no viewer while `RUNNING` (for the idle timeout).
     idle_since: Option<Instant>,
     /// Why we asked it to stop, once we did: its end reason, whoever notices the end.
@@ -412,7 +421,7 @@ impl Manager {
             if phase == Phase::Running && row.running_at.is_none() {
                 self.db.set_running(&id, now_ms()).await?;
             }
-            self.insert_live(view, server, row.slot);
+            self.insert_live(view, server, row.slot, row.client_address.clone());
         }
         Ok(())
     }
@@ -428,7 +437,13 @@ impl Manager {
         }
     }
 
-    fn insert_live(self: &Arc<Self>, view: InstanceView, server: Arc<Server>, slot: u32) {
+    fn insert_live(
+        self: &Arc<Self>,
+        view: InstanceView,
+        server: Arc<Server>,
+        slot: u32,
+        client: Option<String>,
+    ) {
         let id = view.id.clone();
         let running = view.status == Phase::Running;
         let monitor = {
@@ -443,6 +458,7 @@ impl Manager {
                 view: view.clone(),
                 server,
                 slot,
+                client,
                 idle_since: running.then(Instant::now),
                 stopping: None,
                 resize: Arc::new(tokio::sync::Mutex::new(())),
@@ -488,19 +504,33 @@ impl Manager {
         free.into_iter().map(|(_, _, _, server)| server).collect()
     }
 
-    /// Launches an instance for `session_id` on the least loaded server.
-    pub async fn launch(self: &Arc<Self>, session_id: &str) -> Result<InstanceView, ManagerError> {
+    /// Launches an instance for `session_id`, asked for from the client address key
+    /// `client`, on the least loaded server.
+    pub async fn launch(
+        self: &Arc<Self>,
+        session_id: &str,
+        client: &str,
+    ) -> Result<InstanceView, ManagerError> {
         let _one_at_a_time = self.launching.lock().await;
+        let (by_session, by_client) = {
+            let live = self.live();
+            let running = live.values().filter(|l| l.view.status != Phase::Ended);
+            running.fold((0usize, 0usize), |(session, address), l| {
+                (
+                    session + usize::from(l.view.session_id == session_id),
+                    address + usize::from(l.client.as_deref() == Some(client)),
+                )
+            })
+        };
         let max = self.settings.max_per_session;
-        if max > 0 {
-            let owned = self
-                .live()
-                .values()
-                .filter(|l| l.view.session_id == session_id)
-                .count();
-            if owned >= max as usize {
-                return Err(ManagerError::TooMany(max));
-            }
+        if max > 0 && by_session >= max as usize {
+            return Err(ManagerError::TooMany(max));
+        }
+        // Sessions cost nothing to make: without this, each new one would bring its own
+        // allowance.
+        let max = self.settings.max_per_address;
+        if max > 0 && by_client >= max as usize {
+            return Err(ManagerError::TooManyFromAddress(max));
         }
         if self.server_map().is_empty() {
             return Err(ManagerError::NoServers);
@@ -508,7 +538,7 @@ impl Manager {
         let mut failure = None;
         for server in self.candidates().await {
             match server.client.start().await {
-                Ok(slot) => return self.record_launch(session_id, server, slot).await,
+                Ok(slot) => return self.record_launch(session_id, client, server, slot).await,
                 Err(SupervisorError::NoAvailableSlots) => continue,
                 Err(err) => {
                     warn!(supervisor = %server.client.url(), %err, "START failed");
@@ -522,6 +552,7 @@ impl Manager {
     async fn record_launch(
         self: &Arc<Self>,
         session_id: &str,
+        client: &str,
         server: Arc<Server>,
         slot: u32,
     ) -> Result<InstanceView, ManagerError> {
@@ -550,6 +581,7 @@ impl Manager {
                 ended_at: None,
                 width: None,
                 height: None,
+                client_address: Some(client.to_string()),
             };
             self.db.insert_instance(&row).await?;
             Ok::<_, ManagerError>(row)
@@ -565,7 +597,8 @@ impl Manager {
         let mut view = InstanceView::from_row(&row);
         view.expected_startup_ms = self.expected_startup(&server).await;
         info!(instance = %view.id, slot, supervisor = %server.client.url(), "instance launched");
-        self.insert_live(view.clone(), server, slot);
+        let client = row.client_address.clone();
+        self.insert_live(view.clone(), server, slot, client);
         Ok(view)
     }
 
@@ -942,11 +975,12 @@ mod tests {
             ended_at: None,
             width: None,
             height: None,
+            client_address: Some("203.0.113.7".into()),
         });
         let json = serde_json::to_string(&view).unwrap();
         assert!(json.contains(r#""status":"RUNNING""#), "{json}");
         assert!(json.contains(r#""url":"/stream/u""#), "{json}");
-        for hidden in ["secret-session", "slot", "server", "port"] {
+        for hidden in ["secret-session", "slot", "server", "port", "203.0.113.7"] {
             assert!(!json.contains(hidden), "{hidden} in {json}");
         }
     }

@@ -9,8 +9,12 @@
 //!
 //! # Layout
 //!
+//! - [`serve`]: the accept loop: HTTP/1.1 with a deadline for every request head, the
+//!   client's address on every request ([`peer`]).
 //! - [`http`]: routes, pages, static files, headers.
 //! - [`api`]: the JSON API, tokens and who may do what ([`api::ApiError`]).
+//! - [`limits`], [`guard`]: per-address rate limits; wrong tokens counted, logged, refused.
+//! - [`sessions`]: session expiry and the sweep of expired ones.
 //! - [`proxy`]: the signaling proxy (checks every browser message; spectators are view-only).
 //! - [`push`]: instance changes pushed to pages over WebSocket.
 //! - [`manager`]: the live instances: launch, watch (`STATUS`), stop, resize, idle timeout,
@@ -25,10 +29,15 @@
 pub mod api;
 pub mod client;
 pub mod db;
+pub mod guard;
 pub mod http;
+pub mod limits;
 pub mod manager;
+pub mod peer;
 pub mod proxy;
 pub mod push;
+pub mod serve;
+pub mod sessions;
 pub mod tls;
 pub mod token;
 pub mod ws;
@@ -44,9 +53,13 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::timeout;
 use tracing::{info, warn};
 
+pub use limits::OriginLimits;
 pub use manager::ManagerSettings;
+pub use sessions::SessionSettings;
 
 use db::{Db, DbError, ServerRow};
+use guard::TokenGuard;
+use limits::RateLimiter;
 use manager::Manager;
 
 /// Default address of the web origin (the seeds' Web GUI port, loopback only).
@@ -180,6 +193,10 @@ pub struct WebSettings {
     pub supervisors: Vec<SupervisorAddress>,
     /// The registered servers' descriptive columns.
     pub server_info: ServerInfo,
+    /// Per-client limits and HTTP timeouts.
+    pub limits: OriginLimits,
+    /// How long sessions live.
+    pub sessions: SessionSettings,
 }
 
 /// The repository's `web/` folder of the tree this binary was built from.
@@ -198,6 +215,8 @@ impl Default for WebSettings {
             manager: ManagerSettings::default(),
             supervisors: Vec::new(),
             server_info: ServerInfo::detect(),
+            limits: OriginLimits::default(),
+            sessions: SessionSettings::default(),
         }
     }
 }
@@ -236,6 +255,12 @@ pub struct WebState {
     pub manager: Arc<Manager>,
     /// The `web/` folder.
     pub root: PathBuf,
+    /// How long sessions live.
+    pub sessions: SessionSettings,
+    /// New sessions per client address.
+    pub new_sessions: RateLimiter,
+    /// Wrong tokens per client address.
+    pub tokens: TokenGuard,
     /// Becomes true when the web role stops: WebSocket tasks close their sockets.
     pub shutdown: watch::Receiver<bool>,
     /// Never used; `run` waits until every clone of the state (and so this sender) is gone,
@@ -312,10 +337,18 @@ pub async fn run(
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let (drain_tx, mut drain_rx) = mpsc::channel::<()>(1);
+    let sweeper = tokio::spawn(sessions::sweep(
+        db.clone(),
+        settings.sessions.clone(),
+        stop_rx.clone(),
+    ));
     let state = Arc::new(WebState {
         manager: Arc::clone(&manager),
         root: settings.root.clone(),
-        shutdown: stop_rx,
+        sessions: settings.sessions.clone(),
+        new_sessions: RateLimiter::new(settings.limits.new_sessions_per_minute),
+        tokens: TokenGuard::new(settings.limits.token_failures_per_minute),
+        shutdown: stop_rx.clone(),
         _drain: drain_tx,
     });
     let app = http::router(state);
@@ -323,30 +356,27 @@ pub async fn run(
     let scheme = if tls.is_some() { "https" } else { "http" };
     info!(%address, url = %format!("{scheme}://{address}/"), "web origin listening");
 
-    let stopping = async move {
+    tokio::spawn(async move {
         shutdown.await;
         info!("web origin shutting down");
         let _ = stop_tx.send(true);
-    };
-    let served = match tls {
+    });
+    let header_timeout = settings.limits.header_timeout;
+    match tls {
         Some(acceptor) => {
-            axum::serve(tls::TlsListener::new(listener, acceptor), app)
-                .with_graceful_shutdown(stopping)
-                .await
+            let listener = tls::TlsListener::new(listener, acceptor);
+            serve::serve(listener, true, app, header_timeout, stop_rx).await;
         }
-        None => {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stopping)
-                .await
-        }
-    };
+        None => serve::serve(listener, false, app, header_timeout, stop_rx).await,
+    }
     if timeout(DRAIN_TIMEOUT, drain_rx.recv()).await.is_err() {
         warn!("some WebSockets did not close in time");
     }
+    let _ = sweeper.await;
     manager.shutdown(local.is_some()).await;
     db.close().await;
     info!("web origin stopped");
-    served.map_err(WebError::Serve)
+    Ok(())
 }
 
 #[cfg(test)]

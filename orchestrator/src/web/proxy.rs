@@ -23,7 +23,7 @@ use tracing::{Instrument, debug, info, info_span};
 
 use super::WebState;
 use super::api::{Access, ApiError, TokenQuery};
-use super::ws::{BrowserSocket, MAX_BROWSER_MESSAGE, WsUpgrade};
+use super::ws::{BrowserSocket, MAX_BROWSER_MESSAGE, WsUpgrade, close_for};
 
 /// Time to reach the instance's endpoint.
 const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -47,6 +47,13 @@ fn refuse(message: String) -> Verdict {
 
 /// Checks one text message from the browser. `joined` tracks whether `join` passed already.
 pub fn filter(text: &str, access: Access, joined: &mut bool) -> Verdict {
+    // rust-core's own check and sentence: the page cannot tell the proxy from the endpoint.
+    if text.len() > MAX_BROWSER_MESSAGE {
+        return refuse(format!(
+            "message of {} bytes is larger than the limit of {MAX_BROWSER_MESSAGE}",
+            text.len()
+        ));
+    }
     let request = match serde_json::from_str::<ViewerRequest>(text) {
         Ok(request) => request,
         Err(err) => {
@@ -170,7 +177,15 @@ async fn relay(
                         break;
                     }
                 }
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
+                Some(Err(err)) => {
+                    debug!(%err, "the browser broke the WebSocket protocol");
+                    if let Some(close) = close_for(&err) {
+                        let _ = browser.send(close).await;
+                    }
+                    let _ = instance.close(None).await;
+                    break;
+                }
+                Some(Ok(Message::Close(_))) | None => {
                     // Closing the instance's socket is `bye` for it.
                     let _ = instance.close(None).await;
                     break;
@@ -245,6 +260,22 @@ mod tests {
             let join = forwarded(filter(&text, Access::Owner, &mut joined));
             assert_eq!(join["viewOnly"], view_only);
         }
+    }
+
+    #[test]
+    fn oversized_messages_are_refused_in_rust_cores_words() {
+        let mut joined = true;
+        let text = format!(
+            r#"{{"type":"answer","sdp":"{}"}}"#,
+            "x".repeat(MAX_BROWSER_MESSAGE)
+        );
+        assert_eq!(
+            refused(filter(&text, Access::Owner, &mut joined)),
+            format!(
+                "message of {} bytes is larger than the limit of 65536",
+                text.len()
+            )
+        );
     }
 
     #[test]

@@ -27,7 +27,7 @@ use tracing::debug;
 use super::WebState;
 use super::api::{Access, ApiError, TokenQuery, with_access};
 use super::manager::InstanceView;
-use super::ws::{BrowserSocket, WsUpgrade};
+use super::ws::{BrowserSocket, WsUpgrade, close_for};
 
 /// Keep-alive ping interval.
 const PING_EVERY: Duration = Duration::from_secs(20);
@@ -119,7 +119,14 @@ async fn push(mut socket: BrowserSocket, web: &WebState, filter: Filter) {
                 Err(RecvError::Closed) => return,
             },
             incoming = socket.next() => match incoming {
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Err(err)) => {
+                    debug!(%err, "the browser broke the WebSocket protocol");
+                    if let Some(close) = close_for(&err) {
+                        let _ = socket.send(close).await;
+                    }
+                    return;
+                }
+                Some(Ok(Message::Close(_))) | None => return,
                 Some(Ok(_)) => {}
             },
             _ = ping.tick() => {

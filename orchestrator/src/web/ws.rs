@@ -1,5 +1,7 @@
 //! WebSocket upgrades on hyper's own upgrade mechanism, with the workspace's
 //! tokio-tungstenite (axum's `ws` feature would compile a second tungstenite).
+//!
+//! Frames that break the protocol get the close code that says why ([`close_for`]).
 
 use axum::extract::FromRequestParts;
 use axum::http::header::{
@@ -12,7 +14,9 @@ use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tracing::debug;
 
 use super::api::ApiError;
@@ -21,8 +25,47 @@ use super::api::ApiError;
 pub type BrowserSocket = WebSocketStream<TokioIo<Upgraded>>;
 
 /// Largest message a browser may send us: rust-core's own limit for signaling messages
-/// (`openspace_webrtc_protocol::MAX_MESSAGE_BYTES`).
+/// (`openspace_webrtc_protocol::MAX_MESSAGE_BYTES`). Checked on each message, so a larger
+/// one gets an error reply and the connection stays.
 pub const MAX_BROWSER_MESSAGE: usize = openspace_webrtc_protocol::MAX_MESSAGE_BYTES;
+
+/// Largest frame or message the WebSocket layer reads at all (rust-core's transport limit).
+/// Larger than [`MAX_BROWSER_MESSAGE`] so that an oversized message reaches the check above;
+/// past this one the connection is closed with 1009 and nothing more is buffered.
+pub const TRANSPORT_MAX_BYTES: usize = 1024 * 1024;
+
+/// The close frame that tells a browser why its frames were refused, for a read error of
+/// tungstenite; `None` when the connection is gone anyway.
+pub fn close_for(err: &WsError) -> Option<Message> {
+    let (code, reason) = match err {
+        WsError::Utf8(_) => (
+            CloseCode::Invalid,
+            "invalid UTF-8 in a text message".to_string(),
+        ),
+        WsError::Capacity(err) => (
+            CloseCode::Size,
+            format!("{err} (limit {TRANSPORT_MAX_BYTES} bytes)"),
+        ),
+        WsError::Protocol(
+            tokio_tungstenite::tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
+        ) => return None,
+        WsError::Protocol(err) => (CloseCode::Protocol, err.to_string()),
+        _ => return None,
+    };
+    // A close reason is at most 123 bytes.
+    let mut reason = reason;
+    if reason.len() > 123 {
+        let mut end = 123;
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        reason.truncate(end);
+    }
+    Some(Message::Close(Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    })))
+}
 
 /// A request to upgrade to WebSocket; an axum extractor.
 pub struct WsUpgrade {
@@ -84,8 +127,8 @@ impl WsUpgrade {
             match on_upgrade.await {
                 Ok(upgraded) => {
                     let config = WebSocketConfig::default()
-                        .max_message_size(Some(MAX_BROWSER_MESSAGE))
-                        .max_frame_size(Some(MAX_BROWSER_MESSAGE));
+                        .max_message_size(Some(TRANSPORT_MAX_BYTES))
+                        .max_frame_size(Some(TRANSPORT_MAX_BYTES));
                     let socket = WebSocketStream::from_raw_socket(
                         TokioIo::new(upgraded),
                         Role::Server,
@@ -105,5 +148,38 @@ impl WsUpgrade {
             headers.insert(SEC_WEBSOCKET_ACCEPT, value);
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_errors_map_to_close_codes() {
+        use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
+        let code = |err: WsError| match close_for(&err) {
+            Some(Message::Close(Some(frame))) => Some(u16::from(frame.code)),
+            _ => None,
+        };
+        assert_eq!(code(WsError::Utf8("bad".into())), Some(1007));
+        assert_eq!(
+            code(WsError::Protocol(ProtocolError::UnexpectedContinueFrame)),
+            Some(1002)
+        );
+        assert_eq!(
+            code(WsError::Capacity(CapacityError::MessageTooLong {
+                size: 2 << 20,
+                max_size: TRANSPORT_MAX_BYTES
+            })),
+            Some(1009)
+        );
+        assert_eq!(
+            code(WsError::Protocol(
+                ProtocolError::ResetWithoutClosingHandshake
+            )),
+            None
+        );
+        assert_eq!(code(WsError::ConnectionClosed), None);
     }
 }

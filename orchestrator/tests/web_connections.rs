@@ -1,0 +1,165 @@
+//! The web origin's connections under misuse: HTTP clients that never finish their headers or
+//! sit idle are dropped, WebSocket frames that break the protocol get the close code that says
+//! why, and a signaling message over the protocol's limit is refused with an error while the
+//! connection stays usable. Only 127.0.0.1 is used.
+
+mod common;
+
+use std::time::Duration;
+
+use common::web::{TestWeb, close_code, closed_within, next_json, read_response, send, ws_frame};
+use common::{TempDir, TestSupervisor};
+use futures_util::SinkExt;
+use openspace_webrtc_protocol::MAX_MESSAGE_BYTES;
+use serde_json::json;
+use tokio::io::AsyncWriteExt;
+use tokio_tungstenite::tungstenite::Message;
+
+/// Far longer than the one-second header timeout these tests configure: a connection still
+/// open after this was kept, not merely slow to close.
+const CLOSE_WITHIN: Duration = Duration::from_secs(10);
+
+#[tokio::test(flavor = "multi_thread")]
+async fn headers_that_never_finish_and_idle_kept_alive_connections_are_closed() {
+    let dir = TempDir::new("web-slow");
+    let web = TestWeb::start(dir.path(), None, |s| {
+        s.limits.header_timeout = Duration::from_secs(1);
+    })
+    .await;
+
+    // Half a request head, then silence.
+    let mut slow = web.connect().await.unwrap();
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: 1")
+        .await
+        .unwrap();
+    // A connection that never sends a byte.
+    let mut mute = web.connect().await.unwrap();
+    // One whole request on a kept-alive connection, answered, then silence.
+    let mut idle = web.connect().await.unwrap();
+    idle.write_all(format!("GET /api/health HTTP/1.1\r\nHost: {}\r\n\r\n", web.addr).as_bytes())
+        .await
+        .unwrap();
+    let (status, _, body) = read_response(&mut idle).await.expect("an answer");
+    assert_eq!((status, body.contains("true")), (200, true), "{body}");
+
+    assert!(
+        closed_within(&mut slow, CLOSE_WITHIN).await,
+        "a connection with unfinished headers was kept open"
+    );
+    assert!(
+        closed_within(&mut mute, CLOSE_WITHIN).await,
+        "a connection that sent nothing was kept open"
+    );
+    assert!(
+        closed_within(&mut idle, CLOSE_WITHIN).await,
+        "an idle kept-alive connection was kept open"
+    );
+    // The origin itself is fine.
+    assert_eq!(web.request("GET", "/api/health", None, None).await.0, 200);
+    web.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn websocket_frames_that_break_the_protocol_get_their_close_codes() {
+    let sup = TestSupervisor::fake(1, |_| {}).await;
+    let dir = TempDir::new("web-frames");
+    let web = TestWeb::start(dir.path(), Some(&sup), |_| {}).await;
+    let token = web.session().await;
+    let id = web.launch(&token).await["id"].as_str().unwrap().to_string();
+    web.wait_for(&id, &token, "RUNNING", |v| v["status"] == "RUNNING")
+        .await;
+
+    let over_the_limit = {
+        // A header announcing 2 MiB; the payload need not follow.
+        let mut frame = vec![0x81, 0x80 | 127];
+        frame.extend_from_slice(&(2u64 << 20).to_be_bytes());
+        frame.extend_from_slice(&[0, 0, 0, 0]);
+        frame
+    };
+    let cases: [(&str, Vec<u8>, u16); 6] = [
+        (
+            "invalid UTF-8 in a text frame",
+            ws_frame(0x1, &[b'{', 0xff, 0xfe, b'}'], true, false, true),
+            1007,
+        ),
+        (
+            "invalid UTF-8 across fragments",
+            [
+                ws_frame(0x1, b"{\"a\":\"", false, false, true),
+                ws_frame(0x0, &[0xc3], true, false, true),
+            ]
+            .concat(),
+            1007,
+        ),
+        (
+            "a continuation without a start",
+            ws_frame(0x0, b"x", true, false, true),
+            1002,
+        ),
+        (
+            "a reserved bit set",
+            ws_frame(0x1, b"{}", true, true, true),
+            1002,
+        ),
+        (
+            "an unmasked client frame",
+            ws_frame(0x1, b"{}", true, false, false),
+            1002,
+        ),
+        ("a frame over the transport limit", over_the_limit, 1009),
+    ];
+    for path in [
+        format!("/api/instances/{id}/signal?token={token}"),
+        format!("/api/events?token={token}"),
+    ] {
+        for (what, bytes, want) in &cases {
+            let (status, _, mut conn) = web.upgrade(&path, "").await;
+            assert_eq!(status, 101, "{path}");
+            conn.write_all(bytes).await.unwrap();
+            assert_eq!(
+                close_code(&mut conn).await,
+                Some(*want),
+                "{what} on {path}: expected close code {want}"
+            );
+        }
+    }
+    web.shutdown().await;
+    sup.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_oversized_signaling_message_gets_an_error_and_the_connection_stays() {
+    let sup = TestSupervisor::fake(1, |_| {}).await;
+    let dir = TempDir::new("web-oversized");
+    let web = TestWeb::start(dir.path(), Some(&sup), |_| {}).await;
+    let token = web.session().await;
+    let id = web.launch(&token).await["id"].as_str().unwrap().to_string();
+    web.wait_for(&id, &token, "RUNNING", |v| v["status"] == "RUNNING")
+        .await;
+    let mut viewer = web
+        .ws(&format!("/api/instances/{id}/signal?token={token}"))
+        .await
+        .unwrap();
+    send(&mut viewer, json!({"type": "join"})).await;
+    assert_eq!(next_json(&mut viewer).await["type"], "welcome");
+    next_json(&mut viewer).await; // the fake's "joined"
+
+    let huge = json!({"type": "answer", "sdp": "x".repeat(MAX_MESSAGE_BYTES + 10)}).to_string();
+    viewer.send(Message::text(huge.clone())).await.unwrap();
+    let refused = next_json(&mut viewer).await;
+    assert_eq!(refused["type"], "error", "{refused}");
+    assert_eq!(refused["fatal"], false, "{refused}");
+    assert_eq!(
+        refused["message"],
+        format!(
+            "message of {} bytes is larger than the limit of {MAX_MESSAGE_BYTES}",
+            huge.len()
+        )
+    );
+    // Still connected, still relayed.
+    send(&mut viewer, json!({"type": "answer", "sdp": "v=0"})).await;
+    assert_eq!(next_json(&mut viewer).await["message"], "fake: got answer");
+
+    web.shutdown().await;
+    sup.shutdown().await;
+}
