@@ -69,6 +69,9 @@ pub enum ApiError {
     /// A WebSocket endpoint asked for without an upgrade.
     #[error("this endpoint is a WebSocket")]
     UpgradeRequired,
+    /// A WebSocket upgrade from a page of another site.
+    #[error("WebSocket connections are only accepted from this site's own pages")]
+    CrossOrigin,
     /// Too many requests of one kind from the client's address.
     #[error("{what} from your address; try again in {} s", retry_after_secs(*.retry_after))]
     RateLimited {
@@ -89,9 +92,10 @@ impl ApiError {
     fn status(&self) -> StatusCode {
         match self {
             ApiError::NoToken | ApiError::BadToken => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden | ApiError::OwnerOnly | ApiError::NeedsSession => {
-                StatusCode::FORBIDDEN
-            }
+            ApiError::Forbidden
+            | ApiError::OwnerOnly
+            | ApiError::NeedsSession
+            | ApiError::CrossOrigin => StatusCode::FORBIDDEN,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NotFound | ApiError::NoEndpoint => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -414,6 +418,7 @@ mod tests {
             (ApiError::Manager(ManagerError::NoCapacity), 503),
             (ApiError::Manager(ManagerError::TooMany(2)), 429),
             (ApiError::Manager(ManagerError::TooManyFromAddress(8)), 429),
+            (ApiError::CrossOrigin, 403),
             (
                 ApiError::RateLimited {
                     what: "too many new sessions",

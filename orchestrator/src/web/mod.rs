@@ -11,7 +11,7 @@
 //!
 //! - [`serve`]: the accept loop: HTTP/1.1 with a deadline for every request head, the
 //!   client's address on every request ([`peer`]).
-//! - [`http`]: routes, pages, static files, headers.
+//! - [`http`]: routes, pages, headers; [`files`]: which files of `web/` are served.
 //! - [`api`]: the JSON API, tokens and who may do what ([`api::ApiError`]).
 //! - [`limits`], [`guard`]: per-address rate limits; wrong tokens counted, logged, refused.
 //! - [`sessions`]: session expiry and the sweep of expired ones.
@@ -29,6 +29,7 @@
 pub mod api;
 pub mod client;
 pub mod db;
+pub mod files;
 pub mod guard;
 pub mod http;
 pub mod limits;
@@ -58,6 +59,7 @@ pub use manager::ManagerSettings;
 pub use sessions::SessionSettings;
 
 use db::{Db, DbError, ServerRow};
+use files::WebRoot;
 use guard::TokenGuard;
 use limits::RateLimiter;
 use manager::Manager;
@@ -244,6 +246,9 @@ pub enum WebError {
     /// The `web/` folder is missing.
     #[error("web root {0} has no index.html")]
     Root(PathBuf),
+    /// The `web/` folder cannot be resolved.
+    #[error("web root {0}: {1}")]
+    RootUnreadable(PathBuf, std::io::Error),
     /// Serving failed.
     #[error("web origin: {0}")]
     Serve(std::io::Error),
@@ -254,7 +259,7 @@ pub struct WebState {
     /// The instances, and through it the database.
     pub manager: Arc<Manager>,
     /// The `web/` folder.
-    pub root: PathBuf,
+    pub root: WebRoot,
     /// How long sessions live.
     pub sessions: SessionSettings,
     /// New sessions per client address.
@@ -306,6 +311,8 @@ pub async fn run(
     if !settings.root.join("index.html").is_file() {
         return Err(WebError::Root(settings.root.clone()));
     }
+    let root = WebRoot::open(&settings.root)
+        .map_err(|err| WebError::RootUnreadable(settings.root.clone(), err))?;
     let tls = settings.tls.as_ref().map(tls::acceptor).transpose()?;
     let db = Db::open(&settings.database).await?;
     let manager = Manager::new(db.clone(), settings.manager.clone());
@@ -344,7 +351,7 @@ pub async fn run(
     ));
     let state = Arc::new(WebState {
         manager: Arc::clone(&manager),
-        root: settings.root.clone(),
+        root,
         sessions: settings.sessions.clone(),
         new_sessions: RateLimiter::new(settings.limits.new_sessions_per_minute),
         tokens: TokenGuard::new(settings.limits.token_failures_per_minute),

@@ -1,11 +1,17 @@
 //! WebSocket upgrades on hyper's own upgrade mechanism, with the workspace's
 //! tokio-tungstenite (axum's `ws` feature would compile a second tungstenite).
 //!
-//! Frames that break the protocol get the close code that says why ([`close_for`]).
+//! Upgrades are accepted only from the origin's own pages: browsers send `Origin` with every
+//! WebSocket request, and other sites' pages must not open sockets with a token they lured
+//! out of a user. Same origin means the scheme of this connection (`https` with TLS) and the
+//! request's own `Host`, so the origin works under any name it is reached by. A request
+//! without `Origin` comes from no browser and is let through (tests, tools). Frames that break
+//! the protocol get the close code that says why ([`close_for`]).
 
 use axum::extract::FromRequestParts;
 use axum::http::header::{
-    CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION, UPGRADE,
+    CONNECTION, HOST, ORIGIN, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION,
+    UPGRADE,
 };
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
@@ -20,6 +26,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tracing::debug;
 
 use super::api::ApiError;
+use super::peer::Peer;
 
 /// A server-side WebSocket to a browser.
 pub type BrowserSocket = WebSocketStream<TokioIo<Upgraded>>;
@@ -67,6 +74,64 @@ pub fn close_for(err: &WsError) -> Option<Message> {
     })))
 }
 
+/// `host` and port of an authority (`example.org:8443`, `[::1]:4690`, `example.org`), the
+/// port `default` when absent. `None` for anything else.
+fn split_authority(authority: &str, default: u16) -> Option<(&str, u16)> {
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(rest) => rest.split_once(']')?,
+        None => authority.split_at(authority.find(':').unwrap_or(authority.len())),
+    };
+    let port = if port.is_empty() {
+        default
+    } else {
+        let digits = port.strip_prefix(':')?;
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        digits.parse().ok()?
+    };
+    let plain = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._:".contains(&b));
+    plain.then_some((host, port))
+}
+
+/// Whether a browser's `Origin` is this origin: `scheme://host[:port]` with this connection's
+/// scheme and the request's `Host` (names compared case-insensitively, default ports filled).
+pub fn same_origin(origin: &str, host: &str, tls: bool) -> bool {
+    let (scheme, default) = if tls { ("https", 443) } else { ("http", 80) };
+    let Some((origin_scheme, authority)) = origin.split_once("://") else {
+        return false;
+    };
+    if !origin_scheme.eq_ignore_ascii_case(scheme) {
+        return false;
+    }
+    match (
+        split_authority(authority, default),
+        split_authority(host, default),
+    ) {
+        (Some((a, a_port)), Some((b, b_port))) => a.eq_ignore_ascii_case(b) && a_port == b_port,
+        _ => false,
+    }
+}
+
+/// Refuses a browser's upgrade from another origin.
+fn check_origin(parts: &Parts) -> Result<(), ApiError> {
+    let Some(origin) = parts.headers.get(ORIGIN) else {
+        return Ok(());
+    };
+    let tls = parts.extensions.get::<Peer>().is_some_and(|peer| peer.tls);
+    let host = parts.headers.get(HOST).and_then(|h| h.to_str().ok());
+    match (origin.to_str(), host) {
+        (Ok(origin), Some(host)) if same_origin(origin, host, tls) => Ok(()),
+        _ => {
+            debug!(origin = ?origin, host = ?host, "cross-origin WebSocket refused");
+            Err(ApiError::CrossOrigin)
+        }
+    }
+}
+
 /// A request to upgrade to WebSocket; an axum extractor.
 pub struct WsUpgrade {
     /// Resolves to the raw connection once the 101 response is sent.
@@ -106,6 +171,7 @@ impl<S: Send + Sync> FromRequestParts<S> for WsUpgrade {
             .get(SEC_WEBSOCKET_KEY)
             .cloned()
             .ok_or_else(|| ApiError::BadRequest("missing Sec-WebSocket-Key".into()))?;
+        check_origin(parts)?;
         let on_upgrade = parts
             .extensions
             .remove::<OnUpgrade>()
@@ -154,6 +220,34 @@ impl WsUpgrade {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn origins_match_the_connections_scheme_and_the_requests_host() {
+        for (origin, host, tls) in [
+            ("http://127.0.0.1:4690", "127.0.0.1:4690", false),
+            ("http://Stream.Example.org", "stream.example.org:80", false),
+            ("https://stream.example.org", "stream.example.org", true),
+            ("https://stream.example.org:443", "stream.example.org", true),
+            ("http://[::1]:4690", "[::1]:4690", false),
+        ] {
+            assert!(same_origin(origin, host, tls), "{origin} {host} {tls}");
+        }
+        for (origin, host, tls) in [
+            ("http://evil.example", "127.0.0.1:4690", false),
+            ("https://127.0.0.1:4690", "127.0.0.1:4690", false),
+            ("http://stream.example.org", "stream.example.org", true),
+            ("http://127.0.0.1:4691", "127.0.0.1:4690", false),
+            ("http://127.0.0.1", "127.0.0.1:4690", false),
+            ("null", "127.0.0.1:4690", false),
+            ("http://127.0.0.1:4690/", "127.0.0.1:4690", false),
+            ("http://user@127.0.0.1:4690", "127.0.0.1:4690", false),
+            ("http://127.0.0.1:4690.evil", "127.0.0.1:4690", false),
+            ("http://127.0.0.1:", "127.0.0.1:80", false),
+            ("http://[::1]:4690", "[::2]:4690", false),
+        ] {
+            assert!(!same_origin(origin, host, tls), "{origin} {host} {tls}");
+        }
+    }
 
     #[test]
     fn read_errors_map_to_close_codes() {
