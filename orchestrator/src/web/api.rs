@@ -29,7 +29,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use super::WebState;
 use super::guard::TokenRefused;
@@ -113,7 +113,10 @@ impl ApiError {
                 ManagerError::BadSize(..) => StatusCode::BAD_REQUEST,
                 ManagerError::Supervisor(SupervisorError::InvalidId) => StatusCode::NOT_FOUND,
                 ManagerError::Supervisor(_) => StatusCode::BAD_GATEWAY,
-                ManagerError::Db(_) | ManagerError::Random(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                ManagerError::Db(_) | ManagerError::Unrecorded { .. } => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
+                ManagerError::Random(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
         }
     }
@@ -123,7 +126,16 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         let message = match &self {
-            ApiError::Manager(ManagerError::Db(_) | ManagerError::Random(_)) => {
+            ApiError::Manager(ManagerError::Db(err)) => {
+                error!(%err, "request refused: the database failed");
+                "the database is unavailable right now, so nothing was changed; try again later"
+                    .to_string()
+            }
+            ApiError::Manager(ManagerError::Unrecorded { source, .. }) => {
+                error!(err = %source, "{self}");
+                self.to_string()
+            }
+            ApiError::Manager(ManagerError::Random(_)) => {
                 error!(err = %self, "request failed");
                 "internal error".to_string()
             }
@@ -258,9 +270,20 @@ impl WebState {
 
 type Shared = State<Arc<WebState>>;
 
-/// `GET /api/health`.
-pub async fn health() -> Json<Value> {
-    Json(json!({ "ok": true }))
+/// `GET /api/health`: whether the database answers a real query and, for SQLite, is still
+/// the file it was opened on. Why not goes to the log, not to the (public) answer.
+pub async fn health(State(web): Shared) -> Response {
+    match web.manager.db().check().await {
+        Ok(()) => Json(json!({ "ok": true })).into_response(),
+        Err(err) => {
+            warn!(%err, "health check: the database is not usable");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({ "ok": false, "error": "the database is not usable" })),
+            )
+                .into_response()
+        }
+    }
 }
 
 /// `POST /api/sessions`: a new browser session, a few a minute per client address.
@@ -284,10 +307,9 @@ pub async fn create_session(
     Ok((StatusCode::CREATED, Json(json!({ "token": token }))).into_response())
 }
 
-/// `GET /api/instances`: this session's instances.
+/// `GET /api/instances`: this session's instances. A read: it writes nothing.
 pub async fn list(State(web): Shared, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
     let session = web.session(bearer(&headers)).await?;
-    web.manager.db().touch_session(&session).await?;
     let instances = web.manager.views_of_session(&session).await?;
     Ok(Json(json!({ "instances": instances })))
 }

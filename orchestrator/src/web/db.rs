@@ -7,7 +7,9 @@
 //! backends understand, and only TEXT and BIGINT columns.
 
 use std::borrow::Cow;
-use std::path::Path;
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -56,6 +58,14 @@ pub enum DbError {
     /// A query failed.
     #[error("database query failed: {0}")]
     Query(#[from] sqlx::Error),
+    /// The SQLite file is not the one the database was opened on any more.
+    #[error("database file {path}: {problem}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: String,
+    },
 }
 
 /// A row of `servers` (the seeds' columns plus `signaling_base_port`).
@@ -119,6 +129,65 @@ pub struct InstanceRow {
 pub struct Db {
     /// The connections.
     pool: AnyPool,
+    /// The SQLite file, as it was when opened (none for PostgreSQL and `:memory:`).
+    file: Option<SqliteFile>,
+}
+
+/// A SQLite database file and the inode it had when the database was opened.
+///
+/// Open connections keep working on a file that was deleted or replaced, so queries alone do
+/// not notice; everything written after that would be lost at the next start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct SqliteFile {
+    /// As given in the URL.
+    path: PathBuf,
+    /// `st_dev` and `st_ino` at open.
+    identity: (u64, u64),
+}
+
+/// The first 16 bytes of every SQLite 3 database file.
+const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
+
+impl SqliteFile {
+    /// The file of a normalized `sqlite://PATH?…` URL, if it names one.
+    fn of_url(url: &str) -> Option<SqliteFile> {
+        let rest = url.strip_prefix("sqlite://")?;
+        let path = rest.split_once('?').map_or(rest, |(path, _)| path);
+        if path.is_empty() || path.starts_with(':') {
+            return None;
+        }
+        let meta = std::fs::metadata(path).ok()?;
+        Some(SqliteFile {
+            path: PathBuf::from(path),
+            identity: (meta.dev(), meta.ino()),
+        })
+    }
+
+    /// Whether the file at the path is still the database that was opened.
+    fn check(&self) -> Result<(), DbError> {
+        let problem = |problem: &str| DbError::File {
+            path: self.path.clone(),
+            problem: problem.to_string(),
+        };
+        let meta = match std::fs::metadata(&self.path) {
+            Ok(meta) => meta,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                return Err(problem("deleted while in use"));
+            }
+            Err(err) => return Err(problem(&err.to_string())),
+        };
+        if (meta.dev(), meta.ino()) != self.identity {
+            return Err(problem("replaced by another file while in use"));
+        }
+        let mut magic = [0u8; 16];
+        std::fs::File::open(&self.path)
+            .and_then(|mut file| file.read_exact(&mut magic))
+            .map_err(|err| problem(&format!("unreadable: {err}")))?;
+        if &magic != SQLITE_MAGIC {
+            return Err(problem("no longer a SQLite database (corrupted)"));
+        }
+        Ok(())
+    }
 }
 
 /// Milliseconds since the Unix epoch, now.
@@ -283,7 +352,22 @@ impl Db {
         };
         migrator.run(&pool).await?;
         info!(database = %redact(&url), "database ready");
-        Ok(Db { pool })
+        Ok(Db {
+            pool,
+            file: SqliteFile::of_url(&url),
+        })
+    }
+
+    /// Whether the database works: a real query, and for SQLite, that the file is still the
+    /// one opened and still a database. Reads only.
+    pub async fn check(&self) -> Result<(), DbError> {
+        sqlx::query("SELECT COUNT(*) AS n FROM servers")
+            .fetch_one(&self.pool)
+            .await?;
+        match &self.file {
+            Some(file) => file.check(),
+            None => Ok(()),
+        }
     }
 
     /// Closes every connection.
@@ -823,6 +907,7 @@ mod tests {
             db.session_of("h", i64::MIN).await.unwrap().as_deref(),
             Some("kept")
         );
+        db.check().await.unwrap();
         db.close().await;
         let _ = std::fs::remove_dir_all(dir);
     }
@@ -879,5 +964,34 @@ mod tests {
             0
         );
         assert_eq!(db.delete_expired_sessions(future).await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_check_notices_a_deleted_replaced_or_corrupted_file() {
+        let dir = std::env::temp_dir().join(format!("osw-db-check-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("o.db");
+        let url = path.to_string_lossy().to_string();
+        let db = Db::open(&url).await.unwrap();
+        db.check().await.unwrap();
+        std::fs::copy(&path, dir.join("copy.db")).unwrap();
+        std::fs::rename(dir.join("copy.db"), &path).unwrap();
+        let err = db.check().await.unwrap_err().to_string();
+        assert!(err.contains("replaced"), "{err}");
+        std::fs::remove_file(&path).unwrap();
+        let err = db.check().await.unwrap_err().to_string();
+        assert!(err.contains("deleted"), "{err}");
+        db.close().await;
+
+        let db = Db::open(&url).await.unwrap();
+        let length = std::fs::metadata(&path).unwrap().len() as usize;
+        {
+            use std::io::Write;
+            let mut file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+            file.write_all(&vec![b'x'; length]).unwrap();
+        }
+        assert!(db.check().await.is_err());
+        db.close().await;
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -25,6 +25,11 @@ use super::token::{NoRandomness, new_uuid};
 use crate::cmd::MAX_DIMENSION;
 use crate::supervisor::{InstanceStatus, Supervisor, SupervisorError};
 
+/// First pause before recording an end again after the database refused it.
+const RECORD_RETRY_FIRST: Duration = Duration::from_millis(500);
+/// Longest pause between those tries.
+const RECORD_RETRY_MAX: Duration = Duration::from_secs(30);
+
 /// How the web role runs instances.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ManagerSettings {
@@ -181,9 +186,17 @@ pub enum ManagerError {
     /// The supervisor refused or could not be reached.
     #[error("{0}")]
     Supervisor(SupervisorError),
-    /// The database failed.
+    /// The database failed before anything changed.
     #[error(transparent)]
     Db(#[from] DbError),
+    /// The action happened, but the database could not record it (yet).
+    #[error("{done}, but the database could not record it yet")]
+    Unrecorded {
+        /// What happened, e.g. "the instance was stopped".
+        done: &'static str,
+        /// Why the write failed.
+        source: DbError,
+    },
     /// No randomness for a UUID.
     #[error(transparent)]
     Random(#[from] NoRandomness),
@@ -227,7 +240,7 @@ struct Live {
     stopping: Option<String>,
     /// One `RESOLUTION` at a time per instance; the latest request wins the race to the host.
     resize: Arc<tokio::sync::Mutex<()>>,
-    /// The watch task.
+    /// The watch task; once the instance has ended, the task that retries recording that.
     monitor: Option<AbortHandle>,
 }
 
@@ -565,7 +578,8 @@ impl Manager {
             .map(|(id, _)| id.clone())
             .collect();
         for id in stale {
-            self.end(&id, "The instance ended.".to_string()).await;
+            // A failure is logged and retried by `end` itself.
+            let _ = self.end(&id, "The instance ended.".to_string()).await;
         }
         let created = async {
             let id = new_uuid()?;
@@ -677,25 +691,39 @@ impl Manager {
     }
 
     /// Stops `id` for `reason` (the sentence the page will show) and returns its final view.
+    ///
+    /// `DEINITIALIZING` is recorded before the supervisor is asked: if the database cannot
+    /// take it, nothing is stopped and the database still tells the truth. Once stopped, the
+    /// end is recorded; if that fails, it is retried until it works, and the caller learns
+    /// that it is not recorded yet ([`ManagerError::Unrecorded`]).
     pub async fn stop(
         self: &Arc<Self>,
         id: &str,
         reason: String,
     ) -> Result<InstanceView, ManagerError> {
-        let found = self.live().get_mut(id).map(|l| {
+        let found = self
+            .live()
+            .get(id)
+            .filter(|l| l.view.status != Phase::Ended)
+            .map(|l| (Arc::clone(&l.server), l.slot));
+        let Some((server, slot)) = found else {
+            // Already ended (its record maybe still under way): its final view.
+            return self.view(id).await?.ok_or(ManagerError::NotFound);
+        };
+        self.db
+            .set_status(id, Phase::Deinitializing.as_str())
+            .await?;
+        let view = self.live().get_mut(id).map(|l| {
             if l.stopping.is_none() {
                 l.stopping = Some(reason.clone());
             }
-            l.view.status = Phase::Deinitializing;
-            (Arc::clone(&l.server), l.slot, l.view.clone())
+            if l.view.status != Phase::Ended {
+                l.view.status = Phase::Deinitializing;
+            }
+            l.view.clone()
         });
-        let Some((server, slot, view)) = found else {
-            // Already ended: its final view.
-            return self.view(id).await?.ok_or(ManagerError::NotFound);
-        };
-        self.publish(view);
-        if let Err(err) = self.db.set_status(id, Phase::Deinitializing.as_str()).await {
-            warn!(%err, "cannot store DEINITIALIZING");
+        if let Some(view) = view {
+            self.publish(view);
         }
         info!(instance = %id, %reason, "stopping instance");
         match server.client.stop(slot).await {
@@ -710,7 +738,12 @@ impl Manager {
             .get(id)
             .and_then(|l| l.stopping.clone())
             .unwrap_or(reason);
-        self.end(id, reason).await;
+        self.end(id, reason)
+            .await
+            .map_err(|source| ManagerError::Unrecorded {
+                done: "the instance was stopped",
+                source,
+            })?;
         self.view(id).await?.ok_or(ManagerError::NotFound)
     }
 
@@ -754,36 +787,90 @@ impl Manager {
                 l.view.clone()
             })
         };
-        self.db.set_size(id, width, height).await?;
         let view = view.ok_or(ManagerError::NotRunning("ended"))?;
         self.publish(view.clone());
+        self.db
+            .set_size(id, width, height)
+            .await
+            .map_err(|source| ManagerError::Unrecorded {
+                done: "the stream was resized",
+                source,
+            })?;
         Ok(view)
     }
 
-    /// Marks `id` ended for `reason`: out of the live table, into the database, to the pages.
-    async fn end(&self, id: &str, reason: String) {
-        let Some(mut live) = self.live().remove(id) else {
-            return;
-        };
+    /// Marks `id` ended for `reason`: to the pages at once, into the database, then out of
+    /// the live table. If the database cannot take it, the live table keeps the ended view
+    /// (so this web role never shows the instance as running) and a task retries the write
+    /// until it works; the first failure is returned.
+    async fn end(self: &Arc<Self>, id: &str, reason: String) -> Result<(), DbError> {
         let at = now_ms();
-        live.view.status = Phase::Ended;
-        live.view.reason = Some(reason.clone());
-        live.view.ended_at = Some(at);
-        live.view.viewers = 0;
+        let ended = {
+            let mut live = self.live();
+            live.get_mut(id)
+                .filter(|l| l.view.status != Phase::Ended)
+                .map(|l| {
+                    l.view.status = Phase::Ended;
+                    l.view.reason = Some(reason.clone());
+                    l.view.ended_at = Some(at);
+                    l.view.viewers = 0;
+                    (l.view.clone(), l.monitor.take())
+                })
+        };
+        // Not live, or ended already and its record under way.
+        let Some((view, monitor)) = ended else {
+            return Ok(());
+        };
         info!(instance = %id, %reason, "instance ended");
-        if let Err(err) = self.db.set_ended(id, &reason, at).await {
-            error!(%err, instance = %id, "cannot store the end of an instance");
+        self.publish(view);
+        let recorded = self.db.set_ended(id, &reason, at).await;
+        match &recorded {
+            Ok(()) => {
+                self.live().remove(id);
+            }
+            Err(err) => {
+                error!(
+                    %err,
+                    instance = %id,
+                    "cannot record the end of an instance; retrying until the database takes it"
+                );
+                let retry = tokio::spawn(Arc::clone(self).record_end(id.to_string(), reason, at));
+                if let Some(l) = self.live().get_mut(id) {
+                    l.monitor = Some(retry.abort_handle());
+                }
+            }
         }
-        self.publish(live.view);
         // Last: this may be the monitor itself, which stops at its next await.
-        if let Some(monitor) = live.monitor.take() {
+        if let Some(monitor) = monitor {
             monitor.abort();
+        }
+        recorded
+    }
+
+    /// Retries recording an end, with growing pauses, until the database takes it.
+    async fn record_end(self: Arc<Self>, id: String, reason: String, at: i64) {
+        let mut pause = RECORD_RETRY_FIRST;
+        loop {
+            sleep(pause).await;
+            match self.db.set_ended(&id, &reason, at).await {
+                Ok(()) => {
+                    info!(instance = %id, "the end of the instance is recorded now");
+                    self.live().remove(&id);
+                    return;
+                }
+                Err(err) => {
+                    debug!(%err, instance = %id, "still cannot record the end");
+                    pause = (pause * 2).min(RECORD_RETRY_MAX);
+                }
+            }
         }
     }
 
     /// Watches one instance until it ends.
     async fn monitor(self: Arc<Self>, id: String) {
         let mut failing_since: Option<Instant> = None;
+        // Whether recording RUNNING failed at the last poll (warned once, not every poll).
+        let mut unrecorded = false;
         loop {
             let Some((server, slot, phase)) = self
                 .live()
@@ -803,7 +890,19 @@ impl Manager {
                     failing_since = None;
                     match report.status {
                         InstanceStatus::Initializing => {}
-                        InstanceStatus::Running => self.mark_running(&id).await,
+                        InstanceStatus::Running => match self.mark_running(&id).await {
+                            Ok(()) => unrecorded = false,
+                            Err(err) => {
+                                if !unrecorded {
+                                    warn!(
+                                        %err,
+                                        "cannot record RUNNING; the page waits until the \
+                                         database takes it"
+                                    );
+                                }
+                                unrecorded = true;
+                            }
+                        },
                         InstanceStatus::Deinitializing => self.mark_deinitializing(&id),
                         InstanceStatus::Idle | InstanceStatus::Invalid => {
                             let stopping = self.live().get(&id).and_then(|l| l.stopping.clone());
@@ -812,7 +911,8 @@ impl Manager {
                             if report.last_exit.is_some() {
                                 debug!(last_exit = ?report.last_exit, "instance gone");
                             }
-                            self.end(&id, reason).await;
+                            // A failure is logged and retried by `end` itself.
+                            let _ = self.end(&id, reason).await;
                             return;
                         }
                     }
@@ -821,7 +921,8 @@ impl Manager {
                     let since = *failing_since.get_or_insert_with(Instant::now);
                     warn!(%err, "STATUS failed");
                     if since.elapsed() >= self.settings.unreachable_grace {
-                        self.end(&id, "Its rendering server stopped answering.".to_string())
+                        let _ = self
+                            .end(&id, "Its rendering server stopped answering.".to_string())
                             .await;
                         return;
                     }
@@ -831,8 +932,18 @@ impl Manager {
         }
     }
 
-    async fn mark_running(&self, id: &str) {
+    /// `RUNNING`, recorded first: until the database takes it, the page keeps waiting (and
+    /// the next poll tries again), so it never shows what the database does not hold.
+    async fn mark_running(&self, id: &str) -> Result<(), DbError> {
+        let starting = self
+            .live()
+            .get(id)
+            .is_some_and(|l| l.view.status == Phase::Initializing);
+        if !starting {
+            return Ok(());
+        }
         let at = now_ms();
+        self.db.set_running(id, at).await?;
         let view = {
             let mut live = self.live();
             match live.get_mut(id) {
@@ -849,11 +960,9 @@ impl Manager {
         };
         if let Some(view) = view {
             info!(took_ms = at - view.created_at, "instance running");
-            if let Err(err) = self.db.set_running(id, at).await {
-                warn!(%err, "cannot store RUNNING");
-            }
             self.publish(view);
         }
+        Ok(())
     }
 
     fn mark_deinitializing(&self, id: &str) {
@@ -901,30 +1010,55 @@ impl Manager {
 
     /// Stops watching. With `local_stops`, the supervisor in this process is about to stop
     /// its instances: they are marked ended now. Instances elsewhere stay live in the
-    /// database, for the next start to adopt.
-    pub async fn shutdown(&self, local_stops: bool) {
+    /// database, for the next start to adopt. Ends still waiting to be recorded get one last
+    /// try; those that fail are marked ended by the next start, which finds their slots idle.
+    pub async fn shutdown(self: &Arc<Self>, local_stops: bool) {
         let local = self
             .local_server
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
-        let all: Vec<(String, String)> = self
+        let all: Vec<(String, String, Phase)> = self
             .live()
             .iter()
-            .map(|(id, l)| (id.clone(), l.server.row.server_id.clone()))
+            .map(|(id, l)| (id.clone(), l.server.row.server_id.clone(), l.view.status))
             .collect();
-        for (id, server_id) in all {
-            if local_stops && local.as_deref() == Some(server_id.as_str()) {
-                self.end(
-                    &id,
-                    "The orchestrator shut down, which stopped the instance.".into(),
-                )
-                .await;
+        for (id, server_id, phase) in all {
+            if phase == Phase::Ended {
+                let removed = self.live().remove(&id);
+                if let Some(l) = removed {
+                    if let Some(retry) = l.monitor {
+                        retry.abort();
+                    }
+                    let reason = l.view.reason.unwrap_or_default();
+                    let at = l.view.ended_at.unwrap_or_else(now_ms);
+                    if let Err(err) = self.db.set_ended(&id, &reason, at).await {
+                        error!(
+                            %err,
+                            instance = %id,
+                            "the end of an instance is not recorded; the next start records it"
+                        );
+                    }
+                }
+            } else if local_stops && local.as_deref() == Some(server_id.as_str()) {
+                let _ = self
+                    .end(
+                        &id,
+                        "The orchestrator shut down, which stopped the instance.".into(),
+                    )
+                    .await;
             } else {
                 let removed = self.live().remove(&id);
                 if let Some(monitor) = removed.and_then(|mut l| l.monitor.take()) {
                     monitor.abort();
                 }
+            }
+        }
+        // Ends that failed just now: their retry tasks stop here, the next start records them.
+        let pending: Vec<String> = self.live().keys().cloned().collect();
+        for id in pending {
+            if let Some(retry) = self.live().remove(&id).and_then(|l| l.monitor) {
+                retry.abort();
             }
         }
         let servers: Vec<Arc<Server>> = self.server_map().values().cloned().collect();
