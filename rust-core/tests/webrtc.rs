@@ -670,6 +670,105 @@ fn a_failed_encoder_is_rebuilt_and_its_viewers_get_frames_again() {
     streamer.shutdown();
 }
 
+/// A small seeded generator (xorshift), so every fuzz run is the same run.
+struct Seeded(u64);
+
+impl Seeded {
+    fn next(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[self.next(items.len())]
+    }
+}
+
+/// One data-channel message: mostly well-formed input with hostile values, some resizes
+/// and texts, some garbage.
+fn fuzzed_input(rng: &mut Seeded) -> String {
+    let numbers = [
+        "0", "-1", "1e308", "-1e308", "NaN", "1.5", "640", "65536", "4294967296", "\"7\"",
+        "null", "[]", "{}", "true", "7680", "7681", "641", "99999999999999999999",
+    ];
+    let n = |rng: &mut Seeded| rng.pick(&numbers).to_string();
+    match rng.next(9) {
+        0 => format!(
+            r#"{{"type":"pointerMove","x":{},"y":{},"width":{},"height":{}}}"#,
+            n(rng), n(rng), n(rng), n(rng)
+        ),
+        1 => format!(
+            r#"{{"type":"pointerButton","x":{},"y":{},"width":{},"height":{},"button":{},"pressed":{},"mods":{}}}"#,
+            n(rng), n(rng), n(rng), n(rng), n(rng), rng.pick(&["true", "false", "1"]), n(rng)
+        ),
+        2 => format!(r#"{{"type":"wheel","dx":{},"dy":{}}}"#, n(rng), n(rng)),
+        3 => format!(
+            r#"{{"type":"key","key":{},"action":{},"mods":{}}}"#,
+            n(rng), n(rng), n(rng)
+        ),
+        4 => {
+            let texts = ["a", "héllo", r"\u0000", r"\ud800", "日本語", r"\n\t", "\n", ""];
+            let text = rng.pick(&texts).repeat(1 + rng.next(300));
+            format!(r#"{{"type":"text","text":"{text}"}}"#)
+        }
+        5 => format!(r#"{{"type":"resize","width":{},"height":{}}}"#, n(rng), n(rng)),
+        6 => r#"{"type":"keyFrame"}"#.to_string(),
+        7 => {
+            // No empty message: GStreamer's data channel, the test's sending peer, closes
+            // itself on one.
+            let junk = [" ", "{", "[1,2]", r#"{"type":"nope"}"#, "\u{7f}\u{1}", r#"{"type":5}"#];
+            rng.pick(&junk).to_string()
+        }
+        // Long junk, within what GStreamer's SCTP sends in one message without closing the
+        // channel (that limit is the sending test peer's, not the host's).
+        _ => "x".repeat(rng.next(8_000)),
+    }
+}
+
+#[test]
+fn fuzzed_input_never_breaks_the_stream() {
+    require_loopback_namespace!();
+    run_host(EncoderChoice::X264, |port, events| async move {
+        let viewer = Receiver::join(port).await;
+        viewer.wait_frames(10, Duration::from_secs(20)).await;
+        let (fds, tasks) = (open_fds(), threads());
+        let mut rng = Seeded(0x9e37_79b9_7f4a_7c15);
+        for i in 0..5000 {
+            viewer.send_input(&fuzzed_input(&mut rng)).await;
+            if i % 250 == 0 {
+                // Let the channel drain now and then, as a real page would.
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+        let stats = wait_stats(port, Duration::from_secs(10), "input never counted", |s| {
+            s["inputRefused"].as_u64().unwrap_or(0) + s["inputEvents"].as_u64().unwrap_or(0) > 2000
+        })
+        .await;
+        assert!(stats["inputRefused"].as_u64().unwrap() > 0, "{stats}");
+        // Every resize that reached the host was a size the stream can take.
+        for event in events.lock().unwrap().iter() {
+            if let Event::Resize { width, height, .. } = *event {
+                assert!(
+                    (16..=3840).contains(&width) && (16..=2160).contains(&height),
+                    "a resize of {width}x{height} reached the host"
+                );
+                assert!(width % 2 == 0 && height % 2 == 0, "odd resize {width}x{height}");
+            }
+        }
+        let before = viewer.received.frames.load(std::sync::atomic::Ordering::Relaxed);
+        viewer.wait_frames(before + 20, Duration::from_secs(10)).await;
+        assert!(
+            open_fds() <= fds + 8 && threads() <= tasks + 4,
+            "fds {fds} -> {}, threads {tasks} -> {}",
+            open_fds(),
+            threads()
+        );
+        viewer.leave().await;
+    });
+}
+
 #[test]
 fn viewers_beyond_the_limit_are_refused_with_a_reason() {
     require_loopback_namespace!();
