@@ -249,7 +249,8 @@ impl StreamerConfig {
             self.max_spectators.is_none_or(|s| s < self.max_viewers),
             "maxSpectators must be less than maxViewers (the owner keeps a place)",
         )?;
-        let sides = openspace_webrtc_protocol::MIN_STREAM_SIDE..=openspace_webrtc_protocol::MAX_REQUEST_SIDE;
+        let sides = openspace_webrtc_protocol::MIN_STREAM_SIDE
+            ..=openspace_webrtc_protocol::MAX_REQUEST_SIDE;
         check(
             sides.contains(&self.max_width) && sides.contains(&self.max_height),
             "maxWidth and maxHeight must be 16..=7680",
@@ -280,9 +281,19 @@ fn env_value(name: &'static str, field: &str, raw: &str) -> Result<serde_json::V
         reason: reason.to_string(),
     };
     Ok(match field {
-        "listenPort" | "bitrateKbps" | "minBitrateKbps" | "startBitrateKbps" | "maxEncoders"
-        | "fecPercentage" | "keyFrameMinIntervalMs" | "fpsCap" | "maxViewers"
-        | "maxSpectators" | "negotiationTimeoutMs" | "maxWidth" | "maxHeight"
+        "listenPort"
+        | "bitrateKbps"
+        | "minBitrateKbps"
+        | "startBitrateKbps"
+        | "maxEncoders"
+        | "fecPercentage"
+        | "keyFrameMinIntervalMs"
+        | "fpsCap"
+        | "maxViewers"
+        | "maxSpectators"
+        | "negotiationTimeoutMs"
+        | "maxWidth"
+        | "maxHeight"
         | "keyFrameInterval" => {
             let n: u64 = raw
                 .trim()

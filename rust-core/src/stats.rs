@@ -138,7 +138,8 @@ impl Stats {
     /// Whether frames come out of tier 0's encoder now (one within the last 2 s).
     pub fn frames_flowing(&self) -> bool {
         let last = self.last_encoded_us.load(Ordering::Relaxed);
-        last > 0 && self.started.elapsed().as_micros() as u64 - last <= FLOWING_WITHIN.as_micros() as u64
+        last > 0
+            && self.started.elapsed().as_micros() as u64 - last <= FLOWING_WITHIN.as_micros() as u64
     }
 
     pub(crate) fn set_viewers_leaving(&self, leaving: usize) {
@@ -172,7 +173,11 @@ impl Stats {
     /// Counts each tier's encoded bytes at its encoder's output, and, for tier 0 (`primary`),
     /// its frames and how long they took: `fpsOut` and `encodeLatencyMs` describe the stream
     /// the controlling viewer gets, `bitrateKbps` everything encoded.
-    pub(crate) fn watch_encoder(self: &std::sync::Arc<Self>, encoder: &gst::Element, primary: bool) {
+    pub(crate) fn watch_encoder(
+        self: &std::sync::Arc<Self>,
+        encoder: &gst::Element,
+        primary: bool,
+    ) {
         let Some(pad) = encoder.static_pad("src") else {
             return;
         };

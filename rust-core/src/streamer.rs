@@ -198,25 +198,27 @@ impl Engine for Shared {
             ControlRequest::GetStats => ControlReply::Stats {
                 stats: self.stats_json(),
             },
-            ControlRequest::Resize { width, height } => match openspace_webrtc_protocol::fit_stream_size(
-                *width,
-                *height,
-                self.config.stream_limit(),
-            ) {
-                Ok((width, height)) => {
-                    self.events.push(Event::Resize {
-                        viewer_id: 0,
-                        width,
-                        height,
-                    });
-                    ControlReply::Ok {
-                        request: "resize".into(),
+            ControlRequest::Resize { width, height } => {
+                match openspace_webrtc_protocol::fit_stream_size(
+                    *width,
+                    *height,
+                    self.config.stream_limit(),
+                ) {
+                    Ok((width, height)) => {
+                        self.events.push(Event::Resize {
+                            viewer_id: 0,
+                            width,
+                            height,
+                        });
+                        ControlReply::Ok {
+                            request: "resize".into(),
+                        }
                     }
+                    Err(err) => ControlReply::Error {
+                        message: err.to_string(),
+                    },
                 }
-                Err(err) => ControlReply::Error {
-                    message: err.to_string(),
-                },
-            },
+            }
             ControlRequest::KeyFrame => match self.pipeline() {
                 Some(pipeline) => {
                     pipeline.request_key_frame();

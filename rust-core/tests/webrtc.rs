@@ -328,37 +328,44 @@ fn every_offer_asks_for_twcc_nack_pli_and_rtx() {
             s["peers"][0]["role"] == "owner"
         })
         .await;
-        assert_eq!(stats["tiers"][0]["viewers"], serde_json::json!([stats["peers"][0]["viewerId"]]));
-        assert!(stats["peers"][0]["estimateKbps"].as_u64().is_some_and(|e| e > 0), "{stats}");
-        for (name, sdp) in [("offer", &offer)] {
-            assert!(
-                !sdp_lines(sdp, openspace_webrtc::pipeline::TWCC_URI).is_empty(),
-                "{name} lacks the TWCC extension:\n{sdp}"
-            );
-            assert!(
-                !sdp_lines(sdp, "a=rtcp-fb:96 transport-cc").is_empty(),
-                "{name} lacks transport-cc feedback:\n{sdp}"
-            );
-            assert!(
-                sdp.lines().any(|l| l.trim_end() == "a=rtcp-fb:96 nack"),
-                "{name} lacks NACK:\n{sdp}"
-            );
-            assert!(
-                !sdp_lines(sdp, "a=rtcp-fb:96 nack pli").is_empty(),
-                "{name} lacks PLI:\n{sdp}"
-            );
-            let rtx = sdp_lines(sdp, " rtx/90000");
-            assert_eq!(rtx.len(), 1, "{name} has no single RTX payload:\n{sdp}");
-            let rtx_pt = rtx[0]
-                .trim_start_matches("a=rtpmap:")
-                .split(' ')
-                .next()
-                .unwrap();
-            assert!(
-                !sdp_lines(sdp, &format!("a=fmtp:{rtx_pt} apt=96")).is_empty(),
-                "{name}: RTX is not tied to the video payload:\n{sdp}"
-            );
-        }
+        assert_eq!(
+            stats["tiers"][0]["viewers"],
+            serde_json::json!([stats["peers"][0]["viewerId"]])
+        );
+        assert!(
+            stats["peers"][0]["estimateKbps"]
+                .as_u64()
+                .is_some_and(|e| e > 0),
+            "{stats}"
+        );
+        let (name, sdp) = ("offer", &offer);
+        assert!(
+            !sdp_lines(sdp, openspace_webrtc::pipeline::TWCC_URI).is_empty(),
+            "{name} lacks the TWCC extension:\n{sdp}"
+        );
+        assert!(
+            !sdp_lines(sdp, "a=rtcp-fb:96 transport-cc").is_empty(),
+            "{name} lacks transport-cc feedback:\n{sdp}"
+        );
+        assert!(
+            sdp.lines().any(|l| l.trim_end() == "a=rtcp-fb:96 nack"),
+            "{name} lacks NACK:\n{sdp}"
+        );
+        assert!(
+            !sdp_lines(sdp, "a=rtcp-fb:96 nack pli").is_empty(),
+            "{name} lacks PLI:\n{sdp}"
+        );
+        let rtx = sdp_lines(sdp, " rtx/90000");
+        assert_eq!(rtx.len(), 1, "{name} has no single RTX payload:\n{sdp}");
+        let rtx_pt = rtx[0]
+            .trim_start_matches("a=rtpmap:")
+            .split(' ')
+            .next()
+            .unwrap();
+        assert!(
+            !sdp_lines(sdp, &format!("a=fmtp:{rtx_pt} apt=96")).is_empty(),
+            "{name}: RTX is not tied to the video payload:\n{sdp}"
+        );
         viewer.leave().await;
     });
 }
@@ -391,8 +398,13 @@ fn below_the_floor_the_picture_is_scaled_down_and_keeps_playing() {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let before = viewer.received.frames.load(std::sync::atomic::Ordering::Relaxed);
-        viewer.wait_frames(before + 30, Duration::from_secs(10)).await;
+        let before = viewer
+            .received
+            .frames
+            .load(std::sync::atomic::Ordering::Relaxed);
+        viewer
+            .wait_frames(before + 30, Duration::from_secs(10))
+            .await;
         viewer.leave().await;
     });
 }
@@ -475,7 +487,10 @@ fn share_links_that_never_answer_cannot_lock_the_owner_out() {
         }
         let (_refused, first) = join_raw(port, true).await;
         assert!(
-            first["message"].as_str().unwrap().contains("maximum of 3 spectators"),
+            first["message"]
+                .as_str()
+                .unwrap()
+                .contains("maximum of 3 spectators"),
             "{first}"
         );
         // The owner's place was kept.
@@ -494,11 +509,17 @@ fn share_links_that_never_answer_cannot_lock_the_owner_out() {
                 }
             };
             assert_eq!(reason["fatal"], true, "{reason}");
-            assert!(reason["message"].as_str().unwrap().contains("no answer"), "{reason}");
+            assert!(
+                reason["message"].as_str().unwrap().contains("no answer"),
+                "{reason}"
+            );
         }
-        wait_stats(port, Duration::from_secs(5), "the silent viewers were not freed", |s| {
-            s["viewers"] == 1
-        })
+        wait_stats(
+            port,
+            Duration::from_secs(5),
+            "the silent viewers were not freed",
+            |s| s["viewers"] == 1,
+        )
         .await;
         owner.leave().await;
     });
@@ -518,9 +539,12 @@ fn viewers_that_leave_as_soon_as_the_offer_arrives_leak_nothing() {
                 assert_eq!(first["type"], "offer", "{first}");
                 drop(socket);
             }
-            wait_stats(port, Duration::from_secs(10), "viewers were not freed", |s| {
-                s["viewers"] == 0 && s["viewersLeaving"] == 0
-            })
+            wait_stats(
+                port,
+                Duration::from_secs(10),
+                "viewers were not freed",
+                |s| s["viewers"] == 0 && s["viewersLeaving"] == 0,
+            )
             .await;
             // Freed viewers' threads wind down shortly after their pipelines stop.
             tokio::time::sleep(Duration::from_millis(500)).await;
@@ -610,7 +634,9 @@ fn odd_frame_sizes_stream_cropped_to_even_and_back() {
             streamer.submit(source, width, height).expect("submit");
             std::thread::sleep(Duration::from_millis(33));
             let frames = received.frames.load(std::sync::atomic::Ordering::Relaxed);
-            if frames > before + 20 && *received.size.lock().unwrap() == Some((width as i32 & !1, height as i32 & !1)) {
+            if frames > before + 20
+                && *received.size.lock().unwrap() == Some((width as i32 & !1, height as i32 & !1))
+            {
                 break;
             }
             assert!(
@@ -641,18 +667,19 @@ fn a_failed_encoder_is_rebuilt_and_its_viewers_get_frames_again() {
     submit_frame(&mut streamer, &pixels);
     let viewer = runtime.block_on(Receiver::join(port));
     let received = viewer.received.clone();
-    let feed_until = |streamer: &mut Streamer, what: &str, done: &dyn Fn(&serde_json::Value) -> bool| {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            submit_frame(streamer, &pixels);
-            std::thread::sleep(Duration::from_millis(33));
-            let stats = streamer.stats();
-            if done(&stats) {
-                return;
+    let feed_until =
+        |streamer: &mut Streamer, what: &str, done: &dyn Fn(&serde_json::Value) -> bool| {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                submit_frame(streamer, &pixels);
+                std::thread::sleep(Duration::from_millis(33));
+                let stats = streamer.stats();
+                if done(&stats) {
+                    return;
+                }
+                assert!(Instant::now() < deadline, "{what}: {stats}");
             }
-            assert!(Instant::now() < deadline, "{what}: {stats}");
-        }
-    };
+        };
     let frames = |r: &std::sync::Arc<support::receiver::Received>| {
         r.frames.load(std::sync::atomic::Ordering::Relaxed)
     };
@@ -660,12 +687,19 @@ fn a_failed_encoder_is_rebuilt_and_its_viewers_get_frames_again() {
         s["framesFlowing"] == true && frames(&received) > 10
     });
     streamer.view().inject_encoder_error();
-    feed_until(&mut streamer, "the encoder was not rebuilt", &|s| s["encoderRebuilds"] == 1);
+    feed_until(&mut streamer, "the encoder was not rebuilt", &|s| {
+        s["encoderRebuilds"] == 1
+    });
     let before = frames(&received);
     feed_until(&mut streamer, "no frames after the rebuild", &|s| {
         s["framesFlowing"] == true && frames(&received) > before + 10
     });
-    assert_eq!(streamer.stats()["tiers"][0]["viewers"].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        streamer.stats()["tiers"][0]["viewers"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
     runtime.block_on(viewer.leave());
     streamer.shutdown();
 }
@@ -690,35 +724,82 @@ impl Seeded {
 /// and texts, some garbage.
 fn fuzzed_input(rng: &mut Seeded) -> String {
     let numbers = [
-        "0", "-1", "1e308", "-1e308", "NaN", "1.5", "640", "65536", "4294967296", "\"7\"",
-        "null", "[]", "{}", "true", "7680", "7681", "641", "99999999999999999999",
+        "0",
+        "-1",
+        "1e308",
+        "-1e308",
+        "NaN",
+        "1.5",
+        "640",
+        "65536",
+        "4294967296",
+        "\"7\"",
+        "null",
+        "[]",
+        "{}",
+        "true",
+        "7680",
+        "7681",
+        "641",
+        "99999999999999999999",
     ];
     let n = |rng: &mut Seeded| rng.pick(&numbers).to_string();
     match rng.next(9) {
         0 => format!(
             r#"{{"type":"pointerMove","x":{},"y":{},"width":{},"height":{}}}"#,
-            n(rng), n(rng), n(rng), n(rng)
+            n(rng),
+            n(rng),
+            n(rng),
+            n(rng)
         ),
         1 => format!(
             r#"{{"type":"pointerButton","x":{},"y":{},"width":{},"height":{},"button":{},"pressed":{},"mods":{}}}"#,
-            n(rng), n(rng), n(rng), n(rng), n(rng), rng.pick(&["true", "false", "1"]), n(rng)
+            n(rng),
+            n(rng),
+            n(rng),
+            n(rng),
+            n(rng),
+            rng.pick(&["true", "false", "1"]),
+            n(rng)
         ),
         2 => format!(r#"{{"type":"wheel","dx":{},"dy":{}}}"#, n(rng), n(rng)),
         3 => format!(
             r#"{{"type":"key","key":{},"action":{},"mods":{}}}"#,
-            n(rng), n(rng), n(rng)
+            n(rng),
+            n(rng),
+            n(rng)
         ),
         4 => {
-            let texts = ["a", "héllo", r"\u0000", r"\ud800", "日本語", r"\n\t", "\n", ""];
+            let texts = [
+                "a",
+                "héllo",
+                r"\u0000",
+                r"\ud800",
+                "日本語",
+                r"\n\t",
+                "\n",
+                "",
+            ];
             let text = rng.pick(&texts).repeat(1 + rng.next(300));
             format!(r#"{{"type":"text","text":"{text}"}}"#)
         }
-        5 => format!(r#"{{"type":"resize","width":{},"height":{}}}"#, n(rng), n(rng)),
+        5 => format!(
+            r#"{{"type":"resize","width":{},"height":{}}}"#,
+            n(rng),
+            n(rng)
+        ),
         6 => r#"{"type":"keyFrame"}"#.to_string(),
         7 => {
             // No empty message: GStreamer's data channel, the test's sending peer, closes
             // itself on one.
-            let junk = [" ", "{", "[1,2]", r#"{"type":"nope"}"#, "\u{7f}\u{1}", r#"{"type":5}"#];
+            let junk = [
+                " ",
+                "{",
+                "[1,2]",
+                r#"{"type":"nope"}"#,
+                "\u{7f}\u{1}",
+                r#"{"type":5}"#,
+            ];
             rng.pick(&junk).to_string()
         }
         // Long junk, within what GStreamer's SCTP sends in one message without closing the
@@ -754,11 +835,19 @@ fn fuzzed_input_never_breaks_the_stream() {
                     (16..=3840).contains(&width) && (16..=2160).contains(&height),
                     "a resize of {width}x{height} reached the host"
                 );
-                assert!(width % 2 == 0 && height % 2 == 0, "odd resize {width}x{height}");
+                assert!(
+                    width % 2 == 0 && height % 2 == 0,
+                    "odd resize {width}x{height}"
+                );
             }
         }
-        let before = viewer.received.frames.load(std::sync::atomic::Ordering::Relaxed);
-        viewer.wait_frames(before + 20, Duration::from_secs(10)).await;
+        let before = viewer
+            .received
+            .frames
+            .load(std::sync::atomic::Ordering::Relaxed);
+        viewer
+            .wait_frames(before + 20, Duration::from_secs(10))
+            .await;
         assert!(
             open_fds() <= fds + 8 && threads() <= tasks + 4,
             "fds {fds} -> {}, threads {tasks} -> {}",

@@ -76,7 +76,11 @@ impl std::error::Error for InvalidSize {}
 /// aspect ratio), each side even (4:2:0 encoders take nothing else: 641×361 made x264 fail
 /// for good) and at least [`MIN_STREAM_SIDE`]. A side of 0 or over [`MAX_REQUEST_SIDE`] is
 /// refused.
-pub fn fit_stream_size(width: u32, height: u32, limit: StreamLimit) -> Result<(u32, u32), InvalidSize> {
+pub fn fit_stream_size(
+    width: u32,
+    height: u32,
+    limit: StreamLimit,
+) -> Result<(u32, u32), InvalidSize> {
     if !(1..=MAX_REQUEST_SIDE).contains(&width) || !(1..=MAX_REQUEST_SIDE).contains(&height) {
         return Err(InvalidSize { width, height });
     }
@@ -334,7 +338,10 @@ mod tests {
         assert_eq!(fit_stream_size(7680, 4320, limit), Ok((3840, 2160)));
         // Shrunk keeping the aspect ratio: a tall window stays tall.
         assert_eq!(fit_stream_size(2000, 4000, limit), Ok((1080, 2160)));
-        assert_eq!(fit_stream_size(1, 1, limit), Ok((MIN_STREAM_SIDE, MIN_STREAM_SIDE)));
+        assert_eq!(
+            fit_stream_size(1, 1, limit),
+            Ok((MIN_STREAM_SIDE, MIN_STREAM_SIDE))
+        );
         assert!(fit_stream_size(0, 720, limit).is_err());
         assert!(fit_stream_size(7681, 720, limit).is_err());
         let small = StreamLimit {

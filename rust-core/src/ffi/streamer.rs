@@ -42,17 +42,6 @@ impl OswStreamer {
     }
 }
 
-/// The render-thread part of a live streamer.
-///
-/// # Safety
-/// `handle` must come from `osw_streamer_new`, and only one thread at a time may be inside a
-/// `submit_*` call for it (the documented render-thread contract); nothing else borrows
-/// `render` while the streamer lives.
-unsafe fn render_part(handle: &Handle) -> &mut Streamer {
-    // SAFETY: per this function's contract, the caller is the only one using `render` now.
-    unsafe { &mut *handle.render.get() }
-}
-
 fn fail(err: StreamerError) -> OswResult {
     let code = err.result_code();
     set_last_error(err.to_string());
@@ -130,8 +119,10 @@ pub extern "C" fn osw_streamer_submit_framebuffer(
 ) -> OswResult {
     ffi_panic_boundary! {
         let handle = try_ref!(OswStreamer::as_handle(streamer), "streamer");
-        // SAFETY: a live handle, called on the render thread (this function's contract).
-        let streamer = unsafe { render_part(handle) };
+        // SAFETY: a live handle from `osw_streamer_new`; `submit_*` calls come from the
+        // render thread, one at a time (this function's contract), and nothing else reaches
+        // `render` while the streamer lives, so this is the only reference to it.
+        let streamer = unsafe { &mut *handle.render.get() };
         submit_result(streamer.submit(FrameSource::ReadFramebuffer, width, height))
     }
 }
@@ -146,8 +137,10 @@ pub extern "C" fn osw_streamer_submit_texture(
 ) -> OswResult {
     ffi_panic_boundary! {
         let handle = try_ref!(OswStreamer::as_handle(streamer), "streamer");
-        // SAFETY: a live handle, called on the render thread (this function's contract).
-        let streamer = unsafe { render_part(handle) };
+        // SAFETY: a live handle from `osw_streamer_new`; `submit_*` calls come from the
+        // render thread, one at a time (this function's contract), and nothing else reaches
+        // `render` while the streamer lives, so this is the only reference to it.
+        let streamer = unsafe { &mut *handle.render.get() };
         if texture == 0 {
             set_last_error("texture 0 is not a texture".into());
             return OswResult::InvalidArgument;
@@ -168,8 +161,10 @@ pub extern "C" fn osw_streamer_submit_pixels(
 ) -> OswResult {
     ffi_panic_boundary! {
         let handle = try_ref!(OswStreamer::as_handle(streamer), "streamer");
-        // SAFETY: a live handle, called on the render thread (this function's contract).
-        let streamer = unsafe { render_part(handle) };
+        // SAFETY: a live handle from `osw_streamer_new`; `submit_*` calls come from the
+        // render thread, one at a time (this function's contract), and nothing else reaches
+        // `render` while the streamer lives, so this is the only reference to it.
+        let streamer = unsafe { &mut *handle.render.get() };
         if rgba.is_null() {
             set_last_error("`rgba` is NULL".into());
             return OswResult::NullParameter;

@@ -245,9 +245,13 @@ mod tests {
 
     #[test]
     fn text_becomes_one_event_per_character() {
-        let events = events_from_message(3, InputMessage::Text { text: "hé".into() }, StreamLimit::default())
-            .unwrap()
-            .unwrap();
+        let events = events_from_message(
+            3,
+            InputMessage::Text { text: "hé".into() },
+            StreamLimit::default(),
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(
             events,
             vec![
@@ -298,17 +302,29 @@ mod tests {
         assert!(events_from_message(1, action, StreamLimit::default()).is_err());
         // Too large is fitted into the limit, keeping the aspect ratio; odd becomes even.
         let resize = |width, height| {
-            events_from_message(1, InputMessage::Resize { width, height }, StreamLimit::default())
-                .unwrap()
-                .unwrap()
+            events_from_message(
+                1,
+                InputMessage::Resize { width, height },
+                StreamLimit::default(),
+            )
+            .unwrap()
+            .unwrap()
         };
         assert_eq!(
             resize(7680, 4320),
-            vec![Event::Resize { viewer_id: 1, width: 3840, height: 2160 }]
+            vec![Event::Resize {
+                viewer_id: 1,
+                width: 3840,
+                height: 2160
+            }]
         );
         assert_eq!(
             resize(641, 64),
-            vec![Event::Resize { viewer_id: 1, width: 640, height: 64 }]
+            vec![Event::Resize {
+                viewer_id: 1,
+                width: 640,
+                height: 64
+            }]
         );
     }
 

@@ -79,9 +79,9 @@ pub fn check_answer(offer: &str, answer: &str) -> Result<(), AnswerError> {
 
 fn check_attribute_size(value: Option<&str>) -> Result<(), AnswerError> {
     match value {
-        Some(value) if value.len() > MAX_ATTRIBUTE_BYTES => {
-            refuse(format!("an attribute is longer than {MAX_ATTRIBUTE_BYTES} bytes"))
-        }
+        Some(value) if value.len() > MAX_ATTRIBUTE_BYTES => refuse(format!(
+            "an attribute is longer than {MAX_ATTRIBUTE_BYTES} bytes"
+        )),
         _ => Ok(()),
     }
 }
@@ -139,7 +139,13 @@ fn check_media(
         Some("recvonly") => &[Some("sendonly"), Some("inactive")],
         Some("inactive") => &[Some("inactive")],
         // sendrecv, or none (a data channel section): anything but a one-way contradiction.
-        _ => &[None, Some("sendrecv"), Some("sendonly"), Some("recvonly"), Some("inactive")],
+        _ => &[
+            None,
+            Some("sendrecv"),
+            Some("sendonly"),
+            Some("recvonly"),
+            Some("inactive"),
+        ],
     };
     let answered_direction = direction(answered);
     if !expected.contains(&answered_direction) {
@@ -182,8 +188,13 @@ fn check_media(
         if answered_formats.is_empty() {
             return refuse(format!("{place} accepts no payload type"));
         }
-        if let Some(unknown) = answered_formats.iter().find(|f| !offered_formats.contains(f)) {
-            return refuse(format!("{place} names payload type {unknown} the offer did not"));
+        if let Some(unknown) = answered_formats
+            .iter()
+            .find(|f| !offered_formats.contains(f))
+        {
+            return refuse(format!(
+                "{place} names payload type {unknown} the offer did not"
+            ));
         }
     }
     Ok(())
@@ -248,7 +259,10 @@ mod tests {
     fn wrong_directions_roles_and_credentials_are_refused() {
         init();
         refused(&ANSWER.replace("a=recvonly", "a=sendonly"), "says sendonly");
-        refused(&ANSWER.replace("a=setup:active", "a=setup:actpass"), "setup");
+        refused(
+            &ANSWER.replace("a=setup:active", "a=setup:actpass"),
+            "setup",
+        );
         refused(
             &ANSWER
                 .lines()
@@ -258,7 +272,13 @@ mod tests {
             "fingerprint",
         );
         refused(&ANSWER.replace("a=mid:video0", "a=mid:other"), "mid");
-        refused(&ANSWER.replace("m=video 9 UDP/TLS/RTP/SAVPF 96", "m=video 9 UDP/TLS/RTP/SAVPF 96 120"), "payload type 120");
+        refused(
+            &ANSWER.replace(
+                "m=video 9 UDP/TLS/RTP/SAVPF 96",
+                "m=video 9 UDP/TLS/RTP/SAVPF 96 120",
+            ),
+            "payload type 120",
+        );
         refused(&ANSWER.replace("m=video 9", "m=video 0"), "rejected");
         refused(&format!("{ANSWER}a=x:{}\r\n", "y".repeat(5000)), "longer");
         refused(&"a".repeat(MAX_ANSWER_BYTES + 1), "bytes");
@@ -314,8 +334,15 @@ mod tests {
             if check_answer(OFFER, &text).is_ok() {
                 accepted += 1;
                 let answer = SDPMessage::parse_buffer(text.as_bytes()).unwrap();
-                let kinds: Vec<_> = answer.medias().map(|m| m.media().map(str::to_owned)).collect();
-                assert_eq!(kinds, vec![Some("video".into()), Some("application".into())], "{text}");
+                let kinds: Vec<_> = answer
+                    .medias()
+                    .map(|m| m.media().map(str::to_owned))
+                    .collect();
+                assert_eq!(
+                    kinds,
+                    vec![Some("video".into()), Some("application".into())],
+                    "{text}"
+                );
             }
         }
         // Harmless mutations (a duplicated attribute, a swapped pair of lines within a

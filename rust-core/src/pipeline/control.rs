@@ -182,8 +182,12 @@ impl Controller {
             }
             Command::ElementCount(reply) => {
                 let viewers: usize = self.peers.values().map(|(p, _)| p.element_count()).sum();
-                let viewers =
-                    viewers + self.retiring.iter().map(|(p, _)| p.element_count()).sum::<usize>();
+                let viewers = viewers
+                    + self
+                        .retiring
+                        .iter()
+                        .map(|(p, _)| p.element_count())
+                        .sum::<usize>();
                 let _ = reply.send(self.pipeline.children().len() + viewers);
             }
             Command::Stop => {}
@@ -260,7 +264,9 @@ impl Controller {
     fn tick(&mut self) {
         let (done, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.retiring)
             .into_iter()
-            .partition(|(peer, since)| peer.ice_gathering_done() || since.elapsed() > RETIRE_AT_MOST);
+            .partition(|(peer, since)| {
+                peer.ice_gathering_done() || since.elapsed() > RETIRE_AT_MOST
+            });
         self.retiring = waiting;
         for (peer, _) in done {
             peer.remove();
@@ -306,7 +312,14 @@ impl Controller {
         let consumers = old.detach_all();
         let kbps = old.kbps;
         old.remove(&self.pipeline, &self.tee);
-        match Tier::new(id, &self.pipeline, &self.tee, &self.plan, &self.config, &self.stats) {
+        match Tier::new(
+            id,
+            &self.pipeline,
+            &self.tee,
+            &self.plan,
+            &self.config,
+            &self.stats,
+        ) {
             Ok(mut tier) => {
                 tier.apply(kbps, self.stats.size());
                 for consumer in consumers {
@@ -318,7 +331,8 @@ impl Controller {
             }
             Err(err) => {
                 tracing::error!(tier = id, %err, "cannot rebuild the tier");
-                self.stats.set_last_error(format!("tier {id} could not be rebuilt: {err}"));
+                self.stats
+                    .set_last_error(format!("tier {id} could not be rebuilt: {err}"));
                 // Every viewer is placed afresh by the next plan, which starts the missing
                 // tiers again.
                 drop(consumers);
@@ -371,7 +385,12 @@ impl Controller {
         }
         let last = self.tiers.len().saturating_sub(1);
         for (peer, _) in self.peers.values_mut() {
-            let tier = plan.tier_of.get(&peer.viewer_id).copied().unwrap_or(0).min(last);
+            let tier = plan
+                .tier_of
+                .get(&peer.viewer_id)
+                .copied()
+                .unwrap_or(0)
+                .min(last);
             let attached = self.assignment.contains_key(&peer.viewer_id);
             if !attached || peer.tier != tier {
                 if attached && let Some(old) = self.tiers.get_mut(peer.tier) {
@@ -381,7 +400,12 @@ impl Controller {
                     new.attach(peer.consumer.clone());
                 }
                 if attached {
-                    tracing::info!(viewer_id = peer.viewer_id, from = peer.tier, to = tier, "viewer changed tier");
+                    tracing::info!(
+                        viewer_id = peer.viewer_id,
+                        from = peer.tier,
+                        to = tier,
+                        "viewer changed tier"
+                    );
                 }
                 peer.tier = tier;
             }

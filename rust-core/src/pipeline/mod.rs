@@ -268,7 +268,8 @@ impl Pipeline {
                         stats.set_last_error(text);
                         // A tier's element failed (an encoder that would not take its input):
                         // the control thread rebuilds that tier; the others never stopped.
-                        if let Some(tier) = message.src().and_then(|src| tier::tier_of(&src.name())) {
+                        if let Some(tier) = message.src().and_then(|src| tier::tier_of(&src.name()))
+                        {
                             control.notify(Command::TierFailed { tier });
                         }
                     }

@@ -76,7 +76,8 @@ pub fn plan(
         return plan;
     }
     let max_tiers = max_tiers.max(1);
-    let rate = |link: &Link| usable_kbps(link.estimate_kbps, fec_percentage).clamp(min_kbps, max_kbps);
+    let rate =
+        |link: &Link| usable_kbps(link.estimate_kbps, fec_percentage).clamp(min_kbps, max_kbps);
     let mut rest: Vec<&Link> = links.iter().collect();
     // Fastest first; ties by id so the plan is deterministic.
     rest.sort_by(|a, b| {
@@ -228,7 +229,11 @@ mod tests {
 
     #[test]
     fn the_controlling_viewer_drives_tier_zero() {
-        let p = run(&[link(2, false, 9000), link(1, true, 3000)], 2, &HashMap::new());
+        let p = run(
+            &[link(2, false, 9000), link(1, true, 3000)],
+            2,
+            &HashMap::new(),
+        );
         assert_eq!(p.tier_kbps[0], usable_kbps(3000, 0));
         assert_eq!(p.tier_of[&1], 0);
         // A faster spectator shares the owner's tier.
@@ -239,7 +244,11 @@ mod tests {
     #[test]
     fn a_slow_spectator_gets_its_own_tier_and_never_lowers_tier_zero() {
         let alone = run(&[link(1, true, 6000)], 2, &HashMap::new());
-        let with_slow = run(&[link(1, true, 6000), link(2, false, 1000)], 2, &HashMap::new());
+        let with_slow = run(
+            &[link(1, true, 6000), link(2, false, 1000)],
+            2,
+            &HashMap::new(),
+        );
         assert_eq!(alone.tier_kbps[0], with_slow.tier_kbps[0]);
         assert_eq!(with_slow.tier_of[&2], 1);
         assert_eq!(with_slow.tier_kbps[1], usable_kbps(1000, 0));
@@ -266,7 +275,11 @@ mod tests {
 
     #[test]
     fn without_a_controlling_viewer_the_fastest_drives() {
-        let p = run(&[link(1, false, 1000), link(2, false, 4000)], 2, &HashMap::new());
+        let p = run(
+            &[link(1, false, 1000), link(2, false, 4000)],
+            2,
+            &HashMap::new(),
+        );
         assert_eq!(p.tier_of[&2], 0);
         assert_eq!(p.tier_kbps[0], usable_kbps(4000, 0));
         assert_eq!(p.tier_of[&1], 1);
@@ -290,7 +303,10 @@ mod tests {
     fn fec_takes_its_share_from_the_encoder() {
         assert_eq!(usable_kbps(1000, 0), 900);
         assert_eq!(usable_kbps(1000, 50), 600);
-        assert_eq!(plan(&[link(1, true, 100)], 2, 150, 8000, 0, &HashMap::new()).tier_kbps[0], 150);
+        assert_eq!(
+            plan(&[link(1, true, 100)], 2, 150, 8000, 0, &HashMap::new()).tier_kbps[0],
+            150
+        );
     }
 
     #[test]
@@ -299,7 +315,10 @@ mod tests {
         assert_eq!(full, Mitigation::none(1280, 720));
         assert_eq!(full.label(1280, 720), "none");
         // 1.5 Mbit/s links leave about 1.2 for the encoder: still the full picture.
-        assert_eq!(mitigation(1200, 1280, 720, 30, None), Mitigation::none(1280, 720));
+        assert_eq!(
+            mitigation(1200, 1280, 720, 30, None),
+            Mitigation::none(1280, 720)
+        );
         let m = mitigation(700, 1280, 720, 30, None);
         assert_eq!((m.width, m.height, m.fps_divisor), (960, 540, 1));
         assert_eq!(m.label(1280, 720), "downscaled");

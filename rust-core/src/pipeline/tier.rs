@@ -142,7 +142,10 @@ struct KeyFrameLimiter {
 impl KeyFrameLimiter {
     /// Whether a key frame should be asked for now.
     fn request(&mut self, now: Instant) -> bool {
-        if self.last.is_some_and(|last| now.duration_since(last) < self.interval) {
+        if self
+            .last
+            .is_some_and(|last| now.duration_since(last) < self.interval)
+        {
             self.pending = true;
             return false;
         }
@@ -242,7 +245,7 @@ impl Tier {
             pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
                 let divisor = u64::from(fanout.fps_divisor.load(Ordering::Relaxed).max(1));
                 let n = fanout.frames_seen.fetch_add(1, Ordering::Relaxed);
-                if n % divisor == 0 {
+                if n.is_multiple_of(divisor) {
                     gst::PadProbeReturn::Ok
                 } else {
                     gst::PadProbeReturn::Drop
@@ -312,14 +315,19 @@ impl Tier {
 
     /// Posts an error from the encoder, as a failing encoder does (tests of the recovery).
     pub(super) fn inject_encoder_error(&self) {
-        let message = gst::message::Error::builder(gst::CoreError::Failed, "injected encoder failure")
-            .src(&self.encoder)
-            .build();
+        let message =
+            gst::message::Error::builder(gst::CoreError::Failed, "injected encoder failure")
+                .src(&self.encoder)
+                .build();
         let _ = self.encoder.post_message(message);
     }
 
     pub(super) fn viewer_ids(&self) -> Vec<u32> {
-        self.fanout.consumers().iter().map(|c| c.viewer_id).collect()
+        self.fanout
+            .consumers()
+            .iter()
+            .map(|c| c.viewer_id)
+            .collect()
     }
 
     /// Asks the encoder for a key frame, at most once per `keyFrameMinIntervalMs`.
@@ -449,7 +457,9 @@ pub(super) fn tier_of(element_name: &str) -> Option<usize> {
 
 /// Hands one encoded frame to every viewer of the tier (the tier's streaming thread).
 fn fan_out(fanout: &Fanout, sample: &gst::Sample) {
-    let Some(buffer) = sample.buffer() else { return };
+    let Some(buffer) = sample.buffer() else {
+        return;
+    };
     let key = !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
     // Viewers' pipelines share the main pipeline's clock and base time, so a frame keeps its
     // running time; encoders shift timestamps inside their own segment (x264 by 1000 h), so
