@@ -371,6 +371,24 @@ fn every_offer_asks_for_twcc_nack_pli_and_rtx() {
 }
 
 #[test]
+fn fec_when_configured_is_offered_and_the_stream_plays() {
+    require_loopback_namespace!();
+    let config = StreamerConfig {
+        fec_percentage: 20,
+        ..config(EncoderChoice::X264)
+    };
+    run_host_with(config, |port, _| async move {
+        let viewer = Receiver::join(port).await;
+        viewer.wait_frames(10, Duration::from_secs(20)).await;
+        let offer = viewer.received.offer.lock().unwrap().clone().unwrap();
+        for codec in ["red/90000", "ulpfec/90000"] {
+            assert!(!sdp_lines(&offer, codec).is_empty(), "no {codec} offered:\n{offer}");
+        }
+        viewer.leave().await;
+    });
+}
+
+#[test]
 fn below_the_floor_the_picture_is_scaled_down_and_keeps_playing() {
     require_loopback_namespace!();
     // 100 kbit/s at most: 90 for the encoder, short of the ~92 that 320×240 at 30 fps needs
