@@ -44,6 +44,9 @@ struct ConsumerState {
     needs_key_frame: bool,
     /// Bytes handed over and, by the estimate, not yet sent.
     backlog_bytes: f64,
+    /// Size of the last key frame sent: the backlog may exceed the limit by that much, or a
+    /// key frame larger than the limit would make the next frames drop and never end.
+    last_key_bytes: f64,
     last_offer: Option<Instant>,
 }
 
@@ -55,6 +58,7 @@ impl Consumer {
             state: Mutex::new(ConsumerState {
                 needs_key_frame: true,
                 backlog_bytes: 0.0,
+                last_key_bytes: 0.0,
                 last_offer: None,
             }),
             rate_bytes_per_second: AtomicU64::new(0),
@@ -80,37 +84,66 @@ impl Consumer {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Offers one encoded frame; returns true when this viewer now needs a key frame.
+    /// Offers one encoded frame; returns true when this viewer needs a key frame asked for.
     fn offer(&self, sample: &gst::Sample, size: usize, key: bool) -> bool {
-        let now = Instant::now();
         let rate = self.rate_bytes_per_second.load(Ordering::Relaxed) as f64;
-        let mut state = self.state();
-        if let Some(last) = state.last_offer {
+        let queued = self.appsrc.current_level_buffers();
+        let admit = self.state().admit(Instant::now(), rate, size, key, queued);
+        match admit {
+            Admit::Send => {
+                if self.appsrc.push_sample(sample).is_ok() {
+                    self.frames_sent.fetch_add(1, Ordering::Relaxed);
+                }
+                false
+            }
+            Admit::Drop { ask_key_frame } => {
+                self.frames_dropped.fetch_add(1, Ordering::Relaxed);
+                ask_key_frame
+            }
+        }
+    }
+}
+
+/// What becomes of one frame offered to a viewer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Admit {
+    Send,
+    Drop { ask_key_frame: bool },
+}
+
+impl ConsumerState {
+    /// Mirrors the viewer's pacer: the backlog drains at `rate` bytes a second. A viewer more
+    /// than [`MAX_BACKLOG`] behind loses whole frames until it has caught up, then resumes
+    /// at a key frame, which is asked for when it starts waiting and whenever one had to be
+    /// dropped too.
+    fn admit(&mut self, now: Instant, rate: f64, size: usize, key: bool, queued: u64) -> Admit {
+        if let Some(last) = self.last_offer {
             let drained = rate * now.duration_since(last).as_secs_f64();
-            state.backlog_bytes = (state.backlog_bytes - drained).max(0.0);
+            self.backlog_bytes = (self.backlog_bytes - drained).max(0.0);
         }
-        state.last_offer = Some(now);
-        if state.needs_key_frame && !key {
-            self.frames_dropped.fetch_add(1, Ordering::Relaxed);
-            return false;
-        }
+        self.last_offer = Some(now);
         // A frame is taken whenever the backlog is below the limit, so a key frame larger
         // than the limit still goes out once the link has caught up.
-        let behind = state.backlog_bytes > rate * MAX_BACKLOG.as_secs_f64()
-            || self.appsrc.current_level_buffers() >= VIEWER_APPSRC_FRAMES;
+        let limit = rate * MAX_BACKLOG.as_secs_f64() + self.last_key_bytes;
+        let behind = self.backlog_bytes > limit || queued >= VIEWER_APPSRC_FRAMES;
         if behind {
-            self.frames_dropped.fetch_add(1, Ordering::Relaxed);
-            let newly = !state.needs_key_frame;
-            state.needs_key_frame = true;
-            return newly;
+            let newly = !self.needs_key_frame;
+            self.needs_key_frame = true;
+            return Admit::Drop {
+                ask_key_frame: newly || key,
+            };
         }
-        state.needs_key_frame = false;
-        state.backlog_bytes += size as f64;
-        drop(state);
-        if self.appsrc.push_sample(sample).is_ok() {
-            self.frames_sent.fetch_add(1, Ordering::Relaxed);
+        if self.needs_key_frame && !key {
+            return Admit::Drop {
+                ask_key_frame: false,
+            };
         }
-        false
+        self.needs_key_frame = false;
+        self.backlog_bytes += size as f64;
+        if key {
+            self.last_key_bytes = size as f64;
+        }
+        Admit::Send
     }
 }
 
@@ -493,6 +526,70 @@ fn fan_out(fanout: &Fanout, sample: &gst::Sample) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_viewer_behind_loses_whole_frames_and_resumes_at_a_key_frame() {
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let mut state = ConsumerState {
+            needs_key_frame: true,
+            backlog_bytes: 0.0,
+            last_key_bytes: 0.0,
+            last_offer: None,
+        };
+        // Nothing before the first key frame.
+        assert_eq!(
+            state.admit(at(0), 100_000.0, 5_000, false, 0),
+            Admit::Drop {
+                ask_key_frame: false
+            }
+        );
+        assert_eq!(state.admit(at(33), 100_000.0, 40_000, true, 0), Admit::Send);
+        // 30 kB frames at 30 fps on a 100 kB/s link: the backlog grows by ~27 kB a frame and
+        // passes 300 ms (30 kB) of the rate plus the key frame; from then on whole frames are
+        // dropped.
+        let mut sent = 1;
+        let mut first_drop = None;
+        for n in 2..20u64 {
+            match state.admit(at(n * 33), 100_000.0, 30_000, false, 0) {
+                Admit::Send => sent += 1,
+                Admit::Drop { ask_key_frame } => {
+                    if first_drop.is_none() {
+                        assert!(ask_key_frame, "the first drop asks for a key frame");
+                        first_drop = Some(n);
+                    } else {
+                        assert!(!ask_key_frame);
+                    }
+                }
+            }
+        }
+        assert!(first_drop.is_some() && sent < 5, "sent {sent}");
+        // Caught up (the backlog drained), a delta frame is still useless…
+        assert_eq!(
+            state.admit(at(3000), 100_000.0, 3_000, false, 0),
+            Admit::Drop {
+                ask_key_frame: false
+            }
+        );
+        // …and the key frame resumes the stream; the frames after it go out although the key
+        // frame alone is more than 300 ms of the rate.
+        assert_eq!(
+            state.admit(at(3033), 100_000.0, 40_000, true, 0),
+            Admit::Send
+        );
+        assert_eq!(
+            state.admit(at(3066), 100_000.0, 3_000, false, 0),
+            Admit::Send
+        );
+        // A key frame that arrives while still behind is dropped, and asked for again.
+        state.backlog_bytes = 1e9;
+        assert_eq!(
+            state.admit(at(3100), 100_000.0, 40_000, true, 0),
+            Admit::Drop {
+                ask_key_frame: true
+            }
+        );
+    }
 
     #[test]
     fn elements_name_their_tier() {
