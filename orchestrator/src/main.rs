@@ -33,10 +33,12 @@ async fn main() -> anyhow::Result<()> {
         println!("{config:#?}");
         return Ok(());
     }
+    // Listening from here on: SIGTERM during start-up is a clean shutdown too.
+    let signals = orchestrator::shutdown::termination_signal();
     match config.role {
-        Role::Supervisor => supervisor_only(config).await,
-        Role::Web => web_only(config).await,
-        Role::Both => both(config).await,
+        Role::Supervisor => supervisor_only(config, signals).await,
+        Role::Web => web_only(config, signals).await,
+        Role::Both => both(config, signals).await,
     }
 }
 
@@ -46,34 +48,33 @@ async fn bind(address: std::net::SocketAddr, what: &str) -> anyhow::Result<TcpLi
         .with_context(|| format!("cannot listen on {address} ({what})"))
 }
 
-async fn supervisor_only(config: Config) -> anyhow::Result<()> {
+async fn supervisor_only(
+    config: Config,
+    signals: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let instances = Instances::new(config.instances).context("instance settings")?;
     let listener = bind(config.listen, "supervisor").await?;
     let address = listener.local_addr().context("listening address")?;
     info!(%address, "supervisor listening");
-    orchestrator::run(
-        listener,
-        instances,
-        orchestrator::shutdown::termination_signal(),
-    )
-    .await;
+    orchestrator::run(listener, instances, signals).await;
     info!("supervisor stopped");
     Ok(())
 }
 
-async fn web_only(config: Config) -> anyhow::Result<()> {
+async fn web_only(
+    config: Config,
+    signals: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let listener = bind(config.web.listen, "web origin").await?;
-    web::run(
-        listener,
-        config.web,
-        None,
-        orchestrator::shutdown::termination_signal(),
-    )
-    .await
-    .context("web role")
+    web::run(listener, config.web, None, signals)
+        .await
+        .context("web role")
 }
 
-async fn both(config: Config) -> anyhow::Result<()> {
+async fn both(
+    config: Config,
+    signals: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let slots = config.instances.slots;
     let signaling_base_port = config.instances.ports.signaling_base;
     let instances = Instances::new(config.instances).context("instance settings")?;
@@ -97,13 +98,7 @@ async fn both(config: Config) -> anyhow::Result<()> {
         slots,
         signaling_base_port,
     };
-    let served = web::run(
-        web_listener,
-        config.web,
-        Some(local),
-        orchestrator::shutdown::termination_signal(),
-    )
-    .await;
+    let served = web::run(web_listener, config.web, Some(local), signals).await;
     let _ = stop_supervisor.send(());
     supervisor.await.context("supervisor task")?;
     info!("supervisor stopped");

@@ -43,18 +43,34 @@ impl Shutdown {
 }
 
 /// Resolves on Ctrl-C (SIGINT) or SIGTERM: what `main` hands to [`crate::run`].
-pub async fn termination_signal() {
+///
+/// Listening starts at the call, not at the first poll: a signal that arrives while the roles
+/// are still starting (the web role opens its database first) must be a clean shutdown, not
+/// the default action of SIGTERM, which kills the process and leaves the instances running.
+pub fn termination_signal() -> impl Future<Output = ()> + Send + 'static {
     use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut sigterm) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = sigterm.recv() => {}
+    let sigterm = signal(SignalKind::terminate());
+    let sigint = signal(SignalKind::interrupt());
+    async move {
+        match (sigterm, sigint) {
+            (Ok(mut sigterm), Ok(mut sigint)) => {
+                tokio::select! {
+                    _ = sigint.recv() => {}
+                    _ = sigterm.recv() => {}
+                }
             }
-        }
-        Err(err) => {
-            warn!(%err, "cannot listen for SIGTERM; only Ctrl-C stops the supervisor");
-            let _ = tokio::signal::ctrl_c().await;
+            (Err(err), Ok(mut sigint)) => {
+                warn!(%err, "cannot listen for SIGTERM; only Ctrl-C stops the orchestrator");
+                let _ = sigint.recv().await;
+            }
+            (Ok(mut sigterm), Err(err)) => {
+                warn!(%err, "cannot listen for Ctrl-C; only SIGTERM stops the orchestrator");
+                let _ = sigterm.recv().await;
+            }
+            (Err(err), Err(_)) => {
+                warn!(%err, "cannot listen for termination signals");
+                std::future::pending::<()>().await;
+            }
         }
     }
 }
