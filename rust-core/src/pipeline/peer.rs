@@ -351,7 +351,8 @@ fn connect_congestion_control(
 }
 
 /// A PLI or FIR from the browser reaches the payloader as a force-key-unit event; the tier
-/// decides (rate-limited) instead of the event going on to an encoder shared with others.
+/// decides (rate-limited). Upstream of the payloader is only the viewer's own appsrc, so the
+/// event never reaches an encoder shared with others.
 fn forward_key_frame_requests(payloader: &gst::Element, viewer_id: u32, control: ControlSender) {
     let Some(pad) = payloader.static_pad("sink") else {
         return;
@@ -364,8 +365,9 @@ fn forward_key_frame_requests(payloader: &gst::Element, viewer_id: u32, control:
             control.notify(Command::KeyFrame {
                 viewer_id: Some(viewer_id),
             });
-            return gst::PadProbeReturn::Drop;
         }
+        // The event goes on to this viewer's appsrc, which ignores it: dropping it here made
+        // GStreamer unref it twice (a CRITICAL under PLI bursts).
         gst::PadProbeReturn::Ok
     });
 }
