@@ -108,7 +108,11 @@ impl Receiver {
                             *counts.size.lock().unwrap() = Some((w, h));
                         }
                         counts.frames.fetch_add(1, Ordering::Relaxed);
-                        counts.frame_times.lock().unwrap().push(std::time::Instant::now());
+                        counts
+                            .frame_times
+                            .lock()
+                            .unwrap()
+                            .push(std::time::Instant::now());
                         Ok(gst::FlowSuccess::Ok)
                     })
                     .build(),
