@@ -120,3 +120,33 @@ pub async fn guard(
     guard.warn(client, &path, locked_for);
     closing(response)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warnings_are_limited_per_address_and_count_what_they_left_out() {
+        let guard = TokenGuard::new(20);
+        let a = ClientKey::of(std::net::IpAddr::from([192, 0, 2, 1]));
+        let b = ClientKey::of(std::net::IpAddr::from([192, 0, 2, 2]));
+        for _ in 0..5 {
+            guard.warn(a, "/api/instances", None);
+        }
+        // One warning for `a`; four left out.
+        assert_eq!(guard.unlogged.load(Ordering::Relaxed), 4);
+        // Another address gets its own warning, which reports (and resets) the count.
+        guard.warn(b, "/api/instances", None);
+        assert_eq!(guard.unlogged.load(Ordering::Relaxed), 0);
+        // In all, no more than WARNINGS_PER_MINUTE a minute, however many addresses.
+        for last in 3..=200u8 {
+            guard.warn(
+                ClientKey::of(std::net::IpAddr::from([192, 0, 2, last])),
+                "/",
+                None,
+            );
+        }
+        let logged = 2 + (198 - guard.unlogged.load(Ordering::Relaxed));
+        assert_eq!(logged, u64::from(WARNINGS_PER_MINUTE));
+    }
+}
