@@ -382,7 +382,10 @@ fn fec_when_configured_is_offered_and_the_stream_plays() {
         viewer.wait_frames(10, Duration::from_secs(20)).await;
         let offer = viewer.received.offer.lock().unwrap().clone().unwrap();
         for codec in ["red/90000", "ulpfec/90000"] {
-            assert!(!sdp_lines(&offer, codec).is_empty(), "no {codec} offered:\n{offer}");
+            assert!(
+                !sdp_lines(&offer, codec).is_empty(),
+                "no {codec} offered:\n{offer}"
+            );
         }
         viewer.leave().await;
     });
@@ -872,6 +875,117 @@ fn fuzzed_input_never_breaks_the_stream() {
             open_fds(),
             threads()
         );
+        viewer.leave().await;
+    });
+}
+
+/// One signaling message: valid and invalid requests of both roles, mutated SDP, junk.
+fn fuzzed_signaling(rng: &mut Seeded, offer: &str) -> String {
+    let mutate_sdp = |rng: &mut Seeded, sdp: &str| {
+        let mut lines: Vec<String> = sdp.lines().map(str::to_string).collect();
+        for _ in 0..1 + rng.next(3) {
+            let i = rng.next(lines.len());
+            match rng.next(4) {
+                0 => {
+                    let j = rng.next(lines.len());
+                    lines.swap(i, j);
+                }
+                1 => {
+                    lines.remove(i);
+                }
+                2 => {
+                    let line = lines[i].clone();
+                    lines.insert(i, line);
+                }
+                _ => lines[i] = lines[i].replace("video", "application"),
+            }
+            if lines.is_empty() {
+                break;
+            }
+        }
+        lines.join("\r\n") + "\r\n"
+    };
+    let value = match rng.next(12) {
+        0 => serde_json::json!({"type": "join", "viewOnly": rng.next(2) == 0}),
+        1 => serde_json::json!({"type": "answer", "sdp": mutate_sdp(rng, BROWSER_ANSWER)}),
+        2 => serde_json::json!({"type": "answer", "sdp": mutate_sdp(rng, offer)}),
+        3 => {
+            serde_json::json!({"type": "ice", "candidate": "candidate:1 1 UDP 1 127.0.0.1 9 typ host", "sdpMLineIndex": rng.next(5)})
+        }
+        4 => {
+            serde_json::json!({"type": "ice", "candidate": "x".repeat(rng.next(5000)), "sdpMLineIndex": u32::MAX})
+        }
+        5 => {
+            serde_json::json!({"type": "hello", "secret": rng.pick(&["", "wrong", "test-secret"])})
+        }
+        6 => serde_json::json!({"type": rng.pick(&["ready", "getStats", "keyFrame"])}),
+        7 => {
+            serde_json::json!({"type": "resize", "width": rng.next(9000), "height": rng.next(9000)})
+        }
+        8 => serde_json::json!({"type": "bye"}),
+        9 => serde_json::json!({"type": rng.pick(&["nope", "", "JOIN"]), "sdp": 5}),
+        10 => return ["{", "[]", "null", "\"join\"", "{\"type\":null}"][rng.next(5)].to_string(),
+        _ => return "y".repeat(rng.next(80_000)),
+    };
+    value.to_string()
+}
+
+#[test]
+fn fuzzed_signaling_never_breaks_the_host() {
+    require_loopback_namespace!();
+    let config = StreamerConfig {
+        max_viewers: 8,
+        negotiation_timeout_ms: 1000,
+        ..config(EncoderChoice::X264)
+    };
+    run_host_with(config, |port, _| async move {
+        let offer = {
+            let probe = Receiver::join(port).await;
+            probe.wait_frames(3, Duration::from_secs(20)).await;
+            let offer = probe.received.offer.lock().unwrap().clone().unwrap();
+            probe.leave().await;
+            offer
+        };
+        let (fds, tasks) = (open_fds(), threads());
+        let mut rng = Seeded(0xdead_beef_cafe_f00d);
+        let mut sent = 0;
+        // 2000 messages over 100 connections of 20, each read back without waiting long.
+        for _ in 0..100 {
+            let (mut socket, _) =
+                tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/"))
+                    .await
+                    .unwrap();
+            for _ in 0..20 {
+                let text = fuzzed_signaling(&mut rng, &offer);
+                if socket.send(Message::text(text)).await.is_err() {
+                    break;
+                }
+                sent += 1;
+                while let Ok(Some(Ok(_))) =
+                    tokio::time::timeout(Duration::from_millis(2), socket.next()).await
+                {
+                }
+            }
+            let _ = socket.close(None).await;
+        }
+        assert!(sent >= 1500, "only {sent} messages went out");
+        // Every viewer those connections created is freed again.
+        wait_stats(
+            port,
+            Duration::from_secs(15),
+            "fuzzed viewers were not freed",
+            |s| s["viewers"] == 0 && s["viewersLeaving"] == 0,
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(
+            open_fds() <= fds + 8 && threads() <= tasks + 4,
+            "fds {fds} -> {}, threads {tasks} -> {}",
+            open_fds(),
+            threads()
+        );
+        let viewer = Receiver::join(port).await;
+        viewer.wait_frames(10, Duration::from_secs(20)).await;
         viewer.leave().await;
     });
 }
