@@ -44,7 +44,11 @@ const skip = needsLoopbackNamespace();
 // profile-level-id would allow (webrtcbin then refused the stream as not negotiated).
 describe('a 1920x1080 H.264 stream', { skip }, () => {
     test('plays at full size', async () => {
-        const host = await GlHost.start(['--width', '1920', '--height', '1080', '--encoder', 'x264']);
+        // Congestion control starts a viewer at 2 Mbit/s, where the floor keeps a 1080p tier
+        // at 1440x810 until the estimate grows; start at 8 Mbit/s so the full size (and its
+        // level) is what the first frames carry.
+        const host = await GlHost.start(['--width', '1920', '--height', '1080', '--encoder', 'x264'],
+            { env: { OSW_START_BITRATE_KBPS: '8000' } });
         const browser = await launchBrowser();
         try {
             const page = await browser.newPage();
