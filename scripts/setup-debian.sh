@@ -15,6 +15,9 @@ packages=(
     gstreamer1.0-plugins-ugly gstreamer1.0-nice gstreamer1.0-gl gstreamer1.0-tools gstreamer1.0-x
     # GL for the test host: GLFW, Mesa's software GL and a headless X server.
     libglfw3-dev libgl-dev libegl-dev libgles-dev libegl-mesa0 libgl1-mesa-dri xvfb xauth
+    # PostgreSQL's server: the orchestrator's database tests run on a private cluster of it
+    # (scripts/with-postgres.sh) besides SQLite.
+    postgresql
     # Builds and tests.
     cmake ninja-build pkg-config build-essential iproute2 util-linux chromium iptables
 )

@@ -6,8 +6,9 @@
 #   2. build          the Rust workspace and its tests, the GL test host (CMake)
 #   3. unit           cargo tests that need no network namespace, ctest, node unit tests,
 #                     the OpenSpace module's static checks
-#   4. streaming      rust-core's WebRTC tests, the orchestrator's conformance tests and the
-#                     browser end-to-end tests, inside a loopback-only network namespace
+#   4. streaming      rust-core's WebRTC tests, the orchestrator's conformance tests, its
+#                     database and web-role tests again on a private PostgreSQL cluster, and
+#                     the browser end-to-end tests, inside a loopback-only network namespace
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -33,6 +34,11 @@ node --test web/test/
 
 stage "streaming: cargo test (loopback-only namespace)"
 scripts/in-loopback-netns.sh cargo test --workspace --locked --offline -- --test-threads=1
+stage "streaming: database and web-role tests on PostgreSQL (private cluster, loopback-only namespace)"
+scripts/in-loopback-netns.sh scripts/with-postgres.sh \
+    cargo test -p orchestrator --features postgres --locked \
+    --lib --test web --test web_limits --test web_connections --test web_serving --test web_storage \
+    -- --test-threads=1
 stage "streaming: browser end-to-end (loopback-only namespace, Xvfb)"
 scripts/in-loopback-netns.sh sh -c 'cd tests/e2e && npm test'
 
