@@ -17,40 +17,27 @@ use openspace_webrtc::streamer::{FrameSource, Streamer};
 use support::receiver::Receiver;
 use tokio_tungstenite::tungstenite::Message;
 
-const WIDTH: u32 = 320;
-const HEIGHT: u32 = 240;
+use support::{HEIGHT, SECRET, WIDTH};
 const FPS: u32 = 30;
 /// The longest a watching viewer may go without a new frame: three frame intervals at 30 fps.
 /// Longer is a visible stutter.
 const MAX_GAP: Duration = Duration::from_millis(100);
-
-const SECRET: &str = "realtime-secret";
 
 /// What happened when, for the failure message: joins, leaves, frames.
 type Timeline = Arc<Mutex<Vec<(Instant, String)>>>;
 
 fn config() -> StreamerConfig {
     StreamerConfig {
-        listen_port: 0,
-        encoder: EncoderChoice::X264,
-        ice_addresses: vec!["127.0.0.1".parse().unwrap()],
         fps_cap: FPS,
-        control_secret: SECRET.into(),
         // The watcher and every wave at once, with room to spare: a refusal is not the
         // subject here.
         max_viewers: 16,
-        ..StreamerConfig::default()
+        ..support::loopback_config(EncoderChoice::X264)
     }
 }
 
-/// A frame whose colour changes every call, so the encoder has motion to code.
 fn frame(n: u32) -> Vec<u8> {
-    let mut pixels = vec![0u8; (WIDTH * HEIGHT * 4) as usize];
-    for (i, px) in pixels.chunks_exact_mut(4).enumerate() {
-        let x = (i as u32 % WIDTH + n * 4) % 256;
-        px.copy_from_slice(&[x as u8, (n * 3 % 256) as u8, 128, 255]);
-    }
-    pixels
+    support::moving_frame(n)
 }
 
 /// The largest gap between consecutive instants that overlaps `from..to`, as (gap, start of

@@ -14,29 +14,14 @@ use openspace_webrtc::streamer::{FrameSource, Streamer};
 use support::receiver::Receiver;
 use tokio_tungstenite::tungstenite::Message;
 
-const WIDTH: u32 = 320;
-const HEIGHT: u32 = 240;
+use support::{HEIGHT, WIDTH};
 
 fn config(encoder: EncoderChoice) -> StreamerConfig {
-    StreamerConfig {
-        listen_port: 0,
-        encoder,
-        ice_addresses: vec!["127.0.0.1".parse().unwrap()],
-        control_secret: "test-secret".into(),
-        fps_cap: 30,
-        max_viewers: 2,
-        ..StreamerConfig::default()
-    }
+    support::loopback_config(encoder)
 }
 
-/// A frame whose colour changes every call, so the encoder has motion to code.
 fn frame(n: u32) -> Vec<u8> {
-    let mut pixels = vec![0u8; (WIDTH * HEIGHT * 4) as usize];
-    for (i, px) in pixels.chunks_exact_mut(4).enumerate() {
-        let x = (i as u32 % WIDTH + n * 4) % 256;
-        px.copy_from_slice(&[x as u8, (n * 3 % 256) as u8, 128, 255]);
-    }
-    pixels
+    support::moving_frame(n)
 }
 
 /// Hands one frame to the streamer the way `osw_streamer_submit_pixels` does.

@@ -302,6 +302,17 @@ impl Controller {
         self.publish_stats();
     }
 
+    fn new_tier(&self, id: usize) -> Result<Tier, PipelineError> {
+        Tier::new(
+            id,
+            &self.pipeline,
+            &self.tee,
+            &self.plan,
+            &self.config,
+            &self.stats,
+        )
+    }
+
     /// Replaces a failed tier with a fresh one and moves its viewers over; they resume at
     /// the new encoder's first key frame.
     fn rebuild_tier(&mut self, id: usize) {
@@ -312,14 +323,7 @@ impl Controller {
         let consumers = old.detach_all();
         let kbps = old.kbps;
         old.remove(&self.pipeline, &self.tee);
-        match Tier::new(
-            id,
-            &self.pipeline,
-            &self.tee,
-            &self.plan,
-            &self.config,
-            &self.stats,
-        ) {
+        match self.new_tier(id) {
             Ok(mut tier) => {
                 tier.apply(kbps, self.stats.size());
                 for consumer in consumers {
@@ -368,14 +372,7 @@ impl Controller {
         );
         while self.tiers.len() < plan.tier_kbps.len() {
             let id = self.tiers.len();
-            match Tier::new(
-                id,
-                &self.pipeline,
-                &self.tee,
-                &self.plan,
-                &self.config,
-                &self.stats,
-            ) {
+            match self.new_tier(id) {
                 Ok(tier) => self.tiers.push(tier),
                 Err(err) => {
                     tracing::warn!(tier = id, %err, "cannot start another tier");

@@ -2,6 +2,39 @@
 
 pub mod receiver;
 
+use openspace_webrtc::config::{EncoderChoice, StreamerConfig};
+
+/// Width and height of the frames the tests feed.
+pub const WIDTH: u32 = 320;
+pub const HEIGHT: u32 = 240;
+/// The control secret of [`loopback_config`].
+pub const SECRET: &str = "test-secret";
+
+/// A streamer for tests: any free port, ICE on 127.0.0.1 only, 30 fps, control on with
+/// [`SECRET`], two viewers (tests that need more say so).
+pub fn loopback_config(encoder: EncoderChoice) -> StreamerConfig {
+    StreamerConfig {
+        listen_port: 0,
+        encoder,
+        ice_addresses: vec!["127.0.0.1".parse().expect("an address")],
+        control_secret: SECRET.into(),
+        fps_cap: 30,
+        max_viewers: 2,
+        ..StreamerConfig::default()
+    }
+}
+
+/// A [`WIDTH`]×[`HEIGHT`] RGBA frame whose colour changes every call, so the encoder has
+/// motion to code.
+pub fn moving_frame(n: u32) -> Vec<u8> {
+    let mut pixels = vec![0u8; (WIDTH * HEIGHT * 4) as usize];
+    for (i, px) in pixels.chunks_exact_mut(4).enumerate() {
+        let x = (i as u32 % WIDTH + n * 4) % 256;
+        px.copy_from_slice(&[x as u8, (n * 3 % 256) as u8, 128, 255]);
+    }
+    pixels
+}
+
 /// True when this process sees no network interface but loopback: the rule for any test that
 /// opens a WebRTC peer connection (see DESIGN.md, "Network rule").
 pub fn in_loopback_only_namespace() -> bool {
