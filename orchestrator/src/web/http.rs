@@ -11,9 +11,11 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Path, State};
-use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, Uri};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use tracing::warn;
@@ -52,8 +54,12 @@ pub fn router(state: Arc<WebState>) -> Router {
         .route("/api/instances/{id}/events", get(push::instance_events))
         .route("/api/instances/{id}/signal", get(proxy::signal))
         .route("/api", any(api::no_endpoint))
+        // The catch-all below matches no empty rest: `/api/` itself needs its own route, or
+        // it would fall through to the files (an HTML 404, or a bare 405).
+        .route("/api/", any(api::no_endpoint))
         .route("/api/{*rest}", any(api::no_endpoint))
         .fallback(static_file)
+        .layer(axum::middleware::from_fn(json_api_errors))
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),
             guard::guard,
@@ -79,6 +85,47 @@ async fn common_headers(mut response: Response) -> Response {
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     response
+}
+
+/// Largest refusal body of axum's that is quoted into a JSON error; theirs are a line.
+const QUOTED_REFUSAL_BYTES: usize = 4096;
+
+/// Every answer under `/api/` is JSON, errors `{"error": "<sentence>"}`. Our handlers answer so
+/// themselves ([`api::ApiError`]); axum's own refusals do not: a query or path that does not
+/// parse or a body over its limit come as plain text, a method a route does not take with no
+/// body at all. They are rewritten here, in their own words, or the status's when they have
+/// none; status and headers (`Allow` included) stay.
+async fn json_api_errors(request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    let api = path == "/api" || path.starts_with("/api/");
+    let response = next.run(request).await;
+    let status = response.status();
+    let json = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !api || json || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, QUOTED_REFUSAL_BYTES)
+        .await
+        .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_string())
+        .unwrap_or_default();
+    let message = if text.is_empty() {
+        status
+            .canonical_reason()
+            .unwrap_or("refused")
+            .to_lowercase()
+    } else {
+        text
+    };
+    parts.headers.remove(CONTENT_LENGTH);
+    parts
+        .headers
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let body = serde_json::json!({ "error": message }).to_string();
+    Response::from_parts(parts, Body::from(body))
 }
 
 fn not_found() -> Response {
