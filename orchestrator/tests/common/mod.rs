@@ -2,6 +2,7 @@
 //! processes (the `fake-instance` binary by default), and a WebSocket client speaking raw JSON.
 #![allow(dead_code)]
 
+pub mod fuzz;
 pub mod web;
 
 use std::net::SocketAddr;
