@@ -810,11 +810,11 @@ fn tail(log: &str) -> String {
 
 /// Found by the fuzzer (seed 0x5eed_0009_0002_5d90, the worker of seed 0x5eed0008daa430bb,
 /// connection 0, message 3): an answer whose video section carries an SSRC past 32 bits
-/// (`a=ssrc:4294967296 cname:x`) passes rust-core's answer checks (`pipeline/answer.rs` looks
-/// at no `a=ssrc`), and webrtcbin then logs `CRITICAL **: transport_stream_add_ssrc_map_item:
-/// assertion 'ssrc != 0' failed`. The host lives on, and this test holds it to that: the answer
-/// gets a reply or is taken, the instance keeps streaming and a newcomer gets an offer. Whether
-/// webrtcbin still complained is printed: refusing such an answer is rust-core's to do.
+/// (`a=ssrc:4294967296 cname:x`) passed rust-core's answer checks, and webrtcbin then logged
+/// `CRITICAL **: transport_stream_add_ssrc_map_item: assertion 'ssrc != 0' failed`. rust-core
+/// now refuses SSRCs that are not 32-bit numbers above 0 (unit tests in `pipeline/answer.rs`);
+/// this test holds the host to living on: the answer gets a reply or is taken, the instance
+/// keeps streaming and a newcomer gets an offer. Whether webrtcbin complained is printed.
 #[test]
 fn an_answer_with_an_ssrc_past_32_bits_leaves_the_instance_streaming() {
     serial(|| async {
@@ -917,11 +917,10 @@ struct Leaving {
 /// its stats said no viewer was left or leaving. Narrowed down here: a viewer whose answer was
 /// taken and who trickled an mDNS candidate (`… abcd.local 5000 typ host`, what Chromium sends
 /// by default) leaves about 12 files behind in the host when it goes; every other way of
-/// leaving frees everything. Each way 20 times: the host's files must come back to within 8 of
-/// where they were. Ignored until rust-core frees them (reported); run it with `-- --ignored`
-/// in the loopback namespace with `OSW_GL_HOST`.
+/// leaving freed everything. rust-core now skips mDNS candidates (a rendering server cannot
+/// resolve them; ICE learns the browser's address as peer-reflexive). Each way 20 times: the
+/// host's files must come back to within 8 of where they were.
 #[test]
-#[ignore = "rust-core: a viewer that trickled an mDNS candidate leaves its sockets behind (reported)"]
 fn viewers_that_leave_free_every_file_of_the_instance() {
     serial(|| async {
         let dir = TempDir::new("fuzz-signaling-fds");

@@ -182,6 +182,19 @@ fn check_media(
             _ => return refuse(format!("{place} needs exactly one usable {key}")),
         }
     }
+    // webrtcbin takes SSRCs as 32-bit, non-zero numbers and fails an assertion otherwise.
+    for attribute in answered.attributes().filter(|a| a.key() == "ssrc") {
+        let ssrc = attribute
+            .value()
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<u32>().ok());
+        if !ssrc.is_some_and(|ssrc| ssrc != 0) {
+            return refuse(format!(
+                "{place} has an SSRC that is not a 32-bit number above 0: {:?}",
+                attribute.value().unwrap_or_default()
+            ));
+        }
+    }
     if kind == "video" {
         let offered_formats: Vec<&str> = offered.formats().collect();
         let answered_formats: Vec<&str> = answered.formats().collect();
@@ -282,6 +295,19 @@ mod tests {
         refused(&ANSWER.replace("m=video 9", "m=video 0"), "rejected");
         refused(&format!("{ANSWER}a=x:{}\r\n", "y".repeat(5000)), "longer");
         refused(&"a".repeat(MAX_ANSWER_BYTES + 1), "bytes");
+        refused(
+            &ANSWER.replace("a=mid:video0", "a=mid:video0\r\na=ssrc:4294967296 cname:x"),
+            "SSRC",
+        );
+        refused(
+            &ANSWER.replace("a=mid:video0", "a=mid:video0\r\na=ssrc:0 cname:x"),
+            "SSRC",
+        );
+        check_answer(
+            OFFER,
+            &ANSWER.replace("a=mid:video0", "a=mid:video0\r\na=ssrc:4294967295 cname:x"),
+        )
+        .unwrap();
         refused("hello", "v=0");
         refused("v=0\r\n", "0 media sections");
     }

@@ -237,6 +237,15 @@ impl Peer {
             // End of candidates: webrtcbin 1.22 has nothing to do with it.
             return;
         }
+        if is_mdns_candidate(candidate) {
+            // A browser hides its address behind an mDNS name (`….local`). Only the
+            // browser's own network can resolve it, never a rendering server far away, and
+            // libnice's pending resolution kept the viewer's sockets and threads alive after
+            // it left (12 fds and 2 threads a viewer). The browser's checks still arrive from
+            // its real address, which ICE learns as a peer-reflexive candidate.
+            tracing::debug!(viewer_id = self.viewer_id, "mDNS candidate skipped");
+            return;
+        }
         self.webrtcbin
             .emit_by_name::<()>("add-ice-candidate", &[&m_line, &candidate]);
     }
@@ -281,6 +290,15 @@ impl Peer {
         }
         tracing::info!(viewer_id = self.viewer_id, "viewer removed");
     }
+}
+
+/// Whether an ICE candidate line names its address by an mDNS host name (`….local`).
+fn is_mdns_candidate(candidate: &str) -> bool {
+    // candidate:<foundation> <component> <transport> <priority> <address> <port> typ …
+    candidate
+        .split_whitespace()
+        .nth(4)
+        .is_some_and(|address| address.to_ascii_lowercase().ends_with(".local"))
 }
 
 fn make_payloader(codec: Codec) -> Result<gst::Element, PipelineError> {
@@ -474,5 +492,24 @@ fn handle_input(
             tracing::debug!(viewer_id, %err, "input refused");
             stats.input_refused();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_mdns_candidate;
+
+    #[test]
+    fn mdns_candidates_are_recognised() {
+        assert!(is_mdns_candidate(
+            "candidate:1 1 udp 2122260223 3f1b6c2e-9a1d-4b7e-8f00-1a2b3c4d5e6f.local 54321 typ host"
+        ));
+        assert!(is_mdns_candidate(
+            "candidate:1 1 UDP 1 abcd.LOCAL 5000 typ host"
+        ));
+        assert!(!is_mdns_candidate(
+            "candidate:1 1 udp 2122260223 127.0.0.1 54321 typ host"
+        ));
+        assert!(!is_mdns_candidate("candidate:1 1 udp"));
     }
 }
