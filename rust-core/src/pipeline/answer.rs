@@ -188,7 +188,7 @@ fn check_media(
             .value()
             .and_then(|v| v.split_whitespace().next())
             .and_then(|v| v.parse::<u32>().ok());
-        if !ssrc.is_some_and(|ssrc| ssrc != 0) {
+        if ssrc.is_none_or(|ssrc| ssrc == 0) {
             return refuse(format!(
                 "{place} has an SSRC that is not a 32-bit number above 0: {:?}",
                 attribute.value().unwrap_or_default()
