@@ -35,8 +35,10 @@ INSTANCES
   control `ready` probe, then RUNNING; one that is not ready within --startup-timeout is
   stopped. STOP sends SIGTERM to its process group, SIGKILL after --stop-timeout. A crash is
   logged with the exit status and the tail of the output, and STATUS shows it as lastExit.
-  Output of instance N goes to <log dir>/instance-N.log (the previous run's to
-  instance-N.log.1).
+  Output of instance N goes through a pipe to <log dir>/instance-N.log (the previous run's to
+  instance-N.log.1); at --log-max-mib (16) the file is rotated to instance-N.log.1, so an
+  instance that writes without end cannot fill the disk. Its stdin is an open pipe that is
+  never written, so a program that prompts (a failed Ghoul assertion) waits, not spins.
 
 DISPLAYS (Xvfb)
   With no DISPLAY set (--xvfb auto, the default) or with --xvfb always, each instance runs under
@@ -157,6 +159,11 @@ pub struct Cli {
     /// Folder for instance-N.log and xvfb-N.log [default: ./logs].
     #[arg(long, env = "ORCHESTRATOR_LOG_DIR", value_name = "DIR")]
     pub log_dir: Option<PathBuf>,
+
+    /// Size in MiB at which an instance's log is rotated to instance-N.log.1 (replacing it),
+    /// so a slot never holds more than twice this on disk [default: 16].
+    #[arg(long, env = "ORCHESTRATOR_LOG_MAX_MIB", value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
+    pub log_max_mib: Option<u64>,
 
     /// Seconds an instance may take to answer the readiness probe before it is stopped
     /// [default: 60].
@@ -323,6 +330,8 @@ pub struct FileConfig {
     pub webgui_http_base_port: Option<u16>,
     /// `--log-dir`.
     pub log_dir: Option<PathBuf>,
+    /// `--log-max-mib`.
+    pub log_max_mib: Option<u64>,
     /// `--startup-timeout`, seconds.
     pub startup_timeout: Option<f64>,
     /// `--stop-timeout`, seconds.
@@ -535,6 +544,9 @@ impl Config {
             .log_dir
             .map(from_file)
             .unwrap_or_else(|| cwd.join(&s.log_dir));
+        if let Some(mib) = file.log_max_mib {
+            s.log_max_bytes = mib.saturating_mul(1 << 20);
+        }
         s.startup_timeout =
             seconds("startup_timeout", file.startup_timeout)?.unwrap_or(s.startup_timeout);
         s.stop_timeout = seconds("stop_timeout", file.stop_timeout)?.unwrap_or(s.stop_timeout);
@@ -581,6 +593,9 @@ impl Config {
         s.command.env.extend(cli.instance_env.iter().cloned());
         if let Some(dir) = &cli.log_dir {
             s.log_dir = from_cli(dir);
+        }
+        if let Some(mib) = cli.log_max_mib {
+            s.log_max_bytes = mib.saturating_mul(1 << 20);
         }
         s.startup_timeout = cli.startup_timeout.unwrap_or(s.startup_timeout);
         s.stop_timeout = cli.stop_timeout.unwrap_or(s.stop_timeout);
@@ -823,6 +838,7 @@ mod tests {
             startup_timeout = 90
             probe_interval = 0.5
             log_dir = "logs"
+            log_max_mib = 4
             [instance]
             executable = "bin/OpenSpace"
             args = ["--config", "x"]
@@ -849,6 +865,7 @@ mod tests {
         assert_eq!(s.probe_interval, Duration::from_millis(500));
         assert_eq!(s.stop_timeout, Duration::from_millis(1500));
         assert_eq!(s.log_dir, PathBuf::from("/srv/osw/logs"));
+        assert_eq!(s.log_max_bytes, 4 << 20);
         assert_eq!(
             s.command.executable,
             PathBuf::from("/srv/osw/bin/OpenSpace")
@@ -886,6 +903,10 @@ mod tests {
         assert!(Config::merge(&high, FileConfig::default(), None).is_err());
 
         assert!(toml::from_str::<FileConfig>("slotz = 3").is_err());
+        let no_log = file("log_max_mib = 0");
+        let err = Config::merge(&Cli::default(), no_log, None).unwrap_err();
+        assert!(err.to_string().contains("log_max_mib"), "{err}");
+
         let negative = file("stop_timeout = -1");
         assert!(Config::merge(&Cli::default(), negative, None).is_err());
         assert!(Cli::try_parse_from(["orchestrator", "--stop-timeout", "soon"]).is_err());

@@ -365,3 +365,67 @@ async fn a_resolution_overtaken_by_a_stop_is_not_running() {
     );
     sup.shutdown().await;
 }
+
+/// Runs `script` with `sh -c` as the instance (it never becomes ready) with a 64 KiB log cap.
+async fn shell_instance(script: &str) -> TestSupervisor {
+    let script = script.to_string();
+    TestSupervisor::fake(1, move |s| {
+        s.command.executable = PathBuf::from("/bin/sh");
+        s.command.args = vec!["-c".into(), script];
+        s.log_max_bytes = 64 * 1024;
+        s.startup_timeout = Duration::from_secs(30);
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_prompt_on_stdin_waits_for_an_answer_instead_of_spinning() {
+    // Ghoul's failed-assertion prompt in OpenSpace: with stdin at end of file it prompts again
+    // at once, forever (341 MB of log in 8 s). Our stdin is an open pipe nobody writes.
+    let sup = shell_instance(
+        "while :; do echo 'Assertion failed. (I)gnore (A)bort (E)xit'; read answer || continue; done",
+    )
+    .await;
+    let mut c = sup.client().await;
+    c.start().await;
+    let pid = sup.instances.pid(0).unwrap();
+    sleep(Duration::from_millis(1500)).await;
+    let log = sup.log(0);
+    assert_eq!(
+        log.lines()
+            .filter(|line| line.starts_with("Assertion failed"))
+            .count(),
+        1,
+        "the prompt repeated: {} bytes of log",
+        log.len()
+    );
+    assert!(alive(pid), "waiting at the prompt, not gone");
+    c.stop(0).await;
+    c.wait_status(0, "IDLE", SECONDS_5).await;
+    sup.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_instance_that_floods_its_output_never_fills_the_disk() {
+    let sup = shell_instance("yes 'a line of output that never ends'").await;
+    let mut c = sup.client().await;
+    c.start().await;
+    let path = sup.instances.log_path(0);
+    let rotated = path.with_extension("log.1");
+    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    let deadline = Instant::now() + SECONDS_5;
+    while size(&rotated) == 0 && Instant::now() < deadline {
+        sleep(Duration::from_millis(50)).await;
+    }
+    sleep(Duration::from_millis(500)).await; // megabytes more
+    let cap = 64 * 1024 + 512; // the cap plus the rotation note
+    let (current, old) = (size(&path), size(&rotated));
+    assert!(old > 0, "the log was rotated");
+    assert!(
+        current <= cap && old <= cap,
+        "log {current} bytes, rotated {old} bytes"
+    );
+    c.stop(0).await;
+    c.wait_status(0, "IDLE", SECONDS_5).await;
+    sup.shutdown().await;
+}

@@ -6,16 +6,21 @@ use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitStatus;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::process::Child;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Instant, timeout};
 use tracing::{error, info, warn};
 
-use super::logs::LogFile;
+use super::logs::{LogFile, pump};
 use super::process::{describe_exit, signal_group, spawn_instance};
 use super::xvfb::Xvfb;
 use super::{InstanceSettings, Shared, StopReason, readiness};
+
+/// How long the end of an instance's output may take to reach its log after the process group
+/// was killed (a grandchild that left the group could keep the pipe open for good).
+const PUMP_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Everything an instance's task owns.
 pub(super) struct InstanceTask {
@@ -39,8 +44,9 @@ pub(super) struct InstanceTask {
 
 /// How a phase of the instance's life ended.
 enum Next {
-    /// The process ended by itself; the text is its `lastExit`.
-    Exited(String),
+    /// The process ended by itself, with this status, at this point of its life (for
+    /// `lastExit`, made once its output is drained).
+    Exited(io::Result<ExitStatus>, &'static str),
     /// It has to be stopped.
     Stop(StopReason),
 }
@@ -71,8 +77,9 @@ impl InstanceTask {
 
     async fn lifecycle(&mut self) -> String {
         let settings = Arc::clone(&self.shared.settings);
-        let log = match LogFile::create(&settings.log_dir, &format!("instance-{}.log", self.id)) {
-            Ok(log) => log,
+        let name = format!("instance-{}.log", self.id);
+        let log = match LogFile::create(&settings.log_dir, &name, settings.log_max_bytes) {
+            Ok(log) => Arc::new(log),
             Err(err) => {
                 let msg = format!(
                     "cannot create a log file in {}: {err}",
@@ -109,7 +116,7 @@ impl InstanceTask {
     async fn launch_and_watch(
         &mut self,
         settings: &InstanceSettings,
-        log: &LogFile,
+        log: &Arc<LogFile>,
         display: Option<u32>,
     ) -> String {
         let mut child = match spawn_instance(settings, self.id, &self.secret, display, log) {
@@ -124,6 +131,12 @@ impl InstanceTask {
                 return msg;
             }
         };
+        // Held open, never written, until the instance is gone (see `spawn_instance`).
+        let _stdin = child.stdin.take();
+        let pumping = match (child.stdout.take(), child.stderr.take()) {
+            (Some(stdout), Some(stderr)) => Some(pump(Arc::clone(log), stdout, stderr)),
+            _ => None,
+        };
         let pid = child.id().unwrap_or(0);
         let port = settings.ports.signaling(self.id);
         self.shared.set_pid(self.id, self.generation, pid);
@@ -134,13 +147,22 @@ impl InstanceTask {
         }
 
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        let ended = match self.until_ready(&mut child, settings, addr, log).await {
-            Next::Exited(how) => how,
-            Next::Stop(reason) => self.terminate(&mut child, pid, reason, settings, log).await,
+        let stopped = match self.until_ready(&mut child, settings, addr, log).await {
+            Next::Exited(status, when) => Err((status, when)),
+            Next::Stop(reason) => Ok(self.terminate(&mut child, pid, reason, settings, log).await),
         };
-        // Whatever the leader did, take down anything left in its process group.
+        // Whatever the leader did, take down anything left in its process group; then the
+        // pipes close and the last of the output reaches the log, for the crash report.
         signal_group(pid, libc::SIGKILL);
-        ended
+        if let Some(pumping) = pumping
+            && timeout(PUMP_DRAIN_TIMEOUT, pumping).await.is_err()
+        {
+            warn!("instance output still open after its process group was killed");
+        }
+        match stopped {
+            Ok(how) => how,
+            Err((status, when)) => exited(status, when, log),
+        }
     }
 
     /// `INITIALIZING` → `RUNNING` → until it exits or must stop.
@@ -155,7 +177,7 @@ impl InstanceTask {
         let probe = readiness::wait_ready(addr, &self.secret, settings.probe_interval, deadline);
         tokio::pin!(probe);
         let ready = tokio::select! {
-            status = child.wait() => return Next::Exited(exited(status, " before it was ready", log)),
+            status = child.wait() => return Next::Exited(status, " before it was ready"),
             reason = stop_requested(&mut self.stop) => return Next::Stop(reason),
             ready = &mut probe => ready,
         };
@@ -179,7 +201,7 @@ impl InstanceTask {
             }
         }
         tokio::select! {
-            status = child.wait() => Next::Exited(exited(status, "", log)),
+            status = child.wait() => Next::Exited(status, ""),
             reason = stop_requested(&mut self.stop) => Next::Stop(reason),
         }
     }

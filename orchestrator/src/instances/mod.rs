@@ -37,6 +37,8 @@ use slots::{Busy, Slot, SlotTable};
 
 /// Most slots one supervisor may have (each takes ports and possibly an X display).
 pub const MAX_SLOTS: u32 = 1000;
+/// Default cap of one instance log, in MiB.
+pub const DEFAULT_LOG_MAX_MIB: u64 = 16;
 /// Reply timeout of one control request made for `RESOLUTION`.
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -147,6 +149,9 @@ pub struct InstanceSettings {
     pub ports: PortPlan,
     /// Where `instance-<id>.log` and `xvfb-<id>.log` go.
     pub log_dir: PathBuf,
+    /// An instance's log is rotated at this size (to `instance-<id>.log.1`, replacing it), so
+    /// a slot never holds more than twice this on disk.
+    pub log_max_bytes: u64,
     /// From launch until the readiness probe succeeds; after it the instance is stopped.
     pub startup_timeout: Duration,
     /// Pause between readiness probes.
@@ -186,6 +191,7 @@ impl Default for InstanceSettings {
                 webgui_http_base: 4800,
             },
             log_dir: PathBuf::from("logs"),
+            log_max_bytes: DEFAULT_LOG_MAX_MIB << 20,
             startup_timeout: Duration::from_secs(60),
             probe_interval: Duration::from_millis(200),
             stop_timeout: Duration::from_secs(10),
@@ -239,6 +245,9 @@ pub enum SettingsError {
     /// A duration that must be positive is zero.
     #[error("{0} must be greater than zero")]
     ZeroDuration(&'static str),
+    /// The log cap is zero.
+    #[error("log_max_mib must be at least 1")]
+    LogCap,
     /// The Xvfb display numbers overflow.
     #[error("xvfb display_base {0} is too large")]
     Display(u32),
@@ -286,6 +295,9 @@ impl InstanceSettings {
             if value.is_zero() {
                 return Err(SettingsError::ZeroDuration(name));
             }
+        }
+        if self.log_max_bytes == 0 {
+            return Err(SettingsError::LogCap);
         }
         if self
             .xvfb

@@ -65,7 +65,10 @@ pub(super) fn instance_env(
     env
 }
 
-/// Spawns instance `id` with its output going to `log`.
+/// Spawns instance `id`. Its stdout and stderr are pipes for [`super::logs::pump`], which
+/// caps the log. Its stdin is a pipe that the caller keeps open and never writes: a program
+/// that prompts (a failed Ghoul assertion asks "ignore, abort, exit?") then waits for an
+/// answer instead of reading end of file, prompting again, and filling the log in a loop.
 pub(super) fn spawn_instance(
     settings: &InstanceSettings,
     id: u32,
@@ -74,13 +77,12 @@ pub(super) fn spawn_instance(
     log: &LogFile,
 ) -> std::io::Result<Child> {
     let program = &settings.command;
-    let (stdout, stderr) = log.stdio()?;
     let mut command = Command::new(&program.executable);
     command
         .args(&program.args)
-        .stdin(Stdio::null())
-        .stdout(stdout)
-        .stderr(stderr)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .kill_on_drop(true)
         .process_group(0);
     if let Some(dir) = &program.working_dir {

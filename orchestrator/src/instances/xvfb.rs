@@ -94,7 +94,9 @@ impl Xvfb {
         if answers(&socket).await {
             return Err(XvfbError::InUse(display));
         }
-        let log = LogFile::create(log_dir, &format!("xvfb-{id}.log")).map_err(XvfbError::Log)?;
+        // Xvfb writes to the file itself (a few lines), so the cap is never reached.
+        let log = LogFile::create(log_dir, &format!("xvfb-{id}.log"), u64::MAX)
+            .map_err(XvfbError::Log)?;
         let (stdout, stderr) = log.stdio().map_err(XvfbError::Log)?;
         let mut command = Command::new(&settings.executable);
         command
