@@ -4,6 +4,7 @@
 
 #include "json_members.h"
 
+#include <cstdint>
 #include <cstdio>
 
 namespace glhost::json {
@@ -231,6 +232,118 @@ std::string quote(std::string_view value) {
     }
     out += '"';
     return out;
+}
+
+namespace {
+
+int hexDigit(char c) {
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}
+
+// The four hex digits at `text[pos..pos+4)`, or -1.
+long hex4(std::string_view text, size_t pos) {
+    if (pos + 4 > text.size()) {
+        return -1;
+    }
+    long value = 0;
+    for (size_t i = pos; i < pos + 4; ++i) {
+        const int digit = hexDigit(text[i]);
+        if (digit < 0) {
+            return -1;
+        }
+        value = value * 16 + digit;
+    }
+    return value;
+}
+
+void appendUtf8(std::string& out, uint32_t cp) {
+    if (cp < 0x80) {
+        out += static_cast<char>(cp);
+    }
+    else if (cp < 0x800) {
+        out += static_cast<char>(0xC0 | (cp >> 6));
+        out += static_cast<char>(0x80 | (cp & 0x3F));
+    }
+    else if (cp < 0x10000) {
+        out += static_cast<char>(0xE0 | (cp >> 12));
+        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+        out += static_cast<char>(0x80 | (cp & 0x3F));
+    }
+    else {
+        out += static_cast<char>(0xF0 | (cp >> 18));
+        out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+        out += static_cast<char>(0x80 | (cp & 0x3F));
+    }
+}
+
+} // namespace
+
+bool unquote(std::string_view literal, std::string& out) {
+    out.clear();
+    if (literal.size() < 2 || literal.front() != '"' || literal.back() != '"') {
+        return false;
+    }
+    const std::string_view body = literal.substr(1, literal.size() - 2);
+    for (size_t i = 0; i < body.size(); ++i) {
+        const char c = body[i];
+        if (c == '"' || static_cast<unsigned char>(c) < 0x20) {
+            return false;
+        }
+        if (c != '\\') {
+            out += c;
+            continue;
+        }
+        if (++i >= body.size()) {
+            return false;
+        }
+        switch (body[i]) {
+            case '"': out += '"'; break;
+            case '\\': out += '\\'; break;
+            case '/': out += '/'; break;
+            case 'b': out += '\b'; break;
+            case 'f': out += '\f'; break;
+            case 'n': out += '\n'; break;
+            case 'r': out += '\r'; break;
+            case 't': out += '\t'; break;
+            case 'u': {
+                long cp = hex4(body, i + 1);
+                if (cp < 0) {
+                    return false;
+                }
+                i += 4;
+                if (cp >= 0xD800 && cp <= 0xDBFF) {
+                    // A high surrogate must be followed by an escaped low one.
+                    if (i + 2 >= body.size() || body[i + 1] != '\\' || body[i + 2] != 'u') {
+                        return false;
+                    }
+                    const long low = hex4(body, i + 3);
+                    if (low < 0xDC00 || low > 0xDFFF) {
+                        return false;
+                    }
+                    cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
+                    i += 6;
+                }
+                else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+                    return false;
+                }
+                appendUtf8(out, static_cast<uint32_t>(cp));
+                break;
+            }
+            default:
+                return false;
+        }
+    }
+    return true;
 }
 
 } // namespace glhost::json

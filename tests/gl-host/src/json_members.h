@@ -34,6 +34,11 @@ std::string writeObject(const std::vector<Member>& members);
 // `value` as a JSON string literal, quotes included.
 std::string quote(std::string_view value);
 
+// The text of the JSON string literal `literal` (quotes included), its escapes decoded
+// (`\uXXXX` and surrogate pairs to UTF-8). Returns false when `literal` is not exactly one
+// well-formed string literal.
+bool unquote(std::string_view literal, std::string& out);
+
 } // namespace glhost::json
 
 #endif // __OSW_GL_HOST___JSON_MEMBERS___H__

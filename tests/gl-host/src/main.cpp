@@ -9,6 +9,7 @@
 // browser arrives as events it drains at the start of each frame. See README.md for the
 // stdout line protocol the test harness reads.
 
+#include "api_server.h"
 #include "camera.h"
 #include "frame_cost.h"
 #include "gl_functions.h"
@@ -28,7 +29,9 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -255,8 +258,33 @@ int main(int argc, char** argv) {
         return 2;
     }
 
+    const std::optional<int> apiPort =
+        resolveApiPort(options, std::getenv("OSW_API_WEBSOCKET_PORT"), configError);
+    if (!configError.empty()) {
+        std::fprintf(stderr, "osw-gl-host: %s\n", configError.c_str());
+        return 2;
+    }
+
     std::signal(SIGINT, onSignal);
     std::signal(SIGTERM, onSignal);
+
+    // Before the window, as OpenSpace's server module listens during initialization. A
+    // port that is taken costs the API, not the stream: OpenSpace too carries on without
+    // its server then.
+    std::unique_ptr<ApiServer> api;
+    if (apiPort) {
+        std::string apiError;
+        api = ApiServer::start(static_cast<uint16_t>(*apiPort), protocol::apiRan, apiError);
+        if (api) {
+            std::fprintf(stderr, "osw-gl-host: stand-in for OpenSpace's JSON API on "
+                "ws://127.0.0.1:%u/\n", static_cast<unsigned>(api->port()));
+            protocol::apiListening(api->port());
+        }
+        else {
+            std::fprintf(stderr, "osw-gl-host: no JSON API stand-in: %s\n",
+                apiError.c_str());
+        }
+    }
 
     glfwSetErrorCallback(onGlfwError);
     if (!glfwInit()) {

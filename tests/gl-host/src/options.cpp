@@ -94,6 +94,9 @@ same calls as the OpenSpace module. Machine-readable lines go to stdout (see REA
                             excludes waiting for the frame's own rendering)
   --self-test-strip         read each frame's strip back and check it decodes
   --screenshot FILE         write the last frame to FILE as binary PPM
+  --api-port P              serve a stand-in for OpenSpace's JSON API WebSocket on
+                            127.0.0.1:P (0 picks a free one); OSW_API_WEBSOCKET_PORT
+                            overrides it
   --help                    this text
 
 rust-core applies OSW_* environment variables (OSW_LISTEN_PORT, OSW_CONTROL_SECRET, ...)
@@ -137,7 +140,7 @@ ParseResult parseOptions(int argc, const char* const* argv) {
         const bool known = oneOf(name, {
             "--width", "--height", "--fps", "--capture", "--source", "--encoder", "--port",
             "--bitrate", "--ice-address", "--config-json", "--frames", "--seconds",
-            "--stats-interval", "--screenshot"
+            "--stats-interval", "--screenshot", "--api-port"
         });
         if (!known) {
             result.error = "unknown option '" + std::string(arg) + "' (see --help)";
@@ -235,6 +238,12 @@ ParseResult parseOptions(int argc, const char* const* argv) {
             }
             o.screenshotPath = value;
         }
+        else if (name == "--api-port") {
+            if (!parseInt(value, 0, 65535, n)) {
+                return bad("a port number, 0..65535");
+            }
+            o.apiPort = static_cast<int>(n);
+        }
     }
 
     return result;
@@ -271,6 +280,21 @@ std::string buildConfigJson(const Options& options, std::string* error) {
         members = json::merge(std::move(members), extra);
     }
     return json::writeObject(members);
+}
+
+std::optional<int> resolveApiPort(const Options& options, const char* apiPortEnv,
+                                  std::string& error)
+{
+    if (apiPortEnv == nullptr || *apiPortEnv == '\0') {
+        return options.apiPort;
+    }
+    long long port = 0;
+    if (!parseInt(apiPortEnv, 0, 65535, port)) {
+        error = "bad OSW_API_WEBSOCKET_PORT '" + std::string(apiPortEnv) +
+                "': expected a port number, 0..65535";
+        return std::nullopt;
+    }
+    return static_cast<int>(port);
 }
 
 } // namespace glhost

@@ -41,6 +41,9 @@ struct Options {
     bool finishBeforeSubmit = false;
     // Write the last frame as a binary PPM here before exiting.
     std::string screenshotPath;
+    // Serve the stand-in for OpenSpace's JSON API WebSocket on this port (0: any free
+    // one); OSW_API_WEBSOCKET_PORT overrides it (see resolveApiPort).
+    std::optional<int> apiPort;
 };
 
 struct ParseResult {
@@ -58,6 +61,13 @@ std::string usageText(const char* program);
 // members of `extraConfigJson` replacing or adding to them. `error` is set (and the text
 // is empty) when `extraConfigJson` is not a JSON object.
 std::string buildConfigJson(const Options& options, std::string* error);
+
+// The port of the JSON API stand-in, if it should run: `apiPortEnv` (the value of
+// OSW_API_WEBSOCKET_PORT, null or empty when unset) wins over `--api-port`, as OSW_*
+// variables win over the configuration everywhere else; the orchestrator sets it for
+// every instance. `error` is set when the variable is not a port number.
+std::optional<int> resolveApiPort(const Options& options, const char* apiPortEnv,
+                                  std::string& error);
 
 } // namespace glhost
 

@@ -4,6 +4,8 @@
 
 #include "protocol.h"
 
+#include "api_protocol.h"
+
 #include <cmath>
 #include <cstdio>
 
@@ -13,9 +15,13 @@ namespace {
 
 template <typename... Args>
 void line(const char* format, Args... args) {
+    // One lock around the three calls, so a line written by the JSON API stand-in's
+    // thread never lands inside another.
+    flockfile(stdout);
     std::printf(format, args...);
     std::fputc('\n', stdout);
     std::fflush(stdout);
+    funlockfile(stdout);
 }
 
 } // namespace
@@ -52,6 +58,14 @@ void frameCost(const FrameCost& cost) {
 void stripCheck(bool ok, long long frames, long long failures) {
     line("STRIPCHECK %s frames=%lld failures=%lld", ok ? "ok" : "failed", frames,
         failures);
+}
+
+void apiListening(uint16_t port) {
+    line("API port=%u", static_cast<unsigned>(port));
+}
+
+void apiRan(const std::string& script) {
+    line("api: ran %s", api::oneLine(script).c_str());
 }
 
 } // namespace glhost::protocol

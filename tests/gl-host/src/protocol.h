@@ -25,6 +25,11 @@ void viewerLeft(uint32_t viewerId);
 void stats(const std::string& json);
 void frameCost(const FrameCost& cost);
 void stripCheck(bool ok, long long frames, long long failures);
+// The JSON API stand-in listens (api_server.h).
+void apiListening(uint16_t port);
+// The JSON API stand-in was asked to run `script` (written on one line, api_protocol.h's
+// oneLine). Called from the stand-in's thread: lines are whole whichever thread writes.
+void apiRan(const std::string& script);
 
 } // namespace glhost::protocol
 

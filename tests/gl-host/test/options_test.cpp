@@ -64,6 +64,24 @@ int main() {
     }
     CHECK(parse({ "--help" }).help);
 
+    // The JSON API stand-in's port: --api-port, OSW_API_WEBSOCKET_PORT over it.
+    {
+        CHECK(!parse({}).options.apiPort);
+        const ParseResult r = parse({ "--api-port", "4682" });
+        CHECK(r.error.empty() && r.options.apiPort == 4682);
+        CHECK(parse({ "--api-port=0" }).options.apiPort == 0);
+        std::string error;
+        CHECK(resolveApiPort(r.options, nullptr, error) == 4682 && error.empty());
+        CHECK(resolveApiPort(r.options, "", error) == 4682 && error.empty());
+        CHECK(resolveApiPort(r.options, "4690", error) == 4690 && error.empty());
+        CHECK(resolveApiPort(parse({}).options, "0", error) == 0 && error.empty());
+        CHECK(!resolveApiPort(parse({}).options, nullptr, error) && error.empty());
+        for (const char* bad : { "x", "65536", "-1", "4682 " }) {
+            error.clear();
+            CHECK(!resolveApiPort(r.options, bad, error) && !error.empty());
+        }
+    }
+
     // Bad arguments are refused with a message (the host exits with 2).
     for (auto args : std::vector<std::initializer_list<const char*>>{
              { "--width" }, { "--width", "abc" }, { "--width", "63" },
@@ -72,7 +90,8 @@ int main() {
              { "--port", "-1" }, { "--bitrate", "0" }, { "--frames", "0" },
              { "--seconds", "0" }, { "--seconds", "nan" }, { "--stats-interval", "-1" },
              { "--config-json", "[1]" }, { "--config-json", "{\"a\":}" },
-             { "--frobnicate" }, { "positional" } })
+             { "--frobnicate" }, { "positional" }, { "--api-port", "65536" },
+             { "--api-port", "x" }, { "--api-port" } })
     {
         CHECK(!parse(args).error.empty());
     }
