@@ -13,6 +13,9 @@ use std::time::Duration;
 use clap::Parser;
 use serde::Deserialize;
 
+use crate::instances::openspace::{
+    OpenSpaceError, files_dir as openspace_files_dir, openspace_command,
+};
 use crate::instances::{InstanceSettings, SettingsError, XvfbMode};
 use crate::web::{SupervisorAddress, TlsFiles, WebSettings};
 
@@ -125,6 +128,17 @@ pub struct Cli {
     /// [default: 4800].
     #[arg(long, env = "ORCHESTRATOR_WEBGUI_HTTP_BASE_PORT", value_name = "PORT")]
     pub webgui_http_base_port: Option<u16>,
+
+    /// OpenSpace mode: run the OpenSpace build in DIR (its root, with bin/OpenSpace and
+    /// openspace.cfg) with the WebRtc module, configured by orchestrator/openspace/
+    /// (webrtc.cfg, stream-window.json, stream.profile). Replaces the instance program.
+    #[arg(long, env = "ORCHESTRATOR_OPENSPACE", value_name = "DIR")]
+    pub openspace: Option<PathBuf>,
+
+    /// The profile OpenSpace instances start: a name OpenSpace looks up in its profile
+    /// folders, or a path [default: orchestrator/openspace/stream.profile].
+    #[arg(long, env = "ORCHESTRATOR_OPENSPACE_PROFILE", value_name = "PROFILE")]
+    pub openspace_profile: Option<String>,
 
     /// The instance program [default: <repo>/build/gl-host/osw-gl-host].
     #[arg(long, env = "ORCHESTRATOR_INSTANCE_EXECUTABLE", value_name = "PATH")]
@@ -330,6 +344,10 @@ pub struct FileConfig {
     pub webgui_http_base_port: Option<u16>,
     /// `--log-dir`.
     pub log_dir: Option<PathBuf>,
+    /// `--openspace`.
+    pub openspace: Option<PathBuf>,
+    /// `--openspace-profile`.
+    pub openspace_profile: Option<String>,
     /// `--log-max-mib`.
     pub log_max_mib: Option<u64>,
     /// `--startup-timeout`, seconds.
@@ -450,6 +468,15 @@ pub enum ConfigError {
     /// The instance settings do not work.
     #[error(transparent)]
     Settings(#[from] SettingsError),
+    /// The OpenSpace folder cannot be used.
+    #[error(transparent)]
+    OpenSpace(#[from] OpenSpaceError),
+    /// Both OpenSpace mode and an instance program are configured.
+    #[error(
+        "--openspace (openspace) chooses the instance program itself: leave out the instance \
+         executable and arguments"
+    )]
+    OpenSpaceAndProgram,
     /// A `[web]` value is malformed.
     #[error("web.{key}: {message}")]
     Web {
@@ -554,6 +581,8 @@ impl Config {
             seconds("resize_timeout", file.resize_timeout)?.unwrap_or(s.resize_timeout);
         s.probe_interval =
             seconds("probe_interval", file.probe_interval)?.unwrap_or(s.probe_interval);
+        let file_sets_program = file.instance.executable.is_some() || file.instance.args.is_some();
+        let file_openspace = file.openspace.map(from_file);
         if let Some(exe) = file.instance.executable {
             s.command.executable = program_from_file(exe);
         }
@@ -591,6 +620,19 @@ impl Config {
             s.command.working_dir = Some(from_cli(dir));
         }
         s.command.env.extend(cli.instance_env.iter().cloned());
+        if let Some(root) = cli.openspace.as_ref().map(from_cli).or(file_openspace) {
+            if file_sets_program
+                || cli.instance_executable.is_some()
+                || !cli.instance_args.is_empty()
+            {
+                return Err(ConfigError::OpenSpaceAndProgram);
+            }
+            let profile = cli.openspace_profile.clone().or(file.openspace_profile);
+            let mut command = openspace_command(&root, profile.as_deref(), &openspace_files_dir())?;
+            // The configured env comes last, so it can change the Mesa overrides too.
+            command.env.extend(std::mem::take(&mut s.command.env));
+            s.command = command;
+        }
         if let Some(dir) = &cli.log_dir {
             s.log_dir = from_cli(dir);
         }
@@ -880,6 +922,39 @@ mod tests {
     }
 
     #[test]
+    fn openspace_mode_runs_the_build_with_the_shipped_configuration() {
+        let root =
+            std::env::temp_dir().join(format!("osw-config-openspace-{}", std::process::id()));
+        std::fs::create_dir_all(root.join("bin")).unwrap();
+        std::fs::write(root.join("bin/OpenSpace"), "").unwrap();
+        std::fs::write(root.join("openspace.cfg"), "").unwrap();
+        let root_arg = root.display().to_string();
+        let cli = parse(&[
+            "--openspace",
+            &root_arg,
+            "--instance-env",
+            "OSW_ENCODER=x264",
+        ]);
+        let config = Config::merge(&cli, FileConfig::default(), None).unwrap();
+        let command = &config.instances.command;
+        assert_eq!(command.executable, root.join("bin/OpenSpace"));
+        assert_eq!(command.env["OSW_ENCODER"], "x264");
+        assert_eq!(command.env["MESA_GL_VERSION_OVERRIDE"], "4.6");
+        assert!(command.args.iter().any(|a| a.ends_with("stream.profile")));
+
+        let both = file(&format!(
+            "openspace = \"{root_arg}\"\n[instance]\nexecutable = \"/bin/true\""
+        ));
+        let err = Config::merge(&Cli::default(), both, None).unwrap_err();
+        assert!(matches!(err, ConfigError::OpenSpaceAndProgram), "{err}");
+
+        let missing = parse(&["--openspace", "/nonexistent/OpenSpace"]);
+        let err = Config::merge(&missing, FileConfig::default(), None).unwrap_err();
+        assert!(err.to_string().contains("has no bin/OpenSpace"), "{err}");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
     fn bad_configurations_are_refused_with_a_reason() {
         let overlap = parse(&["--slots", "20", "--signaling-base-port", "4690"]);
         let err = Config::merge(&overlap, FileConfig::default(), None).unwrap_err();
@@ -1065,6 +1140,11 @@ mod tests {
     #[test]
     fn the_commented_openspace_profile_parses_once_uncommented() {
         // Swap the active [instance] tables for the commented block, as its comment says.
+        let root =
+            std::env::temp_dir().join(format!("osw-example-openspace-{}", std::process::id()));
+        std::fs::create_dir_all(root.join("bin")).unwrap();
+        std::fs::write(root.join("bin/OpenSpace"), "").unwrap();
+        std::fs::write(root.join("openspace.cfg"), "").unwrap();
         let block: String = EXAMPLE
             .split("# >>> openspace\n")
             .nth(1)
@@ -1076,22 +1156,19 @@ mod tests {
                     .unwrap_or(line.trim_start_matches('#'))
             })
             .collect::<Vec<_>>()
-            .join("\n");
+            .join("\n")
+            .replace("/opt/OpenSpace", &root.display().to_string());
         let head = &EXAMPLE[..EXAMPLE.find("\n[instance]").unwrap()];
         let xvfb = &EXAMPLE[EXAMPLE.find("\n[xvfb]").unwrap()..];
-        let text = format!("{head}\n{xvfb}\n{block}\n");
+        let text = format!("{head}\n{block}\n{xvfb}\n");
         let f: FileConfig = toml::from_str(&text).unwrap_or_else(|err| panic!("{err}\n{text}"));
         let config =
             Config::merge(&Cli::default(), f, Some(Path::new("/repo/orchestrator"))).unwrap();
         let command = &config.instances.command;
-        assert_eq!(
-            command.executable,
-            PathBuf::from("/opt/OpenSpace/bin/OpenSpace")
-        );
-        assert_eq!(command.args[3], "${CONFIG}/single.json");
+        assert_eq!(command.executable, root.join("bin/OpenSpace"));
         assert_eq!(command.args.last().unwrap(), "--bypassLauncher");
-        assert_eq!(command.working_dir, Some(PathBuf::from("/opt/OpenSpace")));
-        assert_eq!(command.env["OSW_LISTEN_ADDRESS"], "127.0.0.1");
+        assert_eq!(command.working_dir, Some(root.clone()));
         assert!(!command.env.contains_key("DISPLAY"));
+        std::fs::remove_dir_all(&root).unwrap();
     }
 }

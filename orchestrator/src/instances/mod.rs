@@ -5,13 +5,15 @@
 //! - `xvfb.rs`: a private Xvfb per instance when there is no display.
 //! - `readiness.rs`: the probe that turns `INITIALIZING` into `RUNNING`.
 //! - `lifecycle.rs`: one task per instance, from launch to a free slot (exit watch, stop).
-//! - `logs.rs`: per-instance log files and their tails.
+//! - `logs.rs`: per-instance log files (capped) and their tails.
+//! - `openspace.rs`: the instance command of OpenSpace mode (`--openspace <dir>`).
 //!
 //! Locking: one `std::sync::Mutex` around the slot table, never held across an `.await`.
 //! Launching, probing, stopping and resizing happen outside it.
 
 mod lifecycle;
 mod logs;
+pub mod openspace;
 mod process;
 mod readiness;
 mod slots;
