@@ -54,6 +54,7 @@
 #endif // __clang__
 #endif // OPENSPACE_WEBRTC_HAS_GLFW
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <optional>
@@ -303,6 +304,16 @@ ghoul::Dictionary WebRtcModule::status() const {
     res.setValue("encoder", std::string());
     res.setValue("bitrate", 0.0);
     res.setValue("signalingPort", 0);
+    res.setValue("width", 0);
+    res.setValue("height", 0);
+    res.setValue("framesIn", 0.0);
+    res.setValue("inputEvents", 0.0);
+    res.setValue("postDrawMedianMs", _postDrawCost.quantileMs(0.5));
+    res.setValue("postDrawP99Ms", _postDrawCost.quantileMs(0.99));
+    res.setValue("postDrawFrames", static_cast<int>(_postDrawCost.count()));
+    // OpenSpace's own frame rate, streaming or not, to compare with and without viewers
+    const double deltaTime = global::windowDelegate->averageDeltaTime();
+    res.setValue("renderFps", deltaTime > 0.0 ? 1.0 / deltaTime : 0.0);
     if (!_streamer) {
         return res;
     }
@@ -320,6 +331,11 @@ ghoul::Dictionary WebRtcModule::status() const {
         res.setValue("fps", stats.value("fpsOut", 0.0));
         res.setValue("encoder", stats.value("encoder", std::string()));
         res.setValue("bitrate", stats.value("bitrateKbps", 0.0));
+        res.setValue("width", stats.value("width", 0));
+        res.setValue("height", stats.value("height", 0));
+        // Counters as doubles: Lua numbers, and a Dictionary has no 64-bit integers
+        res.setValue("framesIn", stats.value("framesIn", 0.0));
+        res.setValue("inputEvents", stats.value("inputEvents", 0.0));
     }
     catch (const nlohmann::json::exception& e) {
         LWARNING(std::format("Unexpected stats from rust-core: {}", e.what()));
@@ -340,11 +356,13 @@ void WebRtcModule::handlePostDraw() {
         return;
     }
 
+    const auto start = std::chrono::steady_clock::now();
     submitFrame();
 
     // Input that arrived while this frame was rendered reaches the camera update of the
     // next frame this way, one frame earlier than if it waited for the next preSync
     drainEvents();
+    _postDrawCost.add(std::chrono::steady_clock::now() - start);
 }
 
 void WebRtcModule::handlePreSync() {
@@ -390,6 +408,7 @@ void WebRtcModule::destroyStreamer() {
     _streamer = nullptr;
     _window = nullptr;
     _pendingResize.reset();
+    _postDrawCost.clear();
     LINFO("Stopped streaming");
 }
 

@@ -35,8 +35,12 @@ using namespace openspace;
  * Returns the state of the WebRTC stream as a table with the keys `running` (whether the
  * stream is on), `viewers` (the number of connected browsers), `fps` (the frames per
  * second sent to the viewers), `encoder` (the GStreamer encoder in use), `bitrate` (the
- * measured bitrate of the video in kbit/s) and `signalingPort` (the port of the
- * signaling endpoint). While the stream is off, the numbers are 0 and `encoder` is empty.
+ * measured bitrate of the video in kbit/s), `signalingPort` (the port of the signaling
+ * endpoint), `width` and `height` (the size of the frames handed to the stream),
+ * `framesIn` (frames handed over), `inputEvents` (viewer input events accepted),
+ * `postDrawMedianMs`, `postDrawP99Ms` and `postDrawFrames` (what the module's work in
+ * `postDraw` cost over the last frames) and `renderFps` (OpenSpace's own frame rate).
+ * While the stream is off, the stream's numbers are 0 and `encoder` is empty.
  */
 [[codegen::luawrap]] ghoul::Dictionary status() {
     const WebRtcModule* module = global::moduleEngine->module<WebRtcModule>();
