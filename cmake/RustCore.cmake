@@ -35,8 +35,19 @@
 # builds and cargo's own tests reuse each other's work.
 #
 # Calling the function more than once is harmless: the first call defines the target.
+#
+# Linux only. rust-core loads GL through dlopen and shares contexts through GLX or EGL; it
+# has no WGL path, so a Windows or macOS configure stops here with that reason instead of
+# failing later in cargo.
 
 include_guard(GLOBAL)
+
+if (NOT CMAKE_SYSTEM_NAME STREQUAL "Linux")
+    message(FATAL_ERROR
+        "OpenSpace WebRTC supports Linux only (this is ${CMAKE_SYSTEM_NAME}): rust-core "
+        "loads GL with dlopen and shares the host's context through GLX or EGL, and has no "
+        "WGL or CGL path. See openspace-module/README.md, \"Platforms\".")
+endif ()
 
 # The repository root as seen from this file: cmake/ sits directly inside it.
 get_filename_component(_osw_default_repo_root "${CMAKE_CURRENT_LIST_DIR}/.." ABSOLUTE)
@@ -76,24 +87,13 @@ function(_osw_find_gstreamer)
         return()
     endif ()
 
-    if (WIN32 AND NOT PKG_CONFIG_EXECUTABLE)
-        # GStreamer's MSVC installer ships its own pkg-config and sets this variable; the
-        # .pc files there point at its own prefix, so use the pair together.
-        set(_root "$ENV{GSTREAMER_1_0_ROOT_MSVC_X86_64}")
-        if (_root AND EXISTS "${_root}/bin/pkg-config.exe")
-            set(PKG_CONFIG_EXECUTABLE "${_root}/bin/pkg-config.exe" CACHE FILEPATH
-                "pkg-config of the GStreamer MSVC runtime")
-            set(ENV{PKG_CONFIG_PATH} "${_root}/lib/pkgconfig;$ENV{PKG_CONFIG_PATH}")
-        endif ()
-    endif ()
-
     find_package(PkgConfig QUIET)
     if (NOT PKG_CONFIG_FOUND)
         message(FATAL_ERROR
             "OpenSpace WebRTC: pkg-config was not found; it is needed to locate "
             "GStreamer. "
-            "Install it (Debian: apt-get install pkg-config; Windows: use the pkg-config "
-            "of the GStreamer MSVC runtime, or set PKG_CONFIG_EXECUTABLE).")
+            "Install it (Debian: apt-get install pkg-config) or set "
+            "PKG_CONFIG_EXECUTABLE.")
     endif ()
 
     # Probe each module on its own so the error names exactly the ones missing.
@@ -142,13 +142,8 @@ function(_osw_add_cargo_build root profile cargo_args)
     _osw_find_cargo(_cargo)
 
     set(_target_dir "${root}/target")
-    # cargo names the archive after the crate's [lib] name, the way the platform's linker
-    # expects a static library: libopenspace_webrtc.a, or openspace_webrtc.lib with MSVC.
-    if (MSVC)
-        set(_archive "openspace_webrtc.lib")
-    else ()
-        set(_archive "libopenspace_webrtc.a")
-    endif ()
+    # cargo names the archive after the crate's [lib] name.
+    set(_archive "libopenspace_webrtc.a")
 
     # The configurations whose profile is `release`; every other one builds `debug`. cargo
     # has no RelWithDebInfo: its release profile keeps line tables (debug = 1 in the
@@ -281,19 +276,9 @@ function(openspace_webrtc_add_core)
     # The system libraries Rust's standard library and our dependencies need in a static
     # link (`cargo rustc -p openspace-webrtc-core -- --print native-static-libs` lists
     # them).
-    if (WIN32)
-        # x86_64-pc-windows-msvc std and the crates we use (sockets, random, time). The
-        # GStreamer import libraries come from the MSVC runtime's pkg-config above.
-        set(_system_libs ws2_32 userenv bcrypt ntdll advapi32 kernel32 ole32 shell32
-            crypt32 secur32 ncrypt)
-    else ()
-        find_package(Threads REQUIRED)
-        set(_system_libs Threads::Threads ${CMAKE_DL_LIBS} m)
-        if (CMAKE_SYSTEM_NAME STREQUAL "Linux")
-            # Empty stubs since glibc 2.34, but real libraries in older ones.
-            list(APPEND _system_libs rt util)
-        endif ()
-    endif ()
+    find_package(Threads REQUIRED)
+    # Empty stubs since glibc 2.34, but real libraries in older ones.
+    set(_system_libs Threads::Threads ${CMAKE_DL_LIBS} m rt util)
 
     set_target_properties(OpenSpaceWebRtc::core PROPERTIES
         INTERFACE_INCLUDE_DIRECTORIES "${_root}/rust-core/include"

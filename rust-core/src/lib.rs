@@ -14,6 +14,14 @@
 //!
 //! The wire protocol is documented in `SIGNALING.md` next to this crate.
 
+// GL loading (dlopen) and context sharing (GLX, EGL on X11) are written for Linux only; say
+// so at once rather than in a cascade of missing `unix` items.
+#[cfg(not(target_os = "linux"))]
+compile_error!(
+    "rust-core supports Linux only: it loads GL with dlopen and shares the host's context \
+     through GLX or EGL; there is no WGL or CGL path"
+);
+
 pub mod config;
 pub mod ffi;
 pub(crate) mod gl;
