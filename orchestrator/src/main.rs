@@ -77,6 +77,7 @@ async fn both(
 ) -> anyhow::Result<()> {
     let slots = config.instances.slots;
     let signaling_base_port = config.instances.ports.signaling_base;
+    let api_websocket_base_port = config.instances.ports.api_websocket_base;
     let instances = Instances::new(config.instances).context("instance settings")?;
     let supervisor_listener = bind(config.listen, "supervisor").await?;
     let web_listener = bind(config.web.listen, "web origin").await?;
@@ -97,6 +98,7 @@ async fn both(
         listen: supervisor_address,
         slots,
         signaling_base_port,
+        api_websocket_base_port,
     };
     let served = web::run(web_listener, config.web, Some(local), signals).await;
     let _ = stop_supervisor.send(());

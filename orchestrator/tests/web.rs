@@ -134,6 +134,7 @@ async fn launches_go_to_the_least_loaded_server_until_none_is_free() {
         host: "127.0.0.1".into(),
         port: sup.addr.port(),
         signaling_base_port: sup.instances.settings().ports.signaling_base,
+        api_websocket_base_port: sup.instances.settings().ports.api_websocket_base,
     };
     let (a, b) = (address(&small), address(&large));
     let web = TestWeb::start(dir.path(), None, |s| {
@@ -425,6 +426,7 @@ async fn a_restarted_web_role_keeps_sessions_and_adopts_instances_still_running(
         host: "127.0.0.1".into(),
         port: sup.addr.port(),
         signaling_base_port: sup.instances.settings().ports.signaling_base,
+        api_websocket_base_port: sup.instances.settings().ports.api_websocket_base,
     };
     let remote = |s: &mut WebSettings| s.supervisors = vec![address.clone()];
     let web = TestWeb::start(dir.path(), None, remote).await;

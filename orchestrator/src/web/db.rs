@@ -30,7 +30,33 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "client address",
         include_str!("../../migrations/0002_client_address.sql"),
     ),
+    (
+        3,
+        "api websocket base port",
+        include_str!("../../migrations/0003_api_websocket_base_port.sql"),
+    ),
 ];
+
+/// A migrator of `migrations` (all of [`MIGRATIONS`], or the first few in a test of an
+/// older schema's upgrade).
+fn migrator(migrations: &'static [(i64, &'static str, &'static str)]) -> Migrator {
+    let migrations: Vec<Migration> = migrations
+        .iter()
+        .map(|&(version, description, sql)| {
+            Migration::new(
+                version,
+                Cow::Borrowed(description),
+                MigrationType::Simple,
+                Cow::Borrowed(sql),
+                false,
+            )
+        })
+        .collect();
+    Migrator {
+        migrations: Cow::Owned(migrations),
+        ..Migrator::DEFAULT
+    }
+}
 
 /// A database failure.
 #[derive(Debug, thiserror::Error)]
@@ -68,7 +94,8 @@ pub enum DbError {
     },
 }
 
-/// A row of `servers` (the seeds' columns plus `signaling_base_port`).
+/// A row of `servers` (the seeds' columns plus `signaling_base_port` and
+/// `api_websocket_base_port`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerRow {
     /// A UUID, made when the server is first registered.
@@ -93,6 +120,8 @@ pub struct ServerRow {
     pub storage: String,
     /// Instance N's rust-core signaling endpoint is `ip_address:(signaling_base_port + N)`.
     pub signaling_base_port: u16,
+    /// Instance N's OpenSpace JSON API WebSocket is `ip_address:(api_websocket_base_port + N)`.
+    pub api_websocket_base_port: u16,
 }
 
 /// A row of `instances`.
@@ -282,6 +311,7 @@ fn server_of(row: &AnyRow) -> Result<ServerRow, sqlx::Error> {
         graphics_card: row.try_get("graphics_card")?,
         storage: row.try_get("storage")?,
         signaling_base_port: u16_of(row, "signaling_base_port")?,
+        api_websocket_base_port: u16_of(row, "api_websocket_base_port")?,
     })
 }
 
@@ -334,23 +364,7 @@ impl Db {
                 url: redact(&url),
                 source,
             })?;
-        let migrations: Vec<Migration> = MIGRATIONS
-            .iter()
-            .map(|&(version, description, sql)| {
-                Migration::new(
-                    version,
-                    Cow::Borrowed(description),
-                    MigrationType::Simple,
-                    Cow::Borrowed(sql),
-                    false,
-                )
-            })
-            .collect();
-        let migrator = Migrator {
-            migrations: Cow::Owned(migrations),
-            ..Migrator::DEFAULT
-        };
-        migrator.run(&pool).await?;
+        migrator(MIGRATIONS).run(&pool).await?;
         info!(database = %redact(&url), "database ready");
         Ok(Db {
             pool,
@@ -477,11 +491,12 @@ impl Db {
     pub async fn upsert_server(&self, server: &ServerRow) -> Result<ServerRow, DbError> {
         sqlx::query(
             "INSERT INTO servers (server_id, region, ip_address, port, status, \
-             available_instances, num_instances, ram, graphics_card, storage, signaling_base_port) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+             available_instances, num_instances, ram, graphics_card, storage, signaling_base_port, \
+             api_websocket_base_port) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
              ON CONFLICT (ip_address, port) DO UPDATE SET region = $2, status = $5, \
              available_instances = $6, num_instances = $7, ram = $8, graphics_card = $9, \
-             storage = $10, signaling_base_port = $11",
+             storage = $10, signaling_base_port = $11, api_websocket_base_port = $12",
         )
         .bind(&server.server_id)
         .bind(&server.region)
@@ -494,6 +509,7 @@ impl Db {
         .bind(&server.graphics_card)
         .bind(&server.storage)
         .bind(i64::from(server.signaling_base_port))
+        .bind(i64::from(server.api_websocket_base_port))
         .execute(&self.pool)
         .await?;
         let row = sqlx::query("SELECT * FROM servers WHERE ip_address = $1 AND port = $2")
@@ -740,6 +756,7 @@ mod tests {
             graphics_card: "NVIDIA Tesla T4".into(),
             storage: "1TB SSD".into(),
             signaling_base_port: 4700,
+            api_websocket_base_port: 4682,
         }
     }
 
@@ -908,6 +925,55 @@ mod tests {
             Some("kept")
         );
         db.check().await.unwrap();
+        db.close().await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn servers_registered_before_the_api_port_column_get_openspaces_default_base() {
+        let dir = std::env::temp_dir().join(format!("osw-db-upgrade-{}", std::process::id()));
+        let url = dir.join("orchestrator.db").to_string_lossy().to_string();
+        sqlx::any::install_default_drivers();
+        {
+            // The schema as it was before 0003, with a server registered then.
+            let _ = std::fs::create_dir_all(&dir);
+            let pool = AnyPoolOptions::new()
+                .max_connections(1)
+                .connect(&normalize_url(&url).unwrap())
+                .await
+                .unwrap();
+            migrator(&MIGRATIONS[..2]).run(&pool).await.unwrap();
+            sqlx::query(
+                "INSERT INTO servers (server_id, region, ip_address, port, status, \
+                 available_instances, num_instances, ram, graphics_card, storage, \
+                 signaling_base_port) VALUES ('old', 'local', '127.0.0.1', 4699, 'active', \
+                 3, 3, '64GB', 'none', '1TB', 4700)",
+            )
+            .execute(&pool)
+            .await
+            .unwrap();
+            pool.close().await;
+        }
+        let db = Db::open(&url).await.unwrap();
+        let servers = db.servers().await.unwrap();
+        assert_eq!(servers.len(), 1);
+        assert_eq!(
+            (
+                servers[0].signaling_base_port,
+                servers[0].api_websocket_base_port
+            ),
+            (4700, 4682)
+        );
+        // And a later registration sets it.
+        let mut row = servers[0].clone();
+        row.api_websocket_base_port = 5682;
+        assert_eq!(
+            db.upsert_server(&row)
+                .await
+                .unwrap()
+                .api_websocket_base_port,
+            5682
+        );
         db.close().await;
         let _ = std::fs::remove_dir_all(dir);
     }

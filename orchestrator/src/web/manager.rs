@@ -211,11 +211,24 @@ pub struct Server {
     pub client: SupervisorClient,
 }
 
+/// Which of an instance's WebSocket endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// rust-core's signaling endpoint (`signaling_base_port + slot`).
+    Signaling,
+    /// OpenSpace's JSON API WebSocket (`api_websocket_base_port + slot`).
+    OpenSpaceApi,
+}
+
 impl Server {
-    /// Instance `slot`'s rust-core signaling endpoint, `host:port`.
-    pub fn signal_address(&self, slot: u32) -> String {
+    /// Instance `slot`'s `endpoint`, `host:port`.
+    pub fn address(&self, endpoint: Endpoint, slot: u32) -> String {
         let host = &self.row.ip_address;
-        let port = u32::from(self.row.signaling_base_port) + slot;
+        let base = match endpoint {
+            Endpoint::Signaling => self.row.signaling_base_port,
+            Endpoint::OpenSpaceApi => self.row.api_websocket_base_port,
+        };
+        let port = u32::from(base) + slot;
         if host.contains(':') && !host.starts_with('[') {
             format!("[{host}]:{port}")
         } else {
@@ -645,14 +658,14 @@ impl Manager {
             .collect())
     }
 
-    /// `host:port` of the running instance's rust-core signaling endpoint.
-    pub fn signal_address(&self, id: &str) -> Result<String, ManagerError> {
+    /// `host:port` of the running instance's `endpoint`.
+    pub fn address(&self, id: &str, endpoint: Endpoint) -> Result<String, ManagerError> {
         let live = self.live();
         let l = live.get(id).ok_or(ManagerError::NotRunning("ended"))?;
         if l.view.status != Phase::Running {
             return Err(ManagerError::NotRunning(l.view.status.words()));
         }
-        Ok(l.server.signal_address(l.slot))
+        Ok(l.server.address(endpoint, l.slot))
     }
 
     /// Counts a signaling connection as a viewer of `id` until the guard drops.

@@ -80,6 +80,10 @@ pub struct TlsFiles {
     pub key: PathBuf,
 }
 
+/// OpenSpace's own JSON API WebSocket port, the base of the instances' ones (the seeds' 4682 +
+/// id), where a supervisor's address does not say otherwise.
+pub const DEFAULT_API_WEBSOCKET_BASE_PORT: u16 = 4682;
+
 /// A supervisor the web role should know, besides the one in its own process.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SupervisorAddress {
@@ -89,20 +93,29 @@ pub struct SupervisorAddress {
     pub port: u16,
     /// Base of its instances' signaling ports (4700).
     pub signaling_base_port: u16,
+    /// Base of its instances' OpenSpace JSON API WebSocket ports (4682).
+    pub api_websocket_base_port: u16,
 }
 
 impl std::str::FromStr for SupervisorAddress {
     type Err = String;
 
-    /// `host:port`, or `host:port/signaling-base-port`.
+    /// `host:port`, `host:port/signaling-base-port` or
+    /// `host:port/signaling-base-port/api-websocket-base-port`.
     fn from_str(text: &str) -> Result<SupervisorAddress, String> {
-        let (address, base) = match text.split_once('/') {
-            Some((address, base)) => (
-                address,
-                base.parse()
-                    .map_err(|_| format!("bad signaling base port in {text:?}"))?,
-            ),
-            None => (text, 4700),
+        let mut parts = text.splitn(3, '/');
+        let address = parts.next().unwrap_or_default();
+        let base = match parts.next() {
+            Some(base) => base
+                .parse()
+                .map_err(|_| format!("bad signaling base port in {text:?}"))?,
+            None => 4700,
+        };
+        let api_base = match parts.next() {
+            Some(base) => base
+                .parse()
+                .map_err(|_| format!("bad API WebSocket base port in {text:?}"))?,
+            None => DEFAULT_API_WEBSOCKET_BASE_PORT,
         };
         let (host, port) = address
             .rsplit_once(':')
@@ -116,6 +129,7 @@ impl std::str::FromStr for SupervisorAddress {
             host: host.to_string(),
             port,
             signaling_base_port: base,
+            api_websocket_base_port: api_base,
         })
     }
 }
@@ -232,6 +246,8 @@ pub struct LocalSupervisor {
     pub slots: u32,
     /// Its instances' signaling base port.
     pub signaling_base_port: u16,
+    /// Its instances' OpenSpace JSON API WebSocket base port (its `PortPlan`'s).
+    pub api_websocket_base_port: u16,
 }
 
 /// Why the web role could not start.
@@ -294,6 +310,7 @@ fn server_row(address: &SupervisorAddress, slots: u32, info: &ServerInfo) -> Ser
         graphics_card: info.graphics_card.clone(),
         storage: info.storage.clone(),
         signaling_base_port: address.signaling_base_port,
+        api_websocket_base_port: address.api_websocket_base_port,
     }
 }
 
@@ -325,6 +342,7 @@ pub async fn run(
             host: host.to_string(),
             port: local.listen.port(),
             signaling_base_port: local.signaling_base_port,
+            api_websocket_base_port: local.api_websocket_base_port,
         };
         manager
             .register_server(
@@ -397,11 +415,20 @@ mod tests {
             (a.host.as_str(), a.port, a.signaling_base_port),
             ("render-1", 4699, 4700)
         );
+        assert_eq!(a.api_websocket_base_port, 4682);
         let b: SupervisorAddress = "[::1]:4699/5700".parse().unwrap();
         assert_eq!(
             (b.host.as_str(), b.port, b.signaling_base_port),
             ("::1", 4699, 5700)
         );
+        assert_eq!(b.api_websocket_base_port, 4682);
+        let c: SupervisorAddress = "render-2:4699/5700/5682".parse().unwrap();
+        assert_eq!(
+            (c.signaling_base_port, c.api_websocket_base_port),
+            (5700, 5682)
+        );
+        assert!("h:4699/5700/x".parse::<SupervisorAddress>().is_err());
+        assert!("h:4699/5700/5682/1".parse::<SupervisorAddress>().is_err());
         assert!("nohost".parse::<SupervisorAddress>().is_err());
         assert!(":4699".parse::<SupervisorAddress>().is_err());
         assert!("h:x".parse::<SupervisorAddress>().is_err());

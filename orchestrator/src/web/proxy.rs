@@ -23,6 +23,7 @@ use tracing::{Instrument, debug, info, info_span};
 
 use super::WebState;
 use super::api::{Access, ApiError, TokenQuery};
+use super::manager::Endpoint;
 use super::ws::{BrowserSocket, MAX_BROWSER_MESSAGE, WsUpgrade, close_for};
 
 /// Time to reach the instance's endpoint.
@@ -102,7 +103,7 @@ pub async fn signal(
     upgrade: WsUpgrade,
 ) -> Result<Response, ApiError> {
     let (access, _) = web.access(&id, query.token.as_deref()).await?;
-    let target = web.manager.signal_address(&id)?;
+    let target = web.manager.address(&id, Endpoint::Signaling)?;
     let span = info_span!(parent: None, "signal", instance = %id, access = access.as_str());
     Ok(upgrade.serve(move |socket| {
         async move {
