@@ -15,6 +15,7 @@
 //! - [`api`]: the JSON API, tokens and who may do what ([`api::ApiError`]).
 //! - [`limits`], [`guard`]: per-address rate limits; wrong tokens counted, logged, refused.
 //! - [`sessions`]: session expiry and the sweep of expired ones.
+//! - [`relay`]: what the proxies to an instance share: reaching its WebSocket, relaying.
 //! - [`proxy`]: the signaling proxy (checks every browser message; spectators are view-only).
 //! - [`push`]: instance changes pushed to pages over WebSocket.
 //! - [`manager`]: the live instances: launch, watch (`STATUS`), stop, resize, idle timeout,
@@ -37,6 +38,7 @@ pub mod manager;
 pub mod peer;
 pub mod proxy;
 pub mod push;
+pub mod relay;
 pub mod serve;
 pub mod sessions;
 pub mod tls;

@@ -6,44 +6,33 @@
 //! on ([`filter`]): it must be a viewer message (`join`, `answer`, `ice`, `bye`), `join`
 //! first and once; a spectator's `join` is always sent as `viewOnly: true`, whatever the
 //! page asked for. Control messages (`hello`, `resize`, …) never reach an instance from a
-//! browser. The instance's messages go to the browser unchanged.
+//! browser. The instance's messages go to the browser unchanged. Connecting and relaying are
+//! [`super::relay`]'s, shared with the OpenSpace API proxy.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
-use futures_util::{SinkExt, StreamExt};
 use openspace_webrtc_protocol::{ViewerReply, ViewerRequest};
-use tokio::time::timeout;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
-use tracing::{Instrument, debug, info, info_span};
+use tracing::{Instrument, info, info_span};
 
 use super::WebState;
 use super::api::{Access, ApiError, TokenQuery};
 use super::manager::Endpoint;
-use super::ws::{BrowserSocket, MAX_BROWSER_MESSAGE, WsUpgrade, close_for};
+use super::relay::{self, Rules, UpstreamError, Verdict};
+use super::ws::{MAX_BROWSER_MESSAGE, WsUpgrade};
 
-/// Time to reach the instance's endpoint.
-const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Largest message read from rust-core's endpoint: its replies are SDP and ICE, a few
+/// kilobytes, so four times the browser's limit is plenty.
+const MAX_INSTANCE_MESSAGE: usize = 4 * MAX_BROWSER_MESSAGE;
 
-/// What to do with one browser message.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Verdict {
-    /// Send this text to the instance.
-    Forward(String),
-    /// Answer the browser with this text (a non-fatal `error`); the instance sees nothing.
-    Refuse(String),
+fn error_text(message: String, fatal: bool) -> String {
+    let reply = ViewerReply::Error { message, fatal };
+    serde_json::to_string(&reply).unwrap_or_default()
 }
 
 fn refuse(message: String) -> Verdict {
-    let reply = ViewerReply::Error {
-        message,
-        fatal: false,
-    };
-    Verdict::Refuse(serde_json::to_string(&reply).unwrap_or_default())
+    Verdict::Refuse(error_text(message, false))
 }
 
 /// Checks one text message from the browser. `joined` tracks whether `join` passed already.
@@ -80,19 +69,35 @@ pub fn filter(text: &str, access: Access, joined: &mut bool) -> Verdict {
     }
 }
 
-fn fatal(message: &str) -> Message {
-    let reply = ViewerReply::Error {
-        message: message.to_string(),
-        fatal: true,
-    };
-    Message::text(serde_json::to_string(&reply).unwrap_or_default())
+/// The signaling proxy's rules: viewer messages only, `join` first and once, a spectator's
+/// `join` view-only; refusals and failures in rust-core's own `error` message.
+struct Signaling {
+    /// Whose socket this is.
+    access: Access,
+    /// Whether `join` passed already.
+    joined: bool,
 }
 
-fn close(code: CloseCode, reason: &str) -> Message {
-    Message::Close(Some(CloseFrame {
-        code,
-        reason: reason.to_string().into(),
-    }))
+impl Rules for Signaling {
+    fn check_browser_text(&mut self, text: &str) -> Verdict {
+        filter(text, self.access, &mut self.joined)
+    }
+
+    fn binary_refusal(&self) -> String {
+        error_text("binary messages are not supported".into(), false)
+    }
+
+    fn unreachable(&self, err: &UpstreamError) -> Option<String> {
+        let message = match err {
+            UpstreamError::Connect { .. } => "the streaming instance cannot be reached",
+            UpstreamError::Timeout { .. } => "the streaming instance did not answer",
+        };
+        Some(error_text(message.into(), true))
+    }
+
+    fn unreachable_reason(&self) -> &'static str {
+        "instance unreachable"
+    }
 }
 
 /// `GET /api/instances/<uuid>/signal?token=…`.
@@ -109,110 +114,22 @@ pub async fn signal(
         async move {
             let _viewer = web.manager.viewer_joined(&id);
             info!("viewer connected");
-            relay(socket, &target, access, web.shutdown.clone()).await;
+            let rules = Signaling {
+                access,
+                joined: false,
+            };
+            relay::relay(
+                socket,
+                &target,
+                MAX_INSTANCE_MESSAGE,
+                rules,
+                web.shutdown.clone(),
+            )
+            .await;
             info!("viewer disconnected");
         }
         .instrument(span)
     }))
-}
-
-/// Relays between the browser and the instance until either side closes or the web role
-/// stops.
-async fn relay(
-    mut browser: BrowserSocket,
-    target: &str,
-    access: Access,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
-) {
-    let url = format!("ws://{target}/");
-    let config = WebSocketConfig::default()
-        .max_message_size(Some(4 * MAX_BROWSER_MESSAGE))
-        .max_frame_size(Some(4 * MAX_BROWSER_MESSAGE));
-    let connect = tokio_tungstenite::connect_async_with_config(url.as_str(), Some(config), false);
-    let mut instance = match timeout(UPSTREAM_CONNECT_TIMEOUT, connect).await {
-        Ok(Ok((instance, _))) => instance,
-        Ok(Err(err)) => {
-            debug!(%err, %url, "cannot reach the instance");
-            let _ = browser
-                .send(fatal("the streaming instance cannot be reached"))
-                .await;
-            let _ = browser
-                .send(close(CloseCode::Away, "instance unreachable"))
-                .await;
-            return;
-        }
-        Err(_) => {
-            let _ = browser
-                .send(fatal("the streaming instance did not answer"))
-                .await;
-            let _ = browser
-                .send(close(CloseCode::Away, "instance unreachable"))
-                .await;
-            return;
-        }
-    };
-    let mut joined = false;
-    loop {
-        tokio::select! {
-            message = browser.next() => match message {
-                Some(Ok(Message::Text(text))) => {
-                    match filter(text.as_str(), access, &mut joined) {
-                        Verdict::Forward(text) => {
-                            if instance.send(Message::text(text)).await.is_err() {
-                                let _ = browser.send(close(CloseCode::Away, "instance gone")).await;
-                                break;
-                            }
-                        }
-                        Verdict::Refuse(reply) => {
-                            if browser.send(Message::text(reply)).await.is_err() {
-                                break;
-                            }
-                        }
-                    }
-                }
-                Some(Ok(Message::Binary(_))) => {
-                    let reply = match refuse("binary messages are not supported".into()) {
-                        Verdict::Refuse(text) | Verdict::Forward(text) => text,
-                    };
-                    if browser.send(Message::text(reply)).await.is_err() {
-                        break;
-                    }
-                }
-                Some(Err(err)) => {
-                    debug!(%err, "the browser broke the WebSocket protocol");
-                    if let Some(close) = close_for(&err) {
-                        let _ = browser.send(close).await;
-                    }
-                    let _ = instance.close(None).await;
-                    break;
-                }
-                Some(Ok(Message::Close(_))) | None => {
-                    // Closing the instance's socket is `bye` for it.
-                    let _ = instance.close(None).await;
-                    break;
-                }
-                Some(Ok(_)) => {}
-            },
-            message = instance.next() => match message {
-                Some(Ok(Message::Text(text))) => {
-                    if browser.send(Message::Text(text)).await.is_err() {
-                        let _ = instance.close(None).await;
-                        break;
-                    }
-                }
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
-                    let _ = browser.send(close(CloseCode::Normal, "the instance closed the connection")).await;
-                    break;
-                }
-                Some(Ok(_)) => {}
-            },
-            _ = super::stopped(&mut shutdown) => {
-                let _ = instance.close(None).await;
-                let _ = browser.send(close(CloseCode::Away, "orchestrator shutting down")).await;
-                break;
-            }
-        }
-    }
 }
 
 #[cfg(test)]

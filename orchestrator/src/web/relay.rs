@@ -1,0 +1,179 @@
+//! What the web role's proxies to an instance share: reaching one of the instance's WebSocket
+//! endpoints, and relaying between it and the browser until either side ends.
+//!
+//! Each proxy brings its [`Rules`]: what of the browser's text passes (and what the browser
+//! is told instead), and what the browser hears when the instance cannot be reached. The rest
+//! is one rule for every proxy: binary messages from the browser never reach the instance
+//! (both protocols proxied are JSON text), the browser's protocol violations get the close
+//! code that says why ([`close_for`]), the instance's text passes unchanged, closing either
+//! side closes the other, and the web role's shutdown closes both (1001).
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio::time::timeout;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tracing::debug;
+
+use super::ws::{BrowserSocket, close_for};
+
+/// The web role's client end of an instance's WebSocket.
+pub type InstanceSocket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Time to reach an instance's endpoint.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why an instance's endpoint could not be reached.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    /// Refused, reset, or not a WebSocket.
+    #[error("cannot connect to {url}: {source}")]
+    Connect {
+        /// The endpoint.
+        url: String,
+        /// What went wrong.
+        source: tokio_tungstenite::tungstenite::Error,
+    },
+    /// No handshake within [`CONNECT_TIMEOUT`].
+    #[error("{url} did not answer within {} s", CONNECT_TIMEOUT.as_secs())]
+    Timeout {
+        /// The endpoint.
+        url: String,
+    },
+}
+
+/// Opens `ws://<address>/`, reading the instance's frames and messages up to
+/// `max_message_bytes` (a larger one ends the relay; the instance is trusted, the limit
+/// only bounds memory).
+pub async fn connect(
+    address: &str,
+    max_message_bytes: usize,
+) -> Result<InstanceSocket, UpstreamError> {
+    let url = format!("ws://{address}/");
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(max_message_bytes))
+        .max_frame_size(Some(max_message_bytes));
+    let connect = tokio_tungstenite::connect_async_with_config(url.as_str(), Some(config), false);
+    match timeout(CONNECT_TIMEOUT, connect).await {
+        Ok(Ok((socket, _))) => Ok(socket),
+        Ok(Err(source)) => Err(UpstreamError::Connect { url, source }),
+        Err(_) => Err(UpstreamError::Timeout { url }),
+    }
+}
+
+/// What to do with one browser message.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Send this text to the instance.
+    Forward(String),
+    /// Answer the browser with this text; the instance sees nothing.
+    Refuse(String),
+}
+
+/// What one kind of proxy lets through, and says, in its protocol's own words.
+pub trait Rules: Send {
+    /// Checks one text message of the browser.
+    fn check_browser_text(&mut self, text: &str) -> Verdict;
+    /// The answer to a binary message of the browser (which never reaches the instance).
+    fn binary_refusal(&self) -> String;
+    /// Text for the browser before the close when the instance cannot be reached, if the
+    /// protocol has a message for that.
+    fn unreachable(&self, err: &UpstreamError) -> Option<String>;
+    /// The close reason then.
+    fn unreachable_reason(&self) -> &'static str;
+}
+
+/// A close frame with `code` and `reason`.
+pub fn close(code: CloseCode, reason: &str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: reason.to_string().into(),
+    }))
+}
+
+/// Connects to the instance at `address` and relays between it and `browser` until either
+/// side closes or `shutdown` (a [`super::WebState::shutdown`] clone) turns true.
+pub async fn relay(
+    mut browser: BrowserSocket,
+    address: &str,
+    max_instance_message_bytes: usize,
+    mut rules: impl Rules,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut instance = match connect(address, max_instance_message_bytes).await {
+        Ok(instance) => instance,
+        Err(err) => {
+            debug!(%err, "cannot reach the instance");
+            if let Some(text) = rules.unreachable(&err) {
+                let _ = browser.send(Message::text(text)).await;
+            }
+            let _ = browser
+                .send(close(CloseCode::Away, rules.unreachable_reason()))
+                .await;
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            message = browser.next() => match message {
+                Some(Ok(Message::Text(text))) => match rules.check_browser_text(text.as_str()) {
+                    Verdict::Forward(text) => {
+                        if instance.send(Message::text(text)).await.is_err() {
+                            let _ = browser.send(close(CloseCode::Away, "instance gone")).await;
+                            break;
+                        }
+                    }
+                    Verdict::Refuse(reply) => {
+                        if browser.send(Message::text(reply)).await.is_err() {
+                            break;
+                        }
+                    }
+                },
+                Some(Ok(Message::Binary(_))) => {
+                    if browser.send(Message::text(rules.binary_refusal())).await.is_err() {
+                        break;
+                    }
+                }
+                Some(Err(err)) => {
+                    debug!(%err, "the browser broke the WebSocket protocol");
+                    if let Some(close) = close_for(&err) {
+                        let _ = browser.send(close).await;
+                    }
+                    let _ = instance.close(None).await;
+                    break;
+                }
+                Some(Ok(Message::Close(_))) | None => {
+                    // For the signaling endpoint, closing its socket is `bye`.
+                    let _ = instance.close(None).await;
+                    break;
+                }
+                Some(Ok(_)) => {}
+            },
+            message = instance.next() => match message {
+                Some(Ok(Message::Text(text))) => {
+                    if browser.send(Message::Text(text)).await.is_err() {
+                        let _ = instance.close(None).await;
+                        break;
+                    }
+                }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
+                    let _ = browser
+                        .send(close(CloseCode::Normal, "the instance closed the connection"))
+                        .await;
+                    break;
+                }
+                Some(Ok(_)) => {}
+            },
+            _ = super::stopped(&mut shutdown) => {
+                let _ = instance.close(None).await;
+                let _ = browser.send(close(CloseCode::Away, "orchestrator shutting down")).await;
+                break;
+            }
+        }
+    }
+}
