@@ -22,7 +22,7 @@ use tracing::warn;
 
 use super::files::content_type;
 use super::token::is_uuid;
-use super::{WebState, api, guard, proxy, push};
+use super::{WebState, api, guard, openspace_api, proxy, push};
 
 /// The origin's Content-Security-Policy: our own scripts, styles and sockets only. Sent on
 /// every response: every page of the origin can read the session token in `localStorage`,
@@ -53,6 +53,10 @@ pub fn router(state: Arc<WebState>) -> Router {
         .route("/api/instances/{id}/share", post(api::share))
         .route("/api/instances/{id}/events", get(push::instance_events))
         .route("/api/instances/{id}/signal", get(proxy::signal))
+        .route(
+            "/api/instances/{id}/openspace",
+            get(openspace_api::openspace),
+        )
         .route("/api", any(api::no_endpoint))
         // The catch-all below matches no empty rest: `/api/` itself needs its own route, or
         // it would fall through to the files (an HTML 404, or a bare 405).

@@ -17,6 +17,7 @@
 //! - [`sessions`]: session expiry and the sweep of expired ones.
 //! - [`relay`]: what the proxies to an instance share: reaching its WebSocket, relaying.
 //! - [`proxy`]: the signaling proxy (checks every browser message; spectators are view-only).
+//! - [`openspace_api`]: the owner's proxy to the instance's OpenSpace JSON API.
 //! - [`push`]: instance changes pushed to pages over WebSocket.
 //! - [`manager`]: the live instances: launch, watch (`STATUS`), stop, resize, idle timeout,
 //!   adoption after a restart.
@@ -35,6 +36,7 @@ pub mod guard;
 pub mod http;
 pub mod limits;
 pub mod manager;
+pub mod openspace_api;
 pub mod peer;
 pub mod proxy;
 pub mod push;
