@@ -15,6 +15,9 @@
 import { socketUrl } from './product-api.js';
 
 /** How long a call waits for its answer by default, ms. */
+/** The JSON API version this client speaks, sent in the `apiHandshake` OpenSpace expects. */
+export const API_VERSION = Object.freeze({ major: 1, minor: 0, patch: 0 });
+
 export const CALL_TIMEOUT_MS = 10000;
 
 /**
@@ -104,6 +107,9 @@ export default class OpenSpaceApi extends EventTarget {
             let opened = false;
             socket.addEventListener('open', () => {
                 opened = true;
+                // OpenSpace closes a connection whose first message is not this handshake
+                // ("Unsupported API version"); it stores the version and checks nothing else.
+                socket.send(JSON.stringify({ type: 'apiHandshake', apiVersion: API_VERSION }));
                 resolve();
             });
             socket.addEventListener('message', (event) => this.#received(event.data));

@@ -75,6 +75,8 @@ test('a Lua call is OpenSpace\'s luascript message, and its answer is matched by
     const first = api.runLua('return openspace.time.UTC()');
     const second = api.runLua('return 1, 2');
     assert.deepEqual(socket.sent, [
+        // OpenSpace closes a connection whose first message is not the handshake.
+        { type: 'apiHandshake', apiVersion: { major: 1, minor: 0, patch: 0 } },
         { topic: 1, type: 'luascript', payload: { script: 'return openspace.time.UTC()', return: true } },
         { topic: 2, type: 'luascript', payload: { script: 'return 1, 2', return: true } },
     ]);

@@ -106,11 +106,25 @@ std::string oneLine(std::string_view text) {
     return out;
 }
 
-Handled handleMessage(std::string_view message) {
+Handled handleMessage(std::string_view message, Connection& connection) {
     std::vector<json::Member> envelope;
     std::string error;
     if (!json::splitObject(message, envelope, error)) {
         return ignored("not a JSON object: " + error);
+    }
+    if (!connection.handshaken) {
+        const std::string* typeText = member(envelope, "type");
+        std::string type;
+        if (typeText != nullptr && json::unquote(*typeText, type) && type == "apiHandshake" &&
+            member(envelope, "apiVersion") != nullptr)
+        {
+            connection.handshaken = true;
+            return Handled();
+        }
+        Handled handled = ignored("Unsupported API version: the first message must be the "
+            "apiHandshake; closing the connection as OpenSpace does");
+        handled.close = true;
+        return handled;
     }
     const std::string* topic = member(envelope, "topic");
     if (topic == nullptr || !isTopicId(*topic)) {

@@ -29,9 +29,21 @@ struct Handled {
     // Why a message got no answer although it was no valid call, for the host's stderr
     // (OpenSpace logs these too).
     std::string problem;
+    // Close the connection after the answer (OpenSpace disconnects a client that skipped
+    // the handshake).
+    bool close = false;
 };
 
-Handled handleMessage(std::string_view message);
+// What the stand-in knows of one connection.
+struct Connection {
+    // Whether the client sent `{"type": "apiHandshake", "apiVersion": {...}}` first, as
+    // OpenSpace (v0.22) demands of every connection before any topic
+    bool handshaken = false;
+};
+
+// Handles one message of `connection`. A first message that is not the handshake is
+// refused the way OpenSpace refuses it: the connection is closed (`close`).
+Handled handleMessage(std::string_view message, Connection& connection);
 
 // The stand-in's return value for `script`: deterministic, and it names the script, so a
 // test can tell that its own call got through unchanged.

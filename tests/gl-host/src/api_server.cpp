@@ -41,6 +41,8 @@ struct Client {
     bool upgraded = false;
     std::string head;
     ws::MessageReader reader;
+    // What the JSON API protocol knows of this client (its handshake)
+    api::Connection api;
     // Bytes still to send.
     std::string out;
     // Set once a close frame or an HTTP error is queued: send it, then close.
@@ -58,7 +60,7 @@ void queueClose(Client& client, uint16_t code, std::string_view reason) {
 }
 
 void handleText(Client& client, const std::string& text, const ApiServer::ScriptHook& hook) {
-    const api::Handled handled = api::handleMessage(text);
+    const api::Handled handled = api::handleMessage(text, client.api);
     if (handled.script && hook) {
         hook(*handled.script);
     }
@@ -67,6 +69,9 @@ void handleText(Client& client, const std::string& text, const ApiServer::Script
     }
     if (handled.answer) {
         client.out += ws::encodeFrame(ws::Opcode::Text, *handled.answer);
+    }
+    if (handled.close) {
+        queueClose(client, 1002, "Unsupported API version");
     }
 }
 

@@ -11,13 +11,45 @@
 #include "json_members.h"
 
 #include <string>
+#include <string_view>
 
 using namespace glhost;
 
+namespace {
+
+// One message on a connection that did the handshake.
+api::Handled call(std::string_view message) {
+    api::Connection connection;
+    connection.handshaken = true;
+    return api::handleMessage(message, connection);
+}
+
+} // namespace
+
 int main() {
+    // OpenSpace's rule: the first message is the API handshake, or the connection closes.
+    {
+        api::Connection connection;
+        const api::Handled first = api::handleMessage(
+            R"x({"type":"apiHandshake","apiVersion":{"major":1,"minor":0,"patch":0}})x",
+            connection);
+        CHECK(connection.handshaken && !first.answer && !first.close);
+        const api::Handled then = api::handleMessage(
+            R"x({"topic":1,"type":"luascript","payload":{"script":"x","return":true}})x",
+            connection);
+        CHECK(then.answer && !then.close);
+    }
+    {
+        api::Connection connection;
+        const api::Handled skipped = api::handleMessage(
+            R"x({"topic":1,"type":"luascript","payload":{"script":"x","return":true}})x",
+            connection);
+        CHECK(skipped.close && !skipped.answer && !skipped.script);
+        CHECK(!connection.handshaken);
+    }
     // A script that asks for its return values: OpenSpace's shape, keys sorted.
     {
-        const api::Handled h = api::handleMessage(
+        const api::Handled h = call(
             R"x({"topic": 7, "type": "luascript", "payload": {"script": "return 1 + 1", "return": true}})x");
         CHECK(h.script == std::string("return 1 + 1"));
         CHECK(h.answer ==
@@ -30,13 +62,13 @@ int main() {
              R"x({"topic":1,"type":"luascript","payload":{"script":"openspace.time.setPause(true)","return":false}})x",
              R"x({"topic":1,"type":"luascript","payload":{"script":"openspace.time.setPause(true)","return":"yes"}})x" })
     {
-        const api::Handled h = api::handleMessage(message);
+        const api::Handled h = call(message);
         CHECK(h.script == std::string("openspace.time.setPause(true)"));
         CHECK(!h.answer);
     }
     // Escapes are decoded for the script and written again in the answer.
     {
-        const api::Handled h = api::handleMessage(
+        const api::Handled h = call(
             R"x({"payload":{"return":true,"script":"return \"caf\u00e9\"\n-- \ud83d\ude00"},"type":"luascript","topic":0})x");
         CHECK(h.script == std::string("return \"caf\xc3\xa9\"\n-- \xf0\x9f\x98\x80"));
         CHECK(h.answer == std::string(
@@ -46,7 +78,7 @@ int main() {
     // Other topic types: OpenSpace's error envelope, with the topic to match it by.
     {
         const api::Handled h =
-            api::handleMessage(R"x({"topic":3,"type":"get","payload":{"property":"x"}})x");
+            call(R"x({"topic":3,"type":"get","payload":{"property":"x"}})x");
         CHECK(!h.script);
         CHECK(h.answer && h.answer->rfind(R"x({"code":404,"message":")x", 0) == 0);
         CHECK(h.answer && h.answer->find(R"x(not \"get\"","status":"error","topic":3})x") !=
@@ -54,7 +86,7 @@ int main() {
     }
     // The function form needs Lua to format its arguments: said, not faked.
     {
-        const api::Handled h = api::handleMessage(
+        const api::Handled h = call(
             R"x({"topic":4,"type":"luascript","payload":{"function":"openspace.time.setPause","arguments":[true]}})x");
         CHECK(!h.script);
         CHECK(h.answer && h.answer->rfind(R"x({"code":501,)x", 0) == 0);
@@ -71,7 +103,7 @@ int main() {
              R"x({"topic":1,"type":7,"payload":{"script":"x"}})x",
              R"x({"topic":1,"type":"luascript","payload":{"script":7,"return":true}})x" })
     {
-        const api::Handled h = api::handleMessage(message);
+        const api::Handled h = call(message);
         CHECK(!h.answer && !h.script && !h.problem.empty());
     }
 

@@ -154,6 +154,8 @@ int main() {
         TestClient client(server->port());
         CHECK(client.connected());
         CHECK(client.upgrade());
+        client.send(ws::encodeMaskedFrame(ws::Opcode::Text,
+            R"x({"type":"apiHandshake","apiVersion":{"major":1,"minor":0,"patch":0}})x", Mask));
         const std::string call =
             R"x({"topic":5,"type":"luascript","payload":{"script":"return openspace.version()","return":true}})x";
         client.send(ws::encodeMaskedFrame(ws::Opcode::Text, call.substr(0, 20), Mask, false) +
@@ -179,6 +181,20 @@ int main() {
         CHECK(client.rest().empty());
         std::lock_guard<std::mutex> lock(mutex);
         CHECK(scripts.size() == 2 && scripts.back() == "x = 1");
+    }
+
+    // A call before the API handshake is refused the way OpenSpace refuses it: closed.
+    {
+        TestClient client(server->port());
+        CHECK(client.upgrade());
+        client.send(ws::encodeMaskedFrame(ws::Opcode::Text,
+            R"x({"topic":1,"type":"luascript","payload":{"script":"y = 2","return":true}})x",
+            Mask));
+        const auto close = client.frame();
+        CHECK(close.first == 0x8 && close.second.size() >= 2 &&
+              close.second.substr(0, 2) == ws::closePayload(1002, "").substr(0, 2));
+        std::lock_guard<std::mutex> lock(mutex);
+        CHECK(scripts.back() != "y = 2");
     }
 
     // A protocol violation is closed with its code.
