@@ -282,8 +282,9 @@ pub struct Cli {
     #[arg(long, env = "ORCHESTRATOR_HTTP_HEADER_TIMEOUT", value_name = "SECONDS", value_parser = parse_seconds)]
     pub http_header_timeout: Option<Duration>,
 
-    /// A remote supervisor for the web role, HOST:PORT[/SIGNALING-BASE-PORT]; repeat for
-    /// several (added to the file's). In the environment variable, separate with ';'.
+    /// A remote supervisor for the web role,
+    /// HOST:PORT[/SIGNALING-BASE-PORT[/API-WEBSOCKET-BASE-PORT]] (defaults 4700, 4682);
+    /// repeat for several (added to the file's). In the environment variable, separate with ';'.
     #[arg(
         long = "supervisor",
         env = "ORCHESTRATOR_SUPERVISORS",
@@ -396,7 +397,7 @@ pub struct FileWeb {
     pub session_expiry: Option<f64>,
     /// `--http-header-timeout`, seconds.
     pub http_header_timeout: Option<f64>,
-    /// `--supervisor`, as `HOST:PORT[/SIGNALING-BASE-PORT]` strings.
+    /// `--supervisor`, as `HOST:PORT[/SIGNALING-BASE-PORT[/API-WEBSOCKET-BASE-PORT]]` strings.
     pub supervisors: Vec<String>,
     /// `region` of the servers this web role registers.
     pub region: Option<String>,

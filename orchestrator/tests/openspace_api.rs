@@ -271,8 +271,11 @@ async fn the_owner_runs_lua_in_the_real_host_through_the_proxy() {
         .expect("the owner's upgrade");
 
     // Real OpenSpace (and the stand-in) close a connection whose first message is not this.
-    let handshake = json!({"type": "apiHandshake", "apiVersion": {"major": 1, "minor": 0, "patch": 0}});
-    api.send(Message::text(handshake.to_string())).await.unwrap();
+    let handshake =
+        json!({"type": "apiHandshake", "apiVersion": {"major": 1, "minor": 0, "patch": 0}});
+    api.send(Message::text(handshake.to_string()))
+        .await
+        .unwrap();
     // A script without "return": true is run and not answered; the next one is, so the first
     // answer to arrive is the second call's (the proxy keeps the order).
     let quiet = json!({"topic": 1, "type": "luascript",
