@@ -17,6 +17,7 @@ use crate::instances::openspace::{
     OpenSpaceError, files_dir as openspace_files_dir, openspace_command,
 };
 use crate::instances::{InstanceSettings, SettingsError, XvfbMode};
+use crate::server::DEFAULT_IDLE_TIMEOUT;
 use crate::web::{SupervisorAddress, TlsFiles, WebSettings};
 
 const AFTER_HELP: &str = "\
@@ -103,6 +104,11 @@ pub struct Cli {
     /// let other machines' web roles in (the protocol has no authentication yet).
     #[arg(long, env = "ORCHESTRATOR_LISTEN", value_name = "ADDR:PORT")]
     pub listen: Option<SocketAddr>,
+
+    /// Seconds a supervisor-protocol connection may send nothing before it is closed; keep
+    /// it above 30 (the web role drops its pooled connections after 30 s idle) [default: 120].
+    #[arg(long, env = "ORCHESTRATOR_CONNECTION_IDLE_TIMEOUT", value_name = "SECONDS", value_parser = parse_seconds)]
+    pub connection_idle_timeout: Option<Duration>,
 
     /// Instances that may run at once; ids are 0..SLOTS [default: 3].
     #[arg(long, env = "ORCHESTRATOR_SLOTS")]
@@ -333,6 +339,8 @@ fn seconds_to_duration(seconds: f64) -> Result<Duration, String> {
 pub struct FileConfig {
     /// `--listen`.
     pub listen: Option<SocketAddr>,
+    /// `--connection-idle-timeout`, seconds.
+    pub connection_idle_timeout: Option<f64>,
     /// `--slots`.
     pub slots: Option<u32>,
     /// `--signaling-base-port`.
@@ -507,6 +515,8 @@ pub struct Config {
     pub role: Role,
     /// Where the supervisor protocol listens.
     pub listen: SocketAddr,
+    /// A supervisor-protocol connection without a request for this long is closed.
+    pub connection_idle_timeout: Duration,
     /// The local supervisor's settings.
     pub instances: InstanceSettings,
     /// The web role's settings.
@@ -687,9 +697,21 @@ impl Config {
                 }
             }
         }
+        let connection_idle_timeout = match cli.connection_idle_timeout {
+            Some(after) => after,
+            None => seconds("connection_idle_timeout", file.connection_idle_timeout)?
+                .unwrap_or(DEFAULT_IDLE_TIMEOUT),
+        };
+        if connection_idle_timeout.is_zero() {
+            return Err(ConfigError::Duration {
+                key: "connection_idle_timeout",
+                message: "must be greater than zero".into(),
+            });
+        }
         Ok(Config {
             role,
             listen,
+            connection_idle_timeout,
             instances: s,
             web,
         })

@@ -54,4 +54,4 @@ pub mod shutdown;
 pub mod supervisor;
 pub mod web;
 
-pub use server::run;
+pub use server::{ConnectionLimits, run, run_with};

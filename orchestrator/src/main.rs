@@ -11,6 +11,7 @@ use std::io::IsTerminal;
 
 use anyhow::Context;
 use clap::Parser;
+use orchestrator::ConnectionLimits;
 use orchestrator::config::{Cli, Config, Role};
 use orchestrator::instances::Instances;
 use orchestrator::web::{self, LocalSupervisor};
@@ -33,12 +34,23 @@ async fn main() -> anyhow::Result<()> {
         println!("{config:#?}");
         return Ok(());
     }
+    match orchestrator::server::raise_descriptor_limit() {
+        Ok(limit) => info!(limit, "open file descriptor limit"),
+        Err(err) => tracing::warn!(%err, "cannot raise the open file descriptor limit"),
+    }
     // Listening from here on: SIGTERM during start-up is a clean shutdown too.
     let signals = orchestrator::shutdown::termination_signal();
     match config.role {
         Role::Supervisor => supervisor_only(config, signals).await,
         Role::Web => web_only(config, signals).await,
         Role::Both => both(config, signals).await,
+    }
+}
+
+fn connection_limits(config: &Config) -> ConnectionLimits {
+    ConnectionLimits {
+        idle_timeout: config.connection_idle_timeout,
+        ..ConnectionLimits::default()
     }
 }
 
@@ -52,11 +64,12 @@ async fn supervisor_only(
     config: Config,
     signals: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let limits = connection_limits(&config);
     let instances = Instances::new(config.instances).context("instance settings")?;
     let listener = bind(config.listen, "supervisor").await?;
     let address = listener.local_addr().context("listening address")?;
     info!(%address, "supervisor listening");
-    orchestrator::run(listener, instances, signals).await;
+    orchestrator::run_with(listener, instances, limits, signals).await;
     info!("supervisor stopped");
     Ok(())
 }
@@ -78,6 +91,7 @@ async fn both(
     let slots = config.instances.slots;
     let signaling_base_port = config.instances.ports.signaling_base;
     let api_websocket_base_port = config.instances.ports.api_websocket_base;
+    let limits = connection_limits(&config);
     let instances = Instances::new(config.instances).context("instance settings")?;
     let supervisor_listener = bind(config.listen, "supervisor").await?;
     let web_listener = bind(config.web.listen, "web origin").await?;
@@ -87,9 +101,10 @@ async fn both(
     info!(address = %supervisor_address, "supervisor listening");
 
     let (stop_supervisor, supervisor_stopped) = oneshot::channel::<()>();
-    let supervisor = tokio::spawn(orchestrator::run(
+    let supervisor = tokio::spawn(orchestrator::run_with(
         supervisor_listener,
         instances,
+        limits,
         async move {
             let _ = supervisor_stopped.await;
         },

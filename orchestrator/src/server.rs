@@ -8,6 +8,13 @@
 //! [`MAX_REQUEST_BYTES`](crate::cmd::MAX_REQUEST_BYTES) get an error reply; frames over
 //! [`MAX_FRAME_BYTES`] are not buffered at all: the WebSocket layer closes that connection
 //! (code 1009), which affects no other client.
+//!
+//! Connection hygiene ([`ConnectionLimits`]): a client that does not finish the WebSocket
+//! handshake within 5 s, or sends nothing for the idle timeout (120 s by default), is
+//! disconnected, and up to 4096 connections are served at once, so a thousand clients that
+//! connect and walk away (the seeds' backend leaves one open after every `STOP`) never keep
+//! the next one waiting. The web role's own client drops pooled connections long before the
+//! idle timeout, so the two never race.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -28,12 +35,33 @@ use crate::cmd::Command;
 use crate::shutdown::Shutdown;
 use crate::supervisor::Supervisor;
 
-/// Connections served at once; more wait in the accept queue.
-pub const MAX_CONNECTIONS: usize = 256;
 /// Largest WebSocket message or frame buffered at all.
 pub const MAX_FRAME_BYTES: usize = 1024 * 1024;
-/// Time a client gets to finish the WebSocket handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default for [`ConnectionLimits::idle_timeout`].
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How many connections are served and how long an idle one is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Connections served at once; more wait in the accept queue. Each costs a task and a
+    /// file descriptor (`main` raises the process's descriptor limit to match).
+    pub max_connections: usize,
+    /// Time a client gets to finish the WebSocket handshake.
+    pub handshake_timeout: Duration,
+    /// A connection that brings no request for this long is closed (code 1000, "idle").
+    /// Never while a request is being served.
+    pub idle_timeout: Duration,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            max_connections: 4096,
+            handshake_timeout: Duration::from_secs(5),
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+        }
+    }
+}
 
 /// The accept loop's state.
 struct Listener<S> {
@@ -41,8 +69,10 @@ struct Listener<S> {
     listener: TcpListener,
     /// What the commands run against.
     supervisor: Arc<S>,
-    /// Caps concurrent connections at [`MAX_CONNECTIONS`]; a permit per connection.
+    /// Caps concurrent connections at `limits.max_connections`; a permit per connection.
     limit_connections: Arc<Semaphore>,
+    /// Timeouts and the cap.
+    limits: ConnectionLimits,
     /// Dropped to tell every connection to close.
     notify_shutdown: broadcast::Sender<()>,
     /// Cloned into each connection; `run` waits until every clone is dropped.
@@ -59,19 +89,32 @@ struct Handler<S> {
     supervisor: Arc<S>,
     /// The server's shutdown notice.
     shutdown: Shutdown,
+    /// Closed after this long without a request.
+    idle_timeout: Duration,
     /// Held so `run` can tell when this connection is gone.
     _shutdown_complete: mpsc::Sender<()>,
 }
 
 /// Serves the supervisor protocol on `listener` until `shutdown` resolves, then closes every
-/// connection and stops every instance `supervisor` started.
+/// connection and stops every instance `supervisor` started. Default [`ConnectionLimits`].
 pub async fn run<S: Supervisor>(listener: TcpListener, supervisor: S, shutdown: impl Future) {
+    run_with(listener, supervisor, ConnectionLimits::default(), shutdown).await;
+}
+
+/// [`run`] with other connection limits.
+pub async fn run_with<S: Supervisor>(
+    listener: TcpListener,
+    supervisor: S,
+    limits: ConnectionLimits,
+    shutdown: impl Future,
+) {
     let (notify_shutdown, _) = broadcast::channel(1);
     let (shutdown_complete_tx, mut shutdown_complete_rx) = mpsc::channel(1);
     let mut server = Listener {
         listener,
         supervisor: Arc::new(supervisor),
-        limit_connections: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
+        limit_connections: Arc::new(Semaphore::new(limits.max_connections)),
+        limits,
         notify_shutdown,
         shutdown_complete_tx,
     };
@@ -107,9 +150,10 @@ impl<S: Supervisor> Listener<S> {
             let supervisor = Arc::clone(&self.supervisor);
             let mut shutdown = Shutdown::new(self.notify_shutdown.subscribe());
             let shutdown_complete = self.shutdown_complete_tx.clone();
+            let limits = self.limits;
             let task = async move {
                 let handshake = timeout(
-                    HANDSHAKE_TIMEOUT,
+                    limits.handshake_timeout,
                     tokio_tungstenite::accept_async_with_config(socket, Some(ws_config())),
                 );
                 let ws = tokio::select! {
@@ -126,6 +170,7 @@ impl<S: Supervisor> Listener<S> {
                     ws,
                     supervisor,
                     shutdown,
+                    idle_timeout: limits.idle_timeout,
                     _shutdown_complete: shutdown_complete,
                 };
                 if let Err(err) = handler.run().await {
@@ -157,6 +202,29 @@ impl<S: Supervisor> Listener<S> {
     }
 }
 
+/// Raises this process's soft limit of open file descriptors to its hard limit, so that
+/// [`ConnectionLimits::max_connections`] (and the web origin's connections, and the instances'
+/// pipes) are not cut short at the usual soft limit of 1024. Returns the limit now in force.
+pub fn raise_descriptor_limit() -> std::io::Result<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one `rlimit` through the pointer, which points at a live,
+    // properly aligned local.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if limit.rlim_cur < limit.rlim_max {
+        limit.rlim_cur = limit.rlim_max;
+        // SAFETY: setrlimit only reads the `rlimit` behind the pointer, a live local.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(limit.rlim_cur)
+}
+
 fn ws_config() -> WebSocketConfig {
     WebSocketConfig::default()
         .max_message_size(Some(MAX_FRAME_BYTES))
@@ -166,9 +234,23 @@ fn ws_config() -> WebSocketConfig {
 impl<S: Supervisor> Handler<S> {
     /// Reads requests and writes replies until the client leaves or the server stops.
     async fn run(&mut self) -> Result<(), tungstenite::Error> {
+        let mut closing = CloseFrame {
+            code: CloseCode::Away,
+            reason: "supervisor shutting down".into(),
+        };
         while !self.shutdown.is_shutdown() {
             let message = tokio::select! {
-                message = self.ws.next() => message,
+                message = timeout(self.idle_timeout, self.ws.next()) => match message {
+                    Ok(message) => message,
+                    Err(_) => {
+                        debug!(peer = %self.peer, after = ?self.idle_timeout, "closing an idle connection");
+                        closing = CloseFrame {
+                            code: CloseCode::Normal,
+                            reason: "idle".into(),
+                        };
+                        break;
+                    }
+                },
                 _ = self.shutdown.recv() => break,
             };
             let command = match message {
@@ -190,11 +272,7 @@ impl<S: Supervisor> Handler<S> {
             }
             self.ws.send(Message::text(reply.to_json())).await?;
         }
-        let close = CloseFrame {
-            code: CloseCode::Away,
-            reason: "supervisor shutting down".into(),
-        };
-        let _ = timeout(Duration::from_secs(1), self.ws.close(Some(close))).await;
+        let _ = timeout(Duration::from_secs(1), self.ws.close(Some(closing))).await;
         Ok(())
     }
 }

@@ -9,10 +9,10 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
-use tokio::time::timeout;
+use tokio::time::{Instant, timeout};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tracing::debug;
@@ -21,6 +21,9 @@ use crate::supervisor::{InstanceStatus, ServerStatus, StatusReport, Supervisor, 
 
 /// Idle connections kept per supervisor.
 const MAX_IDLE: usize = 4;
+/// A pooled connection idle for longer is dropped rather than reused: well inside the
+/// supervisor's idle timeout (120 s by default), so a request never meets its idle close.
+const POOL_MAX_IDLE: Duration = Duration::from_secs(30);
 /// Time to open a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Time for one reply. `START` waits for Xvfb and the process, `STOP` for the stop timeout
@@ -33,8 +36,9 @@ type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 pub struct SupervisorClient {
     /// The supervisor's WebSocket URL.
     url: String,
-    /// Connections that answered their last request and wait for the next one.
-    idle: Mutex<Vec<Socket>>,
+    /// Connections that answered their last request and wait for the next one, with the
+    /// time each was put back.
+    idle: Mutex<Vec<(Socket, Instant)>>,
 }
 
 impl std::fmt::Debug for SupervisorClient {
@@ -81,11 +85,25 @@ impl SupervisorClient {
         &self.url
     }
 
+    /// The most recently used pooled connection that is still fresh and has not been closed
+    /// by the supervisor (a close that already arrived is seen without waiting).
     fn take_idle(&self) -> Option<Socket> {
-        self.idle
+        let mut idle = self
+            .idle
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .pop()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        while let Some((mut socket, since)) = idle.pop() {
+            if since.elapsed() > POOL_MAX_IDLE {
+                continue;
+            }
+            match socket.next().now_or_never() {
+                // Nothing waiting: the connection is open and quiet, as it should be.
+                None => return Some(socket),
+                // A close, an error or a message nobody asked for: not reusable.
+                Some(_) => continue,
+            }
+        }
+        None
     }
 
     fn put_idle(&self, socket: Socket) {
@@ -94,7 +112,7 @@ impl SupervisorClient {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if idle.len() < MAX_IDLE {
-            idle.push(socket);
+            idle.push((socket, Instant::now()));
         }
     }
 

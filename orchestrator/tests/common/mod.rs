@@ -129,14 +129,28 @@ impl TestSupervisor {
     }
 
     pub async fn start(settings: InstanceSettings, dir: TempDir) -> TestSupervisor {
+        TestSupervisor::start_with(settings, dir, orchestrator::ConnectionLimits::default()).await
+    }
+
+    /// [`TestSupervisor::start`] with other connection limits.
+    pub async fn start_with(
+        settings: InstanceSettings,
+        dir: TempDir,
+        limits: orchestrator::ConnectionLimits,
+    ) -> TestSupervisor {
         init_logging();
         let instances = Instances::new(settings).expect("valid settings");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(orchestrator::run(listener, instances.clone(), async move {
-            let _ = stopped.await;
-        }));
+        let task = tokio::spawn(orchestrator::run_with(
+            listener,
+            instances.clone(),
+            limits,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
         TestSupervisor {
             addr,
             instances,
