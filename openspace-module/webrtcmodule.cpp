@@ -73,6 +73,11 @@ namespace {
     // GLFW's modifier bits that OpenSpace knows: shift, control, alt, super
     constexpr int KnownModifierBits = 0x0F;
 
+    long long millisecondsSince(std::chrono::steady_clock::time_point start) {
+        using namespace std::chrono;
+        return duration_cast<milliseconds>(steady_clock::now() - start).count();
+    }
+
     constexpr openspace::Property::PropertyInfo EnabledInfo = {
         "Enabled",
         "Enabled",
@@ -378,6 +383,7 @@ bool WebRtcModule::createStreamer() {
 #endif // OPENSPACE_WEBRTC_HAS_GLFW
 
     osw_streamer* streamer = nullptr;
+    const auto start = std::chrono::steady_clock::now();
     const osw_result res =
         osw_streamer_new(_configJson.c_str(), &glProcAddress, nullptr, &streamer);
     if (res != OSW_RESULT_OK) {
@@ -393,9 +399,10 @@ bool WebRtcModule::createStreamer() {
     _streamer = streamer;
     _lastSubmitResult = OSW_RESULT_OK;
     updateFramebufferSize();
+    // The render loop waits for this once per start; the log says how long
     LINFO(std::format(
-        "Streaming; signaling endpoint on port {}",
-        osw_streamer_signaling_port(_streamer)
+        "Streaming; signaling endpoint on port {} (started in {} ms)",
+        osw_streamer_signaling_port(_streamer), millisecondsSince(start)
     ));
     return true;
 }
@@ -404,12 +411,13 @@ void WebRtcModule::destroyStreamer() {
     if (!_streamer) {
         return;
     }
+    const auto start = std::chrono::steady_clock::now();
     osw_streamer_free(_streamer);
     _streamer = nullptr;
     _window = nullptr;
     _pendingResize.reset();
     _postDrawCost.clear();
-    LINFO("Stopped streaming");
+    LINFO(std::format("Stopped streaming (in {} ms)", millisecondsSince(start)));
 }
 
 void WebRtcModule::submitFrame() {
