@@ -162,6 +162,11 @@ impl Stats {
         *self.tiers.lock().unwrap_or_else(|e| e.into_inner()) = (tiers, peers);
     }
 
+    /// Frames the host handed over so far.
+    pub fn frames_in(&self) -> u64 {
+        self.frames_in.load(Ordering::Relaxed)
+    }
+
     /// Current size of the stream.
     pub fn size(&self) -> (u32, u32) {
         (

@@ -109,6 +109,51 @@ pub(crate) struct Controller {
     pub(crate) assignment: HashMap<u32, usize>,
     pub(crate) dirty: bool,
     pub(crate) last_plan: Instant,
+    /// The host's real frame rate, for the tiers' bits-per-pixel floor.
+    pub(crate) source_rate: SourceRate,
+}
+
+/// The frame rate the host really delivers, measured over windows of a second from the
+/// frames handed over. A host that renders slower than `fpsCap` (OpenSpace on a software
+/// GL renders 5 fps) spends its bits on fewer frames, and judging its tiers by `fpsCap`
+/// would shrink a picture that has bits to spare.
+#[derive(Debug)]
+pub(crate) struct SourceRate {
+    since: Instant,
+    frames: u64,
+    fps: u32,
+}
+
+impl SourceRate {
+    const WINDOW: Duration = Duration::from_secs(1);
+
+    pub(crate) fn new() -> SourceRate {
+        SourceRate {
+            since: Instant::now(),
+            frames: 0,
+            fps: 0,
+        }
+    }
+
+    /// Takes the total of frames handed over now; returns true when the rate changed.
+    fn update(&mut self, frames_total: u64) -> bool {
+        let elapsed = self.since.elapsed();
+        if elapsed < Self::WINDOW {
+            return false;
+        }
+        let frames = frames_total.saturating_sub(self.frames);
+        let fps = (frames as f64 / elapsed.as_secs_f64()).round() as u32;
+        self.since = Instant::now();
+        self.frames = frames_total;
+        let changed = fps != self.fps;
+        self.fps = fps;
+        changed
+    }
+
+    /// The last measured rate; 0 before the first window.
+    pub(crate) fn fps(&self) -> u32 {
+        self.fps
+    }
 }
 
 impl Controller {
@@ -262,6 +307,9 @@ impl Controller {
     }
 
     fn tick(&mut self) {
+        if self.source_rate.update(self.stats.frames_in()) {
+            self.dirty = true; // the tiers' floors moved
+        }
         let (done, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.retiring)
             .into_iter()
             .partition(|(peer, since)| {
@@ -325,7 +373,7 @@ impl Controller {
         old.remove(&self.pipeline, &self.tee);
         match self.new_tier(id) {
             Ok(mut tier) => {
-                tier.apply(kbps, self.stats.size());
+                tier.apply(kbps, self.stats.size(), self.source_rate.fps());
                 for consumer in consumers {
                     tier.attach(consumer);
                 }
@@ -409,8 +457,9 @@ impl Controller {
             self.assignment.insert(peer.viewer_id, tier);
         }
         let source = self.stats.size();
+        let fps = self.source_rate.fps();
         for (tier, &kbps) in self.tiers.iter_mut().zip(&plan.tier_kbps) {
-            tier.apply(kbps, source);
+            tier.apply(kbps, source, fps);
         }
         // Tiers nobody needs any more (always the highest ones); tier 0 always runs.
         while self.tiers.len() > plan.tier_kbps.len().max(1) {
@@ -461,5 +510,27 @@ impl Controller {
             }
         }
         self.stats.set_viewers(0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_source_rate_is_measured_over_a_second_of_frames() {
+        let mut rate = SourceRate::new();
+        assert_eq!(rate.fps(), 0, "nothing measured yet");
+        assert!(!rate.update(3), "a window is a second");
+        // A second later, 6 frames: 6 fps.
+        rate.since -= SourceRate::WINDOW;
+        assert!(rate.update(6));
+        assert_eq!(rate.fps(), 6);
+        // The same rate again is no change; a slower one is.
+        rate.since -= SourceRate::WINDOW;
+        assert!(!rate.update(12));
+        rate.since -= SourceRate::WINDOW;
+        assert!(rate.update(14));
+        assert_eq!(rate.fps(), 2);
     }
 }

@@ -302,6 +302,7 @@ impl Pipeline {
             assignment: HashMap::new(),
             dirty: false,
             last_plan: Instant::now(),
+            source_rate: control::SourceRate::new(),
         };
         let control_thread = std::thread::Builder::new()
             .name("osw-control".into())

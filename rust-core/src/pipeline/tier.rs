@@ -393,14 +393,18 @@ impl Tier {
         }
     }
 
-    /// Sets the tier's bitrate and, for the source's current size, its mitigation.
-    pub(super) fn apply(&mut self, kbps: u32, source: (u32, u32)) {
+    /// Sets the tier's bitrate and, for the source's current size and frame rate (0: not
+    /// measured yet, `fpsCap` is assumed), its mitigation.
+    pub(super) fn apply(&mut self, kbps: u32, source: (u32, u32), source_fps: u32) {
         let (width, height) = source;
         if width == 0 || height == 0 {
             return;
         }
-        let mitigation =
-            super::policy::mitigation(kbps, width, height, self.fps_cap, self.mitigation);
+        let fps = match source_fps {
+            0 => self.fps_cap,
+            measured => measured.min(self.fps_cap),
+        };
+        let mitigation = super::policy::mitigation(kbps, width, height, fps, self.mitigation);
         let mitigation = match self.size_filter {
             Some(_) => mitigation,
             // No scaler on this path: only the frame-rate half of the mitigation applies.
