@@ -56,6 +56,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstdlib>
 #include <optional>
 #include <string>
@@ -72,6 +73,29 @@ namespace {
 
     // GLFW's modifier bits that OpenSpace knows: shift, control, alt, super
     constexpr int KnownModifierBits = 0x0F;
+
+    // Set by the SIGTERM handler, read on the main thread: the only thing a signal
+    // handler may safely do is write a sig_atomic_t
+    volatile std::sig_atomic_t TerminationRequested = 0;
+
+    void onTerminationSignal(int) {
+        TerminationRequested = 1;
+        // A second SIGTERM ends the process at once, as it would have without the module
+        std::signal(SIGTERM, SIG_DFL);
+    }
+
+    // The orchestrator stops an instance with SIGTERM (SIGKILL after its stop timeout).
+    // Without a handler SIGTERM kills OpenSpace on the spot: no module is deinitialized,
+    // no viewer is told, the log ends mid-line. With it, the next frame asks SGCT to end
+    // the render loop, and OpenSpace shuts down the way its own quit does. A handler
+    // someone else installed is left alone
+    void handleTerminationSignal() {
+        using Handler = void (*)(int);
+        const Handler previous = std::signal(SIGTERM, &onTerminationSignal);
+        if (previous != SIG_DFL && previous != SIG_ERR) {
+            std::signal(SIGTERM, previous);
+        }
+    }
 
     long long millisecondsSince(std::chrono::steady_clock::time_point start) {
         using namespace std::chrono;
@@ -276,6 +300,8 @@ void WebRtcModule::internalInitialize(const ghoul::Dictionary& configuration) {
         "rust-core {}; streaming is {}", osw_version(), _enabled ? "on" : "off"
     ));
 
+    handleTerminationSignal();
+
     global::callback::preSync->emplace_back([this]() {
         ZoneScopedN("WebRtcModule::preSync");
         handlePreSync();
@@ -371,7 +397,13 @@ void WebRtcModule::handlePostDraw() {
 }
 
 void WebRtcModule::handlePreSync() {
-    if (_streamer && global::windowDelegate->isMaster()) {
+    const bool isMaster = global::windowDelegate->isMaster();
+    if (TerminationRequested != 0 && !_isTerminating && isMaster) {
+        LINFO("SIGTERM received: shutting down");
+        _isTerminating = true;
+        global::windowDelegate->terminate();
+    }
+    if (_streamer && isMaster) {
         drainEvents();
     }
 }

@@ -108,6 +108,8 @@ private:
     /// The result of the last frame hand-off, so that a failure is logged only once
     std::uint32_t _lastSubmitResult = 0;
     bool _hasWarnedAboutResize = false;
+    /// SIGTERM was seen and SGCT was asked to end the render loop
+    bool _isTerminating = false;
     /// Duration of the module's work in each `postDraw` while streaming
     FrameCostMeter _postDrawCost;
 };
