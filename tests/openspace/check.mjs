@@ -379,6 +379,44 @@ async function main() {
                 return 'openspace.time.isPaused() is true after P';
             });
 
+            await step('the stream page runs a Lua call in OpenSpace through the origin', async () => {
+                const answer = await page.evaluate(async () => {
+                    const { default: OpenSpaceApi, openSpaceApiUrl } = await import('/js/openspace-api.js');
+                    const { SESSION_KEY, instanceIdFromPath } = await import('/js/product-api.js');
+                    const instance = instanceIdFromPath(location.pathname);
+                    const client = new OpenSpaceApi(openSpaceApiUrl(location, instance, localStorage.getItem(SESSION_KEY)));
+                    try {
+                        await client.connect();
+                        return { values: await client.runLua('return openspace.time.isPaused(), openspace.webrtc.status().viewers') };
+                    } catch (err) {
+                        return { error: err.message };
+                    } finally {
+                        client.close();
+                    }
+                });
+                if (answer.error || answer.values?.[0] !== true || !(answer.values?.[1] >= 1)) {
+                    throw new Error(`the page got ${JSON.stringify(answer)}`);
+                }
+                return `openspace.time.isPaused(), viewers → ${JSON.stringify(answer.values)}`;
+            });
+
+            await step('streaming stops and starts again at run time; the page comes back by itself', async () => {
+                const stopped = Date.now();
+                await api.lua('openspace.webrtc.stop(); return true');
+                await until(async () => (await api.lua('return openspace.webrtc.status()')).running === false,
+                    'status().running == false', 10000);
+                const fpsStopped = (await api.lua('return openspace.webrtc.status()')).renderFps;
+                await api.lua('openspace.webrtc.start(); return true');
+                await until(async () => (await api.lua('return openspace.webrtc.status()')).running === true,
+                    'status().running == true', 10000);
+                // The page's dropped connection is retried with growing waits.
+                await until(async () => Number((await api.lua('return openspace.webrtc.status()')).viewers) >= 1,
+                    'the page rejoining', 60000);
+                await waitForPlaying(page, { timeoutMs: 30000 });
+                return `off and on again, OpenSpace kept rendering (${Number(fpsStopped).toFixed(1)} fps while off); `
+                    + `the page plays again after ${((Date.now() - stopped) / 1000).toFixed(1)} s`;
+            });
+
             const withViewer = await sampleStatus(api, 10);
 
             await step('a page resize changes OpenSpace\'s window and the stream follows', async () => {
@@ -403,8 +441,16 @@ async function main() {
                 'the viewer leaving', 20000);
             await sleep(3000);
             const withoutViewer = await sampleStatus(api, 10);
-            figures.push(`OpenSpace fps with a viewer: ${withViewer.renderFps.toFixed(1)} (stream ${withViewer.streamFps}), `
-                + `without: ${withoutViewer.renderFps.toFixed(1)} (ratio ${(withViewer.renderFps / withoutViewer.renderFps).toFixed(2)})`);
+            await api.lua('openspace.webrtc.stop(); return true');
+            await sleep(3000);
+            const streamingOff = await sampleStatus(api, 10);
+            await api.lua('openspace.webrtc.start(); return true');
+            await until(async () => (await api.lua('return openspace.webrtc.status()')).running === true,
+                'streaming again', 10000);
+            figures.push(`OpenSpace fps (median of 10 one-second samples): streaming off ${streamingOff.renderFps.toFixed(1)}, `
+                + `streaming without a viewer ${withoutViewer.renderFps.toFixed(1)}, `
+                + `with a viewer ${withViewer.renderFps.toFixed(1)} (stream ${withViewer.streamFps} fps); `
+                + `with a viewer / off = ${(withViewer.renderFps / streamingOff.renderFps).toFixed(2)}`);
             figures.push(`module postDraw work with a viewer: median ${withViewer.postDrawMedianMs.toFixed(3)} ms, `
                 + `p99 ${withViewer.postDrawP99Ms.toFixed(3)} ms; without: median `
                 + `${withoutViewer.postDrawMedianMs.toFixed(3)} ms, p99 ${withoutViewer.postDrawP99Ms.toFixed(3)} ms`);
