@@ -37,7 +37,8 @@ INSTANCES
   plus the configured instance env (e.g. OSW_ICE_ADDRESSES=127.0.0.1). The instance is
   INITIALIZING until its signaling endpoint (ws://127.0.0.1:<signaling port>/) answers the
   control `ready` probe, then RUNNING; one that is not ready within --startup-timeout is
-  stopped. STOP sends SIGTERM to its process group, SIGKILL after --stop-timeout. A crash is
+  stopped; a RUNNING one whose encoder delivers no frame for --frame-timeout is stopped as
+  hung. STOP sends SIGTERM to its process group, SIGKILL after --stop-timeout. A crash is
   logged with the exit status and the tail of the output, and STATUS shows it as lastExit.
   Output of instance N goes through a pipe to <log dir>/instance-N.log (the previous run's to
   instance-N.log.1); at --log-max-mib (16) the file is rotated to instance-N.log.1, so an
@@ -48,7 +49,8 @@ DISPLAYS (Xvfb)
   With no DISPLAY set (--xvfb auto, the default) or with --xvfb always, each instance runs under
   its own X server: `Xvfb :<display base + N> -screen 0 3840x2160x24 -nolisten tcp`, started
   before the instance (the supervisor waits for /tmp/.X11-unix/X<display>), passed as
-  DISPLAY, and stopped after the instance. Its output goes to <log dir>/xvfb-N.log.
+  DISPLAY, and stopped after the instance. Its output goes to <log dir>/xvfb-N.log. A display
+  already taken is skipped for the same place in the next range (N + slots, N + 2 slots, ...).
 
 WEB ROLE (the browser product)
   --role both (the default) also serves the web origin on --web-listen (127.0.0.1:4690): the
@@ -198,6 +200,11 @@ pub struct Cli {
     /// acknowledged [default: 5].
     #[arg(long, env = "ORCHESTRATOR_RESIZE_TIMEOUT", value_name = "SECONDS", value_parser = parse_seconds)]
     pub resize_timeout: Option<Duration>,
+
+    /// Seconds a RUNNING instance may deliver no frame (its encoder idle, or its control
+    /// channel silent) before it is stopped as hung; 0 never [default: 30].
+    #[arg(long, env = "ORCHESTRATOR_FRAME_TIMEOUT", value_name = "SECONDS", value_parser = parse_seconds)]
+    pub frame_timeout: Option<Duration>,
 
     /// Seconds between readiness probes while an instance is INITIALIZING [default: 0.2].
     #[arg(long, env = "ORCHESTRATOR_PROBE_INTERVAL", value_name = "SECONDS", value_parser = parse_seconds)]
@@ -365,6 +372,8 @@ pub struct FileConfig {
     pub stop_timeout: Option<f64>,
     /// `--resize-timeout`, seconds.
     pub resize_timeout: Option<f64>,
+    /// `--frame-timeout`, seconds.
+    pub frame_timeout: Option<f64>,
     /// `--probe-interval`, seconds.
     pub probe_interval: Option<f64>,
     /// `[instance]`: what to run.
@@ -590,6 +599,7 @@ impl Config {
         s.stop_timeout = seconds("stop_timeout", file.stop_timeout)?.unwrap_or(s.stop_timeout);
         s.resize_timeout =
             seconds("resize_timeout", file.resize_timeout)?.unwrap_or(s.resize_timeout);
+        s.frame_timeout = seconds("frame_timeout", file.frame_timeout)?.unwrap_or(s.frame_timeout);
         s.probe_interval =
             seconds("probe_interval", file.probe_interval)?.unwrap_or(s.probe_interval);
         let file_sets_program = file.instance.executable.is_some() || file.instance.args.is_some();
@@ -653,6 +663,7 @@ impl Config {
         s.startup_timeout = cli.startup_timeout.unwrap_or(s.startup_timeout);
         s.stop_timeout = cli.stop_timeout.unwrap_or(s.stop_timeout);
         s.resize_timeout = cli.resize_timeout.unwrap_or(s.resize_timeout);
+        s.frame_timeout = cli.frame_timeout.unwrap_or(s.frame_timeout);
         s.probe_interval = cli.probe_interval.unwrap_or(s.probe_interval);
         s.xvfb.mode = cli.xvfb.unwrap_or(s.xvfb.mode);
         if let Some(exe) = &cli.xvfb_executable {
@@ -904,6 +915,7 @@ mod tests {
             probe_interval = 0.5
             log_dir = "logs"
             log_max_mib = 4
+            frame_timeout = 12
             [instance]
             executable = "bin/OpenSpace"
             args = ["--config", "x"]
@@ -931,6 +943,7 @@ mod tests {
         assert_eq!(s.stop_timeout, Duration::from_millis(1500));
         assert_eq!(s.log_dir, PathBuf::from("/srv/osw/logs"));
         assert_eq!(s.log_max_bytes, 4 << 20);
+        assert_eq!(s.frame_timeout, Duration::from_secs(12));
         assert_eq!(
             s.command.executable,
             PathBuf::from("/srv/osw/bin/OpenSpace")

@@ -429,3 +429,78 @@ async fn an_instance_that_floods_its_output_never_fills_the_disk() {
     c.wait_status(0, "IDLE", SECONDS_5).await;
     sup.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_taken_display_is_skipped_for_the_next_range() {
+    // Three free ranges of 2; the first display of the first range is taken by someone else
+    // (its lock file, as an X server leaves it), the other orchestrator of this machine.
+    let Some(display_base) = common::xvfb_displays(6) else {
+        return;
+    };
+    let lock = PathBuf::from(format!("/tmp/.X{display_base}-lock"));
+    std::fs::write(&lock, "     1\n").unwrap();
+    let sup = TestSupervisor::fake(2, |s| {
+        s.xvfb.mode = XvfbMode::Always;
+        s.xvfb.display_base = display_base;
+        s.xvfb.screen = "1280x720x24".into();
+    })
+    .await;
+    let mut c = sup.client().await;
+    assert_eq!(c.start().await["id"], 0);
+    c.wait_status(0, "RUNNING", SECONDS_5).await;
+    assert_eq!(c.start().await["id"], 1);
+    c.wait_status(1, "RUNNING", SECONDS_5).await;
+    // Slot 0 moved up a range (+ 2 slots); slot 1 kept its own display.
+    let moved = display_base + 2;
+    assert!(
+        sup.log(0).contains(&format!("DISPLAY=:{moved} ")),
+        "{}",
+        sup.log(0)
+    );
+    assert!(
+        sup.log(1)
+            .contains(&format!("DISPLAY=:{} ", display_base + 1)),
+        "{}",
+        sup.log(1)
+    );
+    sup.shutdown().await;
+    std::fs::remove_file(&lock).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_running_instance_that_stops_delivering_frames_is_ended_with_the_reason() {
+    let sup = TestSupervisor::fake(1, |s| {
+        s.command
+            .env
+            .insert("FAKE_FRAMES_STOP_AFTER_MS".into(), "1000".into());
+        s.frame_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let mut c = sup.client().await;
+    c.start().await;
+    c.wait_status(0, "RUNNING", SECONDS_5).await;
+    let pid = sup.instances.pid(0).unwrap();
+    // Frames stop 1 s after start; 1 s later it counts as hung and is stopped.
+    let status = c.wait_status(0, "IDLE", Duration::from_secs(10)).await;
+    let last_exit = status["lastExit"].as_str().unwrap();
+    assert!(
+        last_exit.starts_with("no frames for 1s (no frame came out of the encoder); stopped"),
+        "{last_exit}"
+    );
+    assert!(!alive(pid));
+    sup.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_instance_that_keeps_delivering_frames_is_never_taken_for_hung() {
+    let sup = TestSupervisor::fake(1, |s| {
+        s.frame_timeout = Duration::from_millis(500);
+    })
+    .await;
+    let mut c = sup.client().await;
+    c.start().await;
+    c.wait_status(0, "RUNNING", SECONDS_5).await;
+    sleep(Duration::from_secs(2)).await;
+    assert_eq!(c.status(0).await["status"], "RUNNING");
+    sup.shutdown().await;
+}

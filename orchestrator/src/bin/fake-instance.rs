@@ -18,6 +18,7 @@
 //! | `FAKE_IGNORE_SIGTERM=1` | survive SIGTERM (the supervisor must use SIGKILL) |
 //! | `FAKE_RESIZE_DELAY_MS` | apply a resize this long after acknowledging it |
 //! | `FAKE_IGNORE_RESIZE=1` | acknowledge resizes but keep the size |
+//! | `FAKE_FRAMES_STOP_AFTER_MS` | report `framesFlowing: false` from this long after start (a hung host) |
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -48,6 +49,8 @@ struct Knobs {
     crash_after_ready: Option<Duration>,
     /// Set once the crash after ready is scheduled.
     crash_scheduled: AtomicBool,
+    /// `FAKE_FRAMES_STOP_AFTER_MS`, as an instant.
+    frames_stop_at: Option<Instant>,
 }
 
 /// The "stream" size, changed by resizes.
@@ -94,6 +97,7 @@ async fn main() {
         resize_delay: env_ms("FAKE_RESIZE_DELAY_MS").unwrap_or_default(),
         ignore_resize: env_flag("FAKE_IGNORE_RESIZE"),
         crash_after_ready: env_ms("FAKE_CRASH_AFTER_READY_MS"),
+        frames_stop_at: env_ms("FAKE_FRAMES_STOP_AFTER_MS").map(|after| start + after),
         crash_scheduled: AtomicBool::new(false),
     });
 
@@ -217,11 +221,12 @@ async fn serve(socket: TcpStream, knobs: Arc<Knobs>, size: Size) {
                 {
                     crash_after(after);
                 }
+                let hung = knobs.frames_stop_at.is_some_and(|at| Instant::now() >= at);
                 ControlReply::Ready {
                     ready,
                     width,
                     height,
-                    frames_flowing: ready,
+                    frames_flowing: ready && !hung,
                 }
             }
             Ok(ControlRequest::GetStats) => {

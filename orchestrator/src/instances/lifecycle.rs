@@ -91,9 +91,14 @@ impl InstanceTask {
         };
         let mut xvfb = None;
         if self.shared.use_xvfb {
-            let display = settings.xvfb.display_base + self.id;
+            let starting = Xvfb::start_on_free_display(
+                &settings.xvfb,
+                self.id,
+                settings.slots,
+                &settings.log_dir,
+            );
             let started = tokio::select! {
-                started = Xvfb::start(&settings.xvfb, display, &settings.log_dir, self.id) => started,
+                started = starting => started,
                 reason = stop_requested(&mut self.stop) => return format!("{reason} before launch"),
             };
             match started {
@@ -200,9 +205,20 @@ impl InstanceTask {
                 });
             }
         }
+        let frame_timeout = settings.frame_timeout;
+        let hung = async {
+            if frame_timeout.is_zero() {
+                return std::future::pending().await;
+            }
+            readiness::watch_frames(addr, &self.secret, frame_timeout).await
+        };
         tokio::select! {
             status = child.wait() => Next::Exited(status, ""),
             reason = stop_requested(&mut self.stop) => Next::Stop(reason),
+            last_probe = hung => {
+                error!(after = ?frame_timeout, %last_probe, "instance delivers no frames; stopping it");
+                Next::Stop(StopReason::NoFrames { after: frame_timeout, last_probe })
+            }
         }
     }
 

@@ -132,7 +132,8 @@ pub struct XvfbSettings {
     pub mode: XvfbMode,
     /// The Xvfb program.
     pub executable: PathBuf,
-    /// Instance `id` gets display `:display_base + id`.
+    /// Instance `id` gets display `:display_base + id`, or when that is taken the same place
+    /// in a later range (`+ slots`, `+ 2 × slots`, …).
     pub display_base: u32,
     /// `-screen 0` geometry, `WxHxDEPTH`; large enough for any `RESOLUTION`.
     pub screen: String,
@@ -160,6 +161,8 @@ pub struct InstanceSettings {
     pub probe_interval: Duration,
     /// From SIGTERM until SIGKILL.
     pub stop_timeout: Duration,
+    /// A `RUNNING` instance whose encoder delivers no frame for this long is stopped (0: never).
+    pub frame_timeout: Duration,
     /// How long `RESOLUTION` waits for frames of the new size (0: reply on acknowledgement).
     pub resize_timeout: Duration,
     /// The per-instance Xvfb.
@@ -198,6 +201,7 @@ impl Default for InstanceSettings {
             probe_interval: Duration::from_millis(200),
             stop_timeout: Duration::from_secs(10),
             resize_timeout: Duration::from_secs(5),
+            frame_timeout: Duration::from_secs(30),
             xvfb: XvfbSettings {
                 mode: XvfbMode::Auto,
                 executable: PathBuf::from("Xvfb"),
@@ -337,6 +341,13 @@ pub enum StopReason {
     Request,
     /// The supervisor is shutting down.
     Shutdown,
+    /// A running instance delivered no frames for `after` (it hangs).
+    NoFrames {
+        /// The frame timeout.
+        after: Duration,
+        /// What the last probe said.
+        last_probe: String,
+    },
     /// The readiness probe did not succeed in time.
     StartupTimeout {
         /// The startup timeout.
@@ -353,6 +364,9 @@ impl fmt::Display for StopReason {
         match self {
             StopReason::Request => f.write_str("stopped on request"),
             StopReason::Shutdown => f.write_str("stopped at supervisor shutdown"),
+            StopReason::NoFrames { after, last_probe } => {
+                write!(f, "no frames for {after:?} ({last_probe}); stopped")
+            }
             StopReason::StartupTimeout {
                 after,
                 last_probe,

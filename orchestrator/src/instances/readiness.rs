@@ -2,6 +2,10 @@
 //! and frames are coming out of its encoder (endpoint up, secret accepted, first frame
 //! delivered and encoded: a process alive is not a stream). The host's `READY port=…` stdout
 //! line is not used: the probe is the truth.
+//!
+//! After that, [`watch_frames`] asks the same question now and then, so an instance that
+//! hangs (alive, but no frame out of its encoder, or no answer at all) is noticed and ended
+//! instead of holding its slot for good.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -51,5 +55,38 @@ pub(super) async fn wait_ready(
             }
         }
         sleep_until((Instant::now() + interval).min(deadline)).await;
+    }
+}
+
+/// Returns once `addr` has not reported frames flowing for `timeout` (an unanswered probe
+/// counts as no frames), with what the last probe said. Probes every `timeout / 5` (at
+/// least 200 ms, at most 5 s) over one control connection, remade when it fails.
+pub(super) async fn watch_frames(addr: SocketAddr, secret: &str, timeout: Duration) -> String {
+    let interval = (timeout / 5).clamp(Duration::from_millis(200), Duration::from_secs(5));
+    let mut last_frames = Instant::now();
+    let mut client: Option<ControlClient> = None;
+    loop {
+        sleep_until(Instant::now() + interval).await;
+        let answer = match client.as_mut() {
+            Some(client) => client.ready().await,
+            None => match ControlClient::connect(addr, secret, PROBE_TIMEOUT).await {
+                Ok(connected) => client.insert(connected).ready().await,
+                Err(err) => Err(err),
+            },
+        };
+        let last = match answer {
+            Ok(readiness) if readiness.frames_flowing => {
+                last_frames = Instant::now();
+                continue;
+            }
+            Ok(_) => "no frame came out of the encoder".to_string(),
+            Err(err) => {
+                client = None;
+                format!("the control channel did not answer: {err}")
+            }
+        };
+        if last_frames.elapsed() >= timeout {
+            return last;
+        }
     }
 }

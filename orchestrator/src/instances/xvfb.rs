@@ -1,9 +1,14 @@
 //! A private X server per instance, for rendering servers without a display.
 //!
-//! `Xvfb :<display> -screen 0 <screen> -nolisten tcp`, display `display_base + id`. It is ready
-//! when its socket `/tmp/.X11-unix/X<display>` accepts a connection; it is stopped after its
-//! instance. A display that already answers before we start is refused, so an instance never
-//! lands on someone else's X server.
+//! `Xvfb :<display> -screen 0 <screen> -nolisten tcp`. It is ready when its socket
+//! `/tmp/.X11-unix/X<display>` accepts a connection; it is stopped after its instance.
+//!
+//! Instance `id` tries display `display_base + id` first, then the same place in the next
+//! ranges (`+ slots`, `+ 2 × slots`, … [`DISPLAY_TRIES`] in all). A display is skipped when
+//! its socket answers or its lock file `/tmp/.X<n>-lock` exists, and also when Xvfb exits at
+//! once because another X server took it between our look and its start. So an instance never
+//! lands on someone else's X server, and a second orchestrator on the same machine with the
+//! same `display_base` works too: its instances move up a range.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -18,6 +23,8 @@ use super::XvfbSettings;
 use super::logs::LogFile;
 use super::process::{describe_exit, signal_group};
 
+/// Displays tried per instance before giving up.
+pub(super) const DISPLAY_TRIES: u32 = 16;
 /// How often the socket is tried while Xvfb starts.
 const POLL: Duration = Duration::from_millis(50);
 /// How long Xvfb gets to exit after SIGTERM before SIGKILL.
@@ -26,9 +33,19 @@ const STOP_GRACE: Duration = Duration::from_secs(3);
 /// Why an Xvfb could not be started. `Display` goes into the instance's `lastExit`.
 #[derive(Debug, thiserror::Error)]
 pub(super) enum XvfbError {
-    /// Something already serves that display.
-    #[error("X display :{0} is already in use (set xvfb.display_base to a free range)")]
-    InUse(u32),
+    /// Every display tried is taken.
+    #[error(
+        "X displays :{first} and the {tries} after it, {stride} apart, are all in use (set \
+         xvfb.display_base to a free range)"
+    )]
+    NoneFree {
+        /// The first display tried.
+        first: u32,
+        /// Displays tried after it.
+        tries: u32,
+        /// The step between two tries (the number of slots).
+        stride: u32,
+    },
     /// The log file could not be created.
     #[error("cannot create the Xvfb log file: {0}")]
     Log(std::io::Error),
@@ -82,18 +99,62 @@ async fn answers(socket: &Path) -> bool {
     )
 }
 
+/// Whether display `n` looks taken: its socket answers, or an X server holds its lock file
+/// (a stale lock too: skipping a free display costs nothing, taking a busy one breaks both).
+async fn taken(display: u32) -> bool {
+    Path::new(&format!("/tmp/.X{display}-lock")).exists() || answers(&socket_path(display)).await
+}
+
+/// The displays instance `id` tries, in order: `base + id`, then `stride` further each time.
+pub(super) fn candidates(base: u32, id: u32, stride: u32) -> impl Iterator<Item = u32> {
+    (0..DISPLAY_TRIES).filter_map(move |k| {
+        base.checked_add(id)?
+            .checked_add(k.checked_mul(stride.max(1))?)
+    })
+}
+
 impl Xvfb {
+    /// Starts Xvfb for instance `id` on the first free display of [`candidates`] (`stride`:
+    /// the number of slots), logging to `log_dir/xvfb-<id>.log`, and waits for its socket.
+    pub async fn start_on_free_display(
+        settings: &XvfbSettings,
+        id: u32,
+        stride: u32,
+        log_dir: &Path,
+    ) -> Result<Xvfb, XvfbError> {
+        let first = settings.display_base.saturating_add(id);
+        // `number`, not `display`: tracing's macros have a `display` of their own.
+        for number in candidates(settings.display_base, id, stride) {
+            if taken(number).await {
+                debug!(number, "X display taken; trying the next");
+                continue;
+            }
+            match Xvfb::start(settings, number, log_dir, id).await {
+                // Lost a race for it: someone started an X server there meanwhile.
+                Err(XvfbError::Exited { .. }) if taken(number).await => {
+                    debug!(
+                        number,
+                        "X display taken while Xvfb started; trying the next"
+                    );
+                }
+                started => return started,
+            }
+        }
+        Err(XvfbError::NoneFree {
+            first,
+            tries: DISPLAY_TRIES - 1,
+            stride,
+        })
+    }
+
     /// Starts Xvfb on `:display`, logging to `log_dir/xvfb-<id>.log`, and waits for its socket.
-    pub async fn start(
+    async fn start(
         settings: &XvfbSettings,
         display: u32,
         log_dir: &Path,
         id: u32,
     ) -> Result<Xvfb, XvfbError> {
         let socket = socket_path(display);
-        if answers(&socket).await {
-            return Err(XvfbError::InUse(display));
-        }
         // Xvfb writes to the file itself (a few lines), so the cap is never reached.
         let log = LogFile::create(log_dir, &format!("xvfb-{id}.log"), u64::MAX)
             .map_err(XvfbError::Log)?;
@@ -157,5 +218,20 @@ impl Xvfb {
                 let _ = self.child.kill().await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_instance_tries_its_own_place_in_successive_ranges() {
+        let tried: Vec<u32> = candidates(90, 1, 3).take(4).collect();
+        assert_eq!(tried, [91, 94, 97, 100]);
+        assert_eq!(candidates(90, 0, 3).count(), DISPLAY_TRIES as usize);
+        // Never past u32::MAX, and a stride of 0 still moves on.
+        assert!(candidates(u32::MAX - 2, 0, 3).count() < DISPLAY_TRIES as usize);
+        assert_eq!(candidates(5, 0, 0).take(2).collect::<Vec<_>>(), [5, 6]);
     }
 }

@@ -318,6 +318,9 @@ pub fn describe_exit(last_exit: Option<&str>) -> String {
     if text.starts_with("did not become ready") {
         return "The instance did not finish starting in time and was stopped.".to_string();
     }
+    if text.starts_with("no frames for") {
+        return "The instance stopped delivering pictures and was ended.".to_string();
+    }
     if text.starts_with("stopped on request") {
         return "The instance was stopped on its rendering server.".to_string();
     }
@@ -1097,6 +1100,12 @@ mod tests {
         );
         assert!(
             describe_exit(Some("did not become ready within 60s (x); stopped")).contains("in time")
+        );
+        assert_eq!(
+            describe_exit(Some(
+                "no frames for 30s (no frame came out of the encoder); stopped"
+            )),
+            "The instance stopped delivering pictures and was ended."
         );
         assert_eq!(describe_exit(None), "The instance ended.");
     }
