@@ -17,6 +17,7 @@ use crate::instances::openspace::{
     OpenSpaceError, files_dir as openspace_files_dir, openspace_command,
 };
 use crate::instances::{InstanceSettings, SettingsError, XvfbMode};
+use crate::secret::{SecretError, SupervisorSecret};
 use crate::server::DEFAULT_IDLE_TIMEOUT;
 use crate::web::{SupervisorAddress, TlsFiles, WebSettings};
 
@@ -72,7 +73,7 @@ SHUTDOWN
   exits; nothing is left running. (--role web leaves instances running; the next start
   adopts those still alive.)";
 
-/// Which roles the process runs (DESIGN.md: "One binary, two roles").
+/// Which roles the process runs: one binary, two roles.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
@@ -102,10 +103,22 @@ pub struct Cli {
     #[arg(long, env = "ORCHESTRATOR_CONFIG", value_name = "PATH")]
     pub config: Option<PathBuf>,
 
-    /// Address of the supervisor protocol WebSocket [default: 127.0.0.1:4699]. Use 0.0.0.0 to
-    /// let other machines' web roles in (the protocol has no authentication yet).
+    /// Address of the supervisor protocol WebSocket [default: 127.0.0.1:4699]. Anything but
+    /// loopback (0.0.0.0, to let other machines' web roles in) needs --supervisor-secret.
     #[arg(long, env = "ORCHESTRATOR_LISTEN", value_name = "ADDR:PORT")]
     pub listen: Option<SocketAddr>,
+
+    /// The secret supervisor-protocol connections present (at least 16 of A-Z a-z 0-9 - _ . ~):
+    /// the supervisor refuses connections without it, and the web role presents it to every
+    /// supervisor. Needed to listen anywhere but loopback. Prefer the environment variable to
+    /// the flag (other users can read a command line).
+    #[arg(
+        long,
+        env = "ORCHESTRATOR_SUPERVISOR_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    pub supervisor_secret: Option<String>,
 
     /// Seconds a supervisor-protocol connection may send nothing before it is closed; keep
     /// it above 30 (the web role drops its pooled connections after 30 s idle) [default: 120].
@@ -348,6 +361,8 @@ pub struct FileConfig {
     pub listen: Option<SocketAddr>,
     /// `--connection-idle-timeout`, seconds.
     pub connection_idle_timeout: Option<f64>,
+    /// `--supervisor-secret`.
+    pub supervisor_secret: Option<String>,
     /// `--slots`.
     pub slots: Option<u32>,
     /// `--signaling-base-port`.
@@ -489,6 +504,19 @@ pub enum ConfigError {
     /// The OpenSpace folder cannot be used.
     #[error(transparent)]
     OpenSpace(#[from] OpenSpaceError),
+    /// The supervisor secret is unusable.
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    /// A supervisor listening beyond loopback without a secret.
+    #[error(
+        "the supervisor would listen on {listen} without a secret: anyone who reaches it could \
+         START and STOP. Set --supervisor-secret (ORCHESTRATOR_SUPERVISOR_SECRET) or listen on \
+         127.0.0.1"
+    )]
+    OpenWithoutSecret {
+        /// The listen address.
+        listen: SocketAddr,
+    },
     /// Both OpenSpace mode and an instance program are configured.
     #[error(
         "--openspace (openspace) chooses the instance program itself: leave out the instance \
@@ -526,6 +554,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// A supervisor-protocol connection without a request for this long is closed.
     pub connection_idle_timeout: Duration,
+    /// What supervisor-protocol connections present; also given to the web role's clients.
+    pub supervisor_secret: Option<SupervisorSecret>,
     /// The local supervisor's settings.
     pub instances: InstanceSettings,
     /// The web role's settings.
@@ -719,10 +749,22 @@ impl Config {
                 message: "must be greater than zero".into(),
             });
         }
+        let supervisor_secret = cli
+            .supervisor_secret
+            .as_deref()
+            .or(file.supervisor_secret.as_deref())
+            .map(SupervisorSecret::new)
+            .transpose()?;
+        if role != Role::Web && supervisor_secret.is_none() && !listen.ip().is_loopback() {
+            return Err(ConfigError::OpenWithoutSecret { listen });
+        }
+        let mut web = web;
+        web.manager.supervisor_secret = supervisor_secret.clone();
         Ok(Config {
             role,
             listen,
             connection_idle_timeout,
+            supervisor_secret,
             instances: s,
             web,
         })

@@ -30,6 +30,8 @@
 //!   and the per-instance log files.
 //! - [`web`]: the web role (HTTP origin, API, signaling proxy, push, instance manager,
 //!   supervisor protocol client, database, TLS).
+//! - [`secret`]: the secret supervisor-protocol connections present (bearer header or
+//!   `?token=`).
 //! - [`control_client`]: the client of rust-core's control channel (`hello`, `ready`, `resize`,
 //!   `getStats`), with the message types of `openspace-webrtc-protocol`.
 //!
@@ -49,9 +51,10 @@ pub mod cmd;
 pub mod config;
 pub mod control_client;
 pub mod instances;
+pub mod secret;
 pub mod server;
 pub mod shutdown;
 pub mod supervisor;
 pub mod web;
 
-pub use server::{ConnectionLimits, run, run_with};
+pub use server::{ConnectionLimits, ServerSettings, run, run_with};

@@ -11,10 +11,10 @@ use std::io::IsTerminal;
 
 use anyhow::Context;
 use clap::Parser;
-use orchestrator::ConnectionLimits;
 use orchestrator::config::{Cli, Config, Role};
 use orchestrator::instances::Instances;
 use orchestrator::web::{self, LocalSupervisor};
+use orchestrator::{ConnectionLimits, ServerSettings};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tracing::info;
@@ -47,10 +47,13 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-fn connection_limits(config: &Config) -> ConnectionLimits {
-    ConnectionLimits {
-        idle_timeout: config.connection_idle_timeout,
-        ..ConnectionLimits::default()
+fn server_settings(config: &Config) -> ServerSettings {
+    ServerSettings {
+        limits: ConnectionLimits {
+            idle_timeout: config.connection_idle_timeout,
+            ..ConnectionLimits::default()
+        },
+        secret: config.supervisor_secret.clone(),
     }
 }
 
@@ -64,12 +67,12 @@ async fn supervisor_only(
     config: Config,
     signals: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let limits = connection_limits(&config);
+    let server = server_settings(&config);
     let instances = Instances::new(config.instances).context("instance settings")?;
     let listener = bind(config.listen, "supervisor").await?;
     let address = listener.local_addr().context("listening address")?;
     info!(%address, "supervisor listening");
-    orchestrator::run_with(listener, instances, limits, signals).await;
+    orchestrator::run_with(listener, instances, server, signals).await;
     info!("supervisor stopped");
     Ok(())
 }
@@ -91,7 +94,7 @@ async fn both(
     let slots = config.instances.slots;
     let signaling_base_port = config.instances.ports.signaling_base;
     let api_websocket_base_port = config.instances.ports.api_websocket_base;
-    let limits = connection_limits(&config);
+    let server = server_settings(&config);
     let instances = Instances::new(config.instances).context("instance settings")?;
     let supervisor_listener = bind(config.listen, "supervisor").await?;
     let web_listener = bind(config.web.listen, "web origin").await?;
@@ -104,7 +107,7 @@ async fn both(
     let supervisor = tokio::spawn(orchestrator::run_with(
         supervisor_listener,
         instances,
-        limits,
+        server,
         async move {
             let _ = supervisor_stopped.await;
         },

@@ -26,12 +26,14 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, broadcast, mpsc};
 use tokio::time::{sleep, timeout};
 use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
-use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::tungstenite::{self, Message, http};
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use crate::cmd::Command;
+use crate::secret::SupervisorSecret;
 use crate::shutdown::Shutdown;
 use crate::supervisor::Supervisor;
 
@@ -63,6 +65,16 @@ impl Default for ConnectionLimits {
     }
 }
 
+/// Everything about how the supervisor protocol is served, besides its address.
+#[derive(Debug, Clone, Default)]
+pub struct ServerSettings {
+    /// Connection hygiene.
+    pub limits: ConnectionLimits,
+    /// The secret every connection must present on its upgrade (`None`: anyone who reaches
+    /// the port; the configuration allows that on loopback only).
+    pub secret: Option<SupervisorSecret>,
+}
+
 /// The accept loop's state.
 struct Listener<S> {
     /// The bound socket (tests bind port 0).
@@ -73,6 +85,8 @@ struct Listener<S> {
     limit_connections: Arc<Semaphore>,
     /// Timeouts and the cap.
     limits: ConnectionLimits,
+    /// What a client must present.
+    secret: Option<Arc<SupervisorSecret>>,
     /// Dropped to tell every connection to close.
     notify_shutdown: broadcast::Sender<()>,
     /// Cloned into each connection; `run` waits until every clone is dropped.
@@ -96,18 +110,20 @@ struct Handler<S> {
 }
 
 /// Serves the supervisor protocol on `listener` until `shutdown` resolves, then closes every
-/// connection and stops every instance `supervisor` started. Default [`ConnectionLimits`].
+/// connection and stops every instance `supervisor` started. Default [`ServerSettings`]: no
+/// secret, default connection limits.
 pub async fn run<S: Supervisor>(listener: TcpListener, supervisor: S, shutdown: impl Future) {
-    run_with(listener, supervisor, ConnectionLimits::default(), shutdown).await;
+    run_with(listener, supervisor, ServerSettings::default(), shutdown).await;
 }
 
-/// [`run`] with other connection limits.
+/// [`run`] with other settings.
 pub async fn run_with<S: Supervisor>(
     listener: TcpListener,
     supervisor: S,
-    limits: ConnectionLimits,
+    settings: ServerSettings,
     shutdown: impl Future,
 ) {
+    let limits = settings.limits;
     let (notify_shutdown, _) = broadcast::channel(1);
     let (shutdown_complete_tx, mut shutdown_complete_rx) = mpsc::channel(1);
     let mut server = Listener {
@@ -115,6 +131,7 @@ pub async fn run_with<S: Supervisor>(
         supervisor: Arc::new(supervisor),
         limit_connections: Arc::new(Semaphore::new(limits.max_connections)),
         limits,
+        secret: settings.secret.map(Arc::new),
         notify_shutdown,
         shutdown_complete_tx,
     };
@@ -151,10 +168,21 @@ impl<S: Supervisor> Listener<S> {
             let mut shutdown = Shutdown::new(self.notify_shutdown.subscribe());
             let shutdown_complete = self.shutdown_complete_tx.clone();
             let limits = self.limits;
+            let secret = self.secret.clone();
             let task = async move {
+                // The callback's type is tungstenite's, large error response included.
+                #[allow(clippy::result_large_err)]
+                let check = move |request: &Request, response: Response| match &secret {
+                    Some(secret) if !presents(secret, request) => Err(refusal()),
+                    _ => Ok(response),
+                };
                 let handshake = timeout(
                     limits.handshake_timeout,
-                    tokio_tungstenite::accept_async_with_config(socket, Some(ws_config())),
+                    tokio_tungstenite::accept_hdr_async_with_config(
+                        socket,
+                        check,
+                        Some(ws_config()),
+                    ),
                 );
                 let ws = tokio::select! {
                     ws = handshake => match ws {
@@ -200,6 +228,29 @@ impl<S: Supervisor> Listener<S> {
             backoff *= 2;
         }
     }
+}
+
+/// Whether the upgrade `request` presents `secret` (header or query, see [`SupervisorSecret`]).
+fn presents(secret: &SupervisorSecret, request: &Request) -> bool {
+    let authorization = request
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok());
+    let admitted = secret.admits(authorization, request.uri().query());
+    if !admitted {
+        warn!("supervisor connection refused: missing or wrong secret");
+    }
+    admitted
+}
+
+/// 401 before the upgrade: the client learns nothing but that it needs the secret.
+fn refusal() -> ErrorResponse {
+    let mut response = ErrorResponse::new(Some(
+        "this supervisor needs its secret: Authorization: Bearer <secret>, or ?token=<secret>"
+            .to_string(),
+    ));
+    *response.status_mut() = http::StatusCode::UNAUTHORIZED;
+    response
 }
 
 /// Raises this process's soft limit of open file descriptors to its hard limit, so that

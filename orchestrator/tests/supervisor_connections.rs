@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::{Client, TempDir, TestSupervisor, fake_settings};
 use futures_util::StreamExt;
-use orchestrator::ConnectionLimits;
+use orchestrator::{ConnectionLimits, ServerSettings};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, sleep, timeout};
 use tokio_tungstenite::tungstenite::Message;
@@ -20,7 +20,11 @@ const ABANDONED: usize = 1000;
 async fn supervisor(limits: ConnectionLimits) -> TestSupervisor {
     let dir = TempDir::new("connections");
     let settings = fake_settings(1, dir.path());
-    TestSupervisor::start_with(settings, dir, limits).await
+    let server = ServerSettings {
+        limits,
+        secret: None,
+    };
+    TestSupervisor::start_with(settings, dir, server).await
 }
 
 #[tokio::test(flavor = "multi_thread")]

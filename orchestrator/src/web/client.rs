@@ -1,5 +1,5 @@
 //! The supervisor protocol client: how the web role talks to every supervisor, the one in its
-//! own process included (DESIGN.md: "no second path").
+//! own process included: there is no second path.
 //!
 //! A supervisor answers one request at a time per connection, in order, and `START`/`STOP`
 //! take seconds, so the client keeps a small pool of idle connections and opens another when
@@ -14,9 +14,13 @@ use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout};
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::http::header::AUTHORIZATION;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tracing::debug;
 
+use crate::secret::SupervisorSecret;
 use crate::supervisor::{InstanceStatus, ServerStatus, StatusReport, Supervisor, SupervisorError};
 
 /// Idle connections kept per supervisor.
@@ -39,6 +43,8 @@ pub struct SupervisorClient {
     /// Connections that answered their last request and wait for the next one, with the
     /// time each was put back.
     idle: Mutex<Vec<(Socket, Instant)>>,
+    /// Presented as `Authorization: Bearer` on every connection, when the supervisor needs it.
+    secret: Option<SupervisorSecret>,
 }
 
 impl std::fmt::Debug for SupervisorClient {
@@ -67,8 +73,9 @@ enum CallError {
 }
 
 impl SupervisorClient {
-    /// A client of the supervisor at `host:port`. Connects lazily.
-    pub fn new(host: &str, port: u16) -> SupervisorClient {
+    /// A client of the supervisor at `host:port`, presenting `secret` if given. Connects
+    /// lazily.
+    pub fn new(host: &str, port: u16, secret: Option<SupervisorSecret>) -> SupervisorClient {
         let host = if host.contains(':') && !host.starts_with('[') {
             format!("[{host}]") // an IPv6 literal
         } else {
@@ -77,6 +84,7 @@ impl SupervisorClient {
         SupervisorClient {
             url: format!("ws://{host}:{port}/"),
             idle: Mutex::new(Vec::new()),
+            secret,
         }
     }
 
@@ -117,7 +125,17 @@ impl SupervisorClient {
     }
 
     async fn connect(&self) -> Result<Socket, String> {
-        match timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(&self.url)).await {
+        let mut request = self
+            .url
+            .as_str()
+            .into_client_request()
+            .map_err(|err| format!("bad supervisor URL {}: {err}", self.url))?;
+        if let Some(secret) = &self.secret {
+            let value = HeaderValue::from_str(&format!("Bearer {}", secret.expose()))
+                .map_err(|err| format!("the supervisor secret is not a header value: {err}"))?;
+            request.headers_mut().insert(AUTHORIZATION, value);
+        }
+        match timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(request)).await {
             Ok(Ok((socket, _))) => Ok(socket),
             Ok(Err(err)) => Err(format!("cannot connect to {}: {err}", self.url)),
             Err(_) => Err(format!(
@@ -345,9 +363,12 @@ mod tests {
 
     #[test]
     fn ipv6_hosts_get_brackets() {
-        assert_eq!(SupervisorClient::new("::1", 4699).url(), "ws://[::1]:4699/");
         assert_eq!(
-            SupervisorClient::new("127.0.0.1", 4699).url(),
+            SupervisorClient::new("::1", 4699, None).url(),
+            "ws://[::1]:4699/"
+        );
+        assert_eq!(
+            SupervisorClient::new("127.0.0.1", 4699, None).url(),
             "ws://127.0.0.1:4699/"
         );
     }

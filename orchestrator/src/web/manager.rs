@@ -23,6 +23,7 @@ use super::client::SupervisorClient;
 use super::db::{Db, DbError, InstanceRow, ServerRow, now_ms};
 use super::token::{NoRandomness, new_uuid};
 use crate::cmd::MAX_DIMENSION;
+use crate::secret::SupervisorSecret;
 use crate::supervisor::{InstanceStatus, Supervisor, SupervisorError};
 
 /// First pause before recording an end again after the database refused it.
@@ -48,6 +49,8 @@ pub struct ManagerSettings {
     pub unreachable_grace: Duration,
     /// The waiting page's expected startup time before a server has started anything.
     pub default_startup: Duration,
+    /// What every supervisor connection presents (`--supervisor-secret`), if they need one.
+    pub supervisor_secret: Option<SupervisorSecret>,
 }
 
 impl Default for ManagerSettings {
@@ -60,6 +63,7 @@ impl Default for ManagerSettings {
             poll_running: Duration::from_secs(1),
             unreachable_grace: Duration::from_secs(30),
             default_startup: Duration::from_secs(10),
+            supervisor_secret: None,
         }
     }
 }
@@ -403,7 +407,11 @@ impl Manager {
     }
 
     fn add_server(&self, row: ServerRow) {
-        let client = SupervisorClient::new(&row.ip_address, row.port);
+        let client = SupervisorClient::new(
+            &row.ip_address,
+            row.port,
+            self.settings.supervisor_secret.clone(),
+        );
         self.server_map()
             .insert(row.server_id.clone(), Arc::new(Server { row, client }));
     }

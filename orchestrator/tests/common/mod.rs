@@ -129,14 +129,14 @@ impl TestSupervisor {
     }
 
     pub async fn start(settings: InstanceSettings, dir: TempDir) -> TestSupervisor {
-        TestSupervisor::start_with(settings, dir, orchestrator::ConnectionLimits::default()).await
+        TestSupervisor::start_with(settings, dir, orchestrator::ServerSettings::default()).await
     }
 
-    /// [`TestSupervisor::start`] with other connection limits.
+    /// [`TestSupervisor::start`] with other server settings (limits, secret).
     pub async fn start_with(
         settings: InstanceSettings,
         dir: TempDir,
-        limits: orchestrator::ConnectionLimits,
+        server: orchestrator::ServerSettings,
     ) -> TestSupervisor {
         init_logging();
         let instances = Instances::new(settings).expect("valid settings");
@@ -146,7 +146,7 @@ impl TestSupervisor {
         let task = tokio::spawn(orchestrator::run_with(
             listener,
             instances.clone(),
-            limits,
+            server,
             async move {
                 let _ = stopped.await;
             },
