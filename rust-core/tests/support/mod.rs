@@ -36,7 +36,7 @@ pub fn moving_frame(n: u32) -> Vec<u8> {
 }
 
 /// True when this process sees no network interface but loopback: the rule for any test that
-/// opens a WebRTC peer connection (see DESIGN.md, "Network rule").
+/// opens a WebRTC peer connection: nothing may leave loopback.
 pub fn in_loopback_only_namespace() -> bool {
     // /proc/net/dev follows the reading process's namespace (/sys/class/net follows the
     // namespace sysfs was mounted in, so it would still list the host's interfaces).
