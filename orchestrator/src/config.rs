@@ -952,6 +952,7 @@ mod tests {
         let f = file(
             r#"
             listen = "0.0.0.0:5000"
+            supervisor_secret = "a-secret-of-20-chars"
             slots = 2
             startup_timeout = 90
             probe_interval = 0.5
@@ -979,6 +980,10 @@ mod tests {
         let config = Config::merge(&cli, f, Some(Path::new("/srv/osw"))).unwrap();
         let s = &config.instances;
         assert_eq!(config.listen, "0.0.0.0:5000".parse().unwrap());
+        assert_eq!(
+            config.supervisor_secret,
+            Some(SupervisorSecret::new("a-secret-of-20-chars").unwrap())
+        );
         assert_eq!(s.slots, 4);
         assert_eq!(s.startup_timeout, Duration::from_secs(90));
         assert_eq!(s.probe_interval, Duration::from_millis(500));
