@@ -102,7 +102,10 @@ impl InstanceTask {
                 reason = stop_requested(&mut self.stop) => return format!("{reason} before launch"),
             };
             match started {
-                Ok(started) => xvfb = Some(started),
+                Ok(started) => {
+                    self.shared.xvfb_started(self.id, started.pid());
+                    xvfb = Some(started);
+                }
                 Err(err) => {
                     error!(%err, "cannot start Xvfb");
                     return err.to_string();

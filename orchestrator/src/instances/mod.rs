@@ -7,6 +7,7 @@
 //! - `lifecycle.rs`: one task per instance, from launch to a free slot (exit watch, stop).
 //! - `logs.rs`: per-instance log files (capped) and their tails.
 //! - `openspace.rs`: the instance command of OpenSpace mode (`--openspace <dir>`).
+//! - `orphans.rs`: the ledger of process groups, and stopping what a dead supervisor left.
 //!
 //! Locking: one `std::sync::Mutex` around the slot table, never held across an `.await`.
 //! Launching, probing, stopping and resizing happen outside it.
@@ -14,6 +15,7 @@
 mod lifecycle;
 mod logs;
 pub mod openspace;
+pub mod orphans;
 mod process;
 mod readiness;
 mod slots;
@@ -35,6 +37,7 @@ pub use process::RESERVED_ENV;
 use crate::control_client::ControlClient;
 use crate::supervisor::{InstanceStatus, ServerStatus, StatusReport, Supervisor, SupervisorError};
 use lifecycle::InstanceTask;
+use orphans::Ledger;
 use slots::{Busy, Slot, SlotTable};
 
 /// Most slots one supervisor may have (each takes ports and possibly an X display).
@@ -403,6 +406,8 @@ struct State {
     table: SlotTable,
     /// Cloned into each instance task; `None` once shutdown began (no more `START`).
     drain: Option<mpsc::Sender<()>>,
+    /// The process groups started and still running, on disk for a supervisor after us.
+    ledger: Ledger,
 }
 
 impl Shared {
@@ -413,13 +418,22 @@ impl Shared {
     }
 
     fn free(&self, id: u32, generation: u64, last_exit: String) {
-        self.lock().table.free(id, generation, last_exit);
+        let mut state = self.lock();
+        state.table.free(id, generation, last_exit);
+        state.ledger.slot_ended(id);
     }
 
     fn set_pid(&self, id: u32, generation: u64, pid: u32) {
-        if let Some(busy) = self.lock().table.busy_mut(id, generation) {
+        let mut state = self.lock();
+        if let Some(busy) = state.table.busy_mut(id, generation) {
             busy.pid = Some(pid);
+            state.ledger.started(id, pid);
         }
+    }
+
+    /// Records slot `id`'s Xvfb (its process group) in the ledger.
+    fn xvfb_started(&self, id: u32, pid: u32) {
+        self.lock().ledger.started(id, pid);
     }
 
     /// `INITIALIZING` → `RUNNING`, unless a stop came first.
@@ -466,8 +480,17 @@ impl fmt::Debug for Instances {
 impl Instances {
     /// A supervisor with `settings.slots` idle slots. Xvfb use is decided here, from the mode
     /// and this process's `DISPLAY`.
+    /// Process groups a supervisor that died with the same log directory left running are
+    /// stopped first (see `orphans.rs`), so every slot starts free.
     pub fn new(settings: InstanceSettings) -> Result<Instances, SettingsError> {
         settings.validate()?;
+        let left = orphans::stop_left_behind(&settings.log_dir, settings.stop_timeout);
+        if !left.is_empty() {
+            info!(
+                groups = left.len(),
+                "stopped what an earlier supervisor left running; every slot is free"
+            );
+        }
         let use_xvfb = settings.wants_xvfb(std::env::var("DISPLAY").ok().as_deref());
         info!(
             slots = settings.slots,
@@ -478,6 +501,7 @@ impl Instances {
         );
         let (drain_tx, drain_rx) = mpsc::channel(1);
         let table = SlotTable::new(settings.slots);
+        let ledger = Ledger::new(&settings.log_dir);
         Ok(Instances {
             shared: Arc::new(Shared {
                 settings: Arc::new(settings),
@@ -485,6 +509,7 @@ impl Instances {
                 state: Mutex::new(State {
                     table,
                     drain: Some(drain_tx),
+                    ledger,
                 }),
                 drained: tokio::sync::Mutex::new(Some(drain_rx)),
             }),

@@ -207,6 +207,11 @@ impl Xvfb {
         self.display
     }
 
+    /// Its process id, the leader of its own process group.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
     /// SIGTERM, then SIGKILL if it lingers; waits until it is gone.
     pub async fn stop(mut self) {
         signal_group(self.pid, libc::SIGTERM);
