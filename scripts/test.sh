@@ -38,7 +38,7 @@ stage "streaming: database and web-role tests on PostgreSQL (private cluster, lo
 scripts/in-loopback-netns.sh scripts/with-postgres.sh \
     cargo test -p orchestrator --features postgres --locked \
     --lib --test web --test web_limits --test web_connections --test web_serving --test web_storage \
-    --test openspace_api \
+    --test openspace_api --test web_roles \
     -- --test-threads=1
 stage "streaming: browser end-to-end (loopback-only namespace, Xvfb)"
 scripts/in-loopback-netns.sh sh -c 'cd tests/e2e && npm test'
