@@ -1,7 +1,8 @@
 //! The web origin's connections under misuse: HTTP clients that never finish their headers or
 //! sit idle are dropped, WebSocket frames that break the protocol get the close code that says
-//! why, and a signaling message over the protocol's limit is refused with an error while the
-//! connection stays usable. Only 127.0.0.1 is used.
+//! why, a signaling message over the protocol's limit is refused with an error while the
+//! connection stays usable, and a thousand abandoned connections (mute, or upgraded push
+//! sockets never read) keep no new request waiting. Only 127.0.0.1 is used.
 
 mod common;
 
@@ -162,4 +163,52 @@ async fn an_oversized_signaling_message_gets_an_error_and_the_connection_stays()
 
     web.shutdown().await;
     sup.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_thousand_abandoned_connections_do_not_keep_the_next_page_waiting() {
+    // This process holds both ends of every connection.
+    let limit = orchestrator::server::raise_descriptor_limit().expect("descriptor limit");
+    assert!(
+        limit >= 2400,
+        "this test needs 2400 open files, the hard limit is {limit}"
+    );
+    let dir = TempDir::new("web-abandoned");
+    let web = TestWeb::start(dir.path(), None, |_| {}).await;
+    let token = web.session().await;
+    let abandon = async {
+        let mut mute = Vec::new();
+        let mut upgraded = Vec::new();
+        for i in 0..1000 {
+            if i % 2 == 0 {
+                // A connection that never sends a byte.
+                mute.push(web.connect().await.expect("connect"));
+            } else {
+                // A session's push WebSocket, upgraded, then never read again.
+                let ws = web
+                    .ws(&format!("/api/events?token={token}"))
+                    .await
+                    .expect("upgrade");
+                upgraded.push(ws);
+            }
+        }
+        (mute, upgraded)
+    };
+    let held = tokio::time::timeout(Duration::from_secs(60), abandon)
+        .await
+        .expect("earlier idle connections kept new ones from being served");
+    let started = std::time::Instant::now();
+    let (status, _, _) = tokio::time::timeout(
+        Duration::from_secs(2),
+        web.request("GET", "/api/health", None, None),
+    )
+    .await
+    .expect("a new request is answered at once, whatever was abandoned before it");
+    assert_eq!(status, 200);
+    println!(
+        "GET /api/health with 1000 abandoned connections: {:?}",
+        started.elapsed()
+    );
+    drop(held);
+    web.shutdown().await;
 }
