@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::web::{TestWeb, close_code, closed_within, next_json, read_response, send, ws_frame};
 use common::{TempDir, TestSupervisor};
-use futures_util::SinkExt;
+use futures_util::{SinkExt, StreamExt};
 use openspace_webrtc_protocol::MAX_MESSAGE_BYTES;
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
@@ -210,5 +210,56 @@ async fn a_thousand_abandoned_connections_do_not_keep_the_next_page_waiting() {
         started.elapsed()
     );
     drop(held);
+    web.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_browser_that_stops_answering_pings_is_closed_and_one_that_answers_is_kept() {
+    let dir = TempDir::new("web-pings");
+    let web = TestWeb::start(dir.path(), None, |s| {
+        s.limits.websocket_ping_every = Duration::from_millis(200);
+    })
+    .await;
+    let token = web.session().await;
+    let mut gone = web.ws(&format!("/api/events?token={token}")).await.unwrap();
+    let mut alive = web.ws(&format!("/api/events?token={token}")).await.unwrap();
+
+    // `alive` reads all along (tungstenite answers each ping as it reads); `gone` reads
+    // nothing, so it sends no pong, like a browser whose machine went to sleep.
+    let reader = tokio::spawn(async move {
+        let until = tokio::time::Instant::now() + Duration::from_millis(1500);
+        while let Ok(message) = tokio::time::timeout_at(until, alive.next()).await {
+            match message {
+                Some(Ok(Message::Close(frame))) => return Err(format!("closed: {frame:?}")),
+                Some(Ok(_)) => {}
+                other => return Err(format!("ended: {other:?}")),
+            }
+        }
+        Ok(alive)
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut alive = reader
+        .await
+        .unwrap()
+        .expect("a socket that answers pings stays open");
+
+    // The silent one was closed by the origin: a close frame saying why, or (when reading
+    // it now makes tungstenite answer a queued ping on the closed socket) a broken pipe.
+    loop {
+        match tokio::time::timeout(CLOSE_WITHIN, gone.next()).await {
+            Ok(Some(Ok(Message::Close(frame)))) => {
+                assert_eq!(
+                    frame.expect("a reason").reason.as_str(),
+                    "no answer to pings"
+                );
+                break;
+            }
+            Ok(Some(Ok(_))) => continue, // the snapshot and the unanswered pings
+            Ok(Some(Err(_)) | None) => break,
+            Err(_) => panic!("the silent socket is still open"),
+        }
+    }
+    // And the one that answers still works.
+    alive.send(Message::Ping(Vec::new().into())).await.unwrap();
     web.shutdown().await;
 }

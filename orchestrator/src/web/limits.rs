@@ -18,6 +18,9 @@ pub struct OriginLimits {
     /// Wrong tokens one client address may send per minute before its tokens are refused
     /// unread (0: no limit).
     pub token_failures_per_minute: u32,
+    /// Browsers' WebSockets (push, signaling, OpenSpace API) are pinged this often; one that
+    /// sends nothing, not even a pong, for three of these is closed as gone.
+    pub websocket_ping_every: Duration,
 }
 
 impl Default for OriginLimits {
@@ -29,6 +32,9 @@ impl Default for OriginLimits {
             new_sessions_per_minute: 10,
             // Tokens are 256 random bits: no honest client gets twenty wrong in a minute.
             token_failures_per_minute: 20,
+            // A browser answers pings by itself; a vanished one (a closed laptop, a dropped
+            // network) is noticed within a minute and stops counting as a viewer.
+            websocket_ping_every: Duration::from_secs(20),
         }
     }
 }

@@ -288,6 +288,8 @@ pub struct WebState {
     pub tokens: TokenGuard,
     /// Becomes true when the web role stops: WebSocket tasks close their sockets.
     pub shutdown: watch::Receiver<bool>,
+    /// How often browsers' WebSockets are pinged (see [`ws::Liveness`]).
+    pub websocket_ping_every: Duration,
     /// Never used; `run` waits until every clone of the state (and so this sender) is gone,
     /// which is when the last WebSocket task has ended.
     _drain: mpsc::Sender<()>,
@@ -378,6 +380,7 @@ pub async fn run(
         new_sessions: RateLimiter::new(settings.limits.new_sessions_per_minute),
         tokens: TokenGuard::new(settings.limits.token_failures_per_minute),
         shutdown: stop_rx.clone(),
+        websocket_ping_every: settings.limits.websocket_ping_every,
         _drain: drain_tx,
     });
     let app = http::router(state);

@@ -110,6 +110,7 @@ pub async fn openspace(
                 &target,
                 MAX_INSTANCE_MESSAGE,
                 OpenSpaceApi,
+                web.websocket_ping_every,
                 web.shutdown.clone(),
             )
             .await;

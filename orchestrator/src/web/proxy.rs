@@ -123,6 +123,7 @@ pub async fn signal(
                 &target,
                 MAX_INSTANCE_MESSAGE,
                 rules,
+                web.websocket_ping_every,
                 web.shutdown.clone(),
             )
             .await;

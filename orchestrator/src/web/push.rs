@@ -11,14 +11,12 @@
 //! 20 s finds dead connections.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
-use tokio::time::interval;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -27,10 +25,7 @@ use tracing::debug;
 use super::WebState;
 use super::api::{Access, ApiError, TokenQuery, with_access};
 use super::manager::InstanceView;
-use super::ws::{BrowserSocket, WsUpgrade, close_for};
-
-/// Keep-alive ping interval.
-const PING_EVERY: Duration = Duration::from_secs(20);
+use super::ws::{BrowserSocket, Liveness, WsUpgrade, close_for};
 
 /// Which changes a socket wants.
 enum Filter {
@@ -100,8 +95,7 @@ async fn push(mut socket: BrowserSocket, web: &WebState, filter: Filter) {
     // Subscribe before the snapshot: a change in between is sent twice, never lost.
     let mut changes = web.manager.subscribe();
     let mut shutdown = web.shutdown.clone();
-    let mut ping = interval(PING_EVERY);
-    ping.tick().await;
+    let mut liveness = Liveness::new(web.websocket_ping_every);
     let mut pending = snapshot(web, &filter).await;
     loop {
         if let Some(message) = pending.take()
@@ -127,13 +121,20 @@ async fn push(mut socket: BrowserSocket, web: &WebState, filter: Filter) {
                     return;
                 }
                 Some(Ok(Message::Close(_))) | None => return,
-                Some(Ok(_)) => {}
+                Some(Ok(_)) => liveness.heard(),
             },
-            _ = ping.tick() => {
-                if socket.send(Message::Ping(Vec::new().into())).await.is_err() {
+            ping = liveness.next_ping() => match ping {
+                Some(ping) => {
+                    if socket.send(ping).await.is_err() {
+                        return;
+                    }
+                }
+                None => {
+                    debug!("the browser stopped answering; closing its push socket");
+                    let _ = socket.send(Liveness::gone()).await;
                     return;
                 }
-            }
+            },
             _ = super::stopped(&mut shutdown) => {
                 let frame = CloseFrame { code: CloseCode::Away, reason: "orchestrator shutting down".into() };
                 let _ = socket.send(Message::Close(Some(frame))).await;

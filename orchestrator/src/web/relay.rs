@@ -20,7 +20,7 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tracing::debug;
 
-use super::ws::{BrowserSocket, close_for};
+use super::ws::{BrowserSocket, Liveness, close_for};
 
 /// The web role's client end of an instance's WebSocket.
 pub type InstanceSocket = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -103,8 +103,10 @@ pub async fn relay(
     address: &str,
     max_instance_message_bytes: usize,
     mut rules: impl Rules,
+    ping_every: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let mut liveness = Liveness::new(ping_every);
     let mut instance = match connect(address, max_instance_message_bytes).await {
         Ok(instance) => instance,
         Err(err) => {
@@ -120,7 +122,7 @@ pub async fn relay(
     };
     loop {
         tokio::select! {
-            message = browser.next() => match message {
+            message = browser.next() => match message.inspect(|m| if m.is_ok() { liveness.heard() }) {
                 Some(Ok(Message::Text(text))) => match rules.check_browser_text(text.as_str()) {
                     Verdict::Forward(text) => {
                         if instance.send(Message::text(text)).await.is_err() {
@@ -168,6 +170,21 @@ pub async fn relay(
                     break;
                 }
                 Some(Ok(_)) => {}
+            },
+            ping = liveness.next_ping() => match ping {
+                Some(ping) => {
+                    if browser.send(ping).await.is_err() {
+                        let _ = instance.close(None).await;
+                        break;
+                    }
+                }
+                None => {
+                    // A vanished viewer: for the signaling endpoint this is `bye`.
+                    debug!("the browser stopped answering pings");
+                    let _ = instance.close(None).await;
+                    let _ = browser.send(Liveness::gone()).await;
+                    break;
+                }
             },
             _ = super::stopped(&mut shutdown) => {
                 let _ = instance.close(None).await;

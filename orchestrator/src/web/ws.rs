@@ -217,6 +217,53 @@ impl WsUpgrade {
     }
 }
 
+/// Whether a browser at the other end of a WebSocket still answers. The socket is pinged every
+/// `every`; when nothing at all came from the browser (a pong or any message) for three
+/// pings, [`Liveness::next_ping`] gives up, and the caller closes the socket. A browser
+/// answers pings by itself, so only a vanished one (a closed laptop lid, a dropped network:
+/// no FIN ever comes) is closed.
+pub struct Liveness {
+    ping: tokio::time::Interval,
+    every: std::time::Duration,
+    last_heard: tokio::time::Instant,
+}
+
+impl Liveness {
+    /// Starts counting now.
+    pub fn new(every: std::time::Duration) -> Liveness {
+        let every = every.max(std::time::Duration::from_millis(10));
+        let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Liveness {
+            ping,
+            every,
+            last_heard: tokio::time::Instant::now(),
+        }
+    }
+
+    /// Something came from the browser.
+    pub fn heard(&mut self) {
+        self.last_heard = tokio::time::Instant::now();
+    }
+
+    /// Waits for the next ping time: the ping to send, or `None` when the browser is gone.
+    pub async fn next_ping(&mut self) -> Option<Message> {
+        self.ping.tick().await;
+        if self.last_heard.elapsed() > 3 * self.every {
+            return None;
+        }
+        Some(Message::Ping(Vec::new().into()))
+    }
+
+    /// The close frame for a browser that stopped answering.
+    pub fn gone() -> Message {
+        Message::Close(Some(CloseFrame {
+            code: CloseCode::Away,
+            reason: "no answer to pings".into(),
+        }))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
