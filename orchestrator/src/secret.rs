@@ -61,10 +61,7 @@ impl SupervisorSecret {
     /// Whether a WebSocket upgrade request with this `authorization` header value and this
     /// URI `query` presents the secret.
     pub fn admits(&self, authorization: Option<&str>, query: Option<&str>) -> bool {
-        let bearer = authorization.and_then(|value| {
-            let (scheme, token) = value.split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-        });
+        let bearer = authorization.and_then(bearer_token);
         let from_query = query.and_then(|query| {
             query
                 .split('&')
@@ -73,6 +70,13 @@ impl SupervisorSecret {
         bearer.is_some_and(|token| self.matches(token))
             || from_query.is_some_and(|token| self.matches(token))
     }
+}
+
+/// The token of an `Authorization: Bearer <token>` header value (the scheme in any case),
+/// for the supervisor's secret and the web origin's session tokens alike.
+pub fn bearer_token(authorization: &str) -> Option<&str> {
+    let (scheme, token) = authorization.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
 impl fmt::Debug for SupervisorSecret {

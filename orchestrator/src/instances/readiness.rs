@@ -13,10 +13,43 @@ use std::time::Duration;
 use tokio::time::{Instant, sleep_until};
 use tracing::debug;
 
-use crate::control_client::{ControlClient, Readiness};
+use crate::control_client::{ControlClient, ControlError, Readiness};
 
 /// Longest a single probe may take (connect + hello + ready).
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Asks one instance's control channel `ready`, over one connection that is kept while it
+/// works and remade after it failed.
+struct Prober<'a> {
+    addr: SocketAddr,
+    secret: &'a str,
+    client: Option<ControlClient>,
+}
+
+impl<'a> Prober<'a> {
+    fn new(addr: SocketAddr, secret: &'a str) -> Prober<'a> {
+        Prober {
+            addr,
+            secret,
+            client: None,
+        }
+    }
+
+    /// One probe; connecting (when needed) may take at most `limit`.
+    async fn ready(&mut self, limit: Duration) -> Result<Readiness, ControlError> {
+        let answer = match self.client.as_mut() {
+            Some(client) => client.ready().await,
+            None => match ControlClient::connect(self.addr, self.secret, limit).await {
+                Ok(connected) => self.client.insert(connected).ready().await,
+                Err(err) => Err(err),
+            },
+        };
+        if answer.is_err() {
+            self.client = None;
+        }
+        answer
+    }
+}
 
 /// Probes `addr` every `interval` until it reports ready (returns the frame size) or
 /// `deadline` passes (returns the last probe's failure, for the log and `lastExit`). One
@@ -28,21 +61,14 @@ pub(super) async fn wait_ready(
     deadline: Instant,
 ) -> Result<Readiness, String> {
     let mut last = String::from("no probe finished");
-    let mut client: Option<ControlClient> = None;
+    let mut prober = Prober::new(addr, secret);
     loop {
         let now = Instant::now();
         if now >= deadline {
             return Err(last);
         }
         let limit = (deadline - now).min(PROBE_TIMEOUT);
-        let answer = match client.as_mut() {
-            Some(client) => client.ready().await,
-            None => match ControlClient::connect(addr, secret, limit).await {
-                Ok(connected) => client.insert(connected).ready().await,
-                Err(err) => Err(err),
-            },
-        };
-        match answer {
+        match prober.ready(limit).await {
             Ok(readiness) if readiness.ready && readiness.frames_flowing => return Ok(readiness),
             Ok(readiness) if readiness.ready => {
                 last = "frames were delivered but none came out of the encoder".to_string();
@@ -51,7 +77,6 @@ pub(super) async fn wait_ready(
             Err(err) => {
                 debug!(%err, "readiness probe failed");
                 last = err.to_string();
-                client = None;
             }
         }
         sleep_until((Instant::now() + interval).min(deadline)).await;
@@ -64,26 +89,16 @@ pub(super) async fn wait_ready(
 pub(super) async fn watch_frames(addr: SocketAddr, secret: &str, timeout: Duration) -> String {
     let interval = (timeout / 5).clamp(Duration::from_millis(200), Duration::from_secs(5));
     let mut last_frames = Instant::now();
-    let mut client: Option<ControlClient> = None;
+    let mut prober = Prober::new(addr, secret);
     loop {
         sleep_until(Instant::now() + interval).await;
-        let answer = match client.as_mut() {
-            Some(client) => client.ready().await,
-            None => match ControlClient::connect(addr, secret, PROBE_TIMEOUT).await {
-                Ok(connected) => client.insert(connected).ready().await,
-                Err(err) => Err(err),
-            },
-        };
-        let last = match answer {
+        let last = match prober.ready(PROBE_TIMEOUT).await {
             Ok(readiness) if readiness.frames_flowing => {
                 last_frames = Instant::now();
                 continue;
             }
             Ok(_) => "no frame came out of the encoder".to_string(),
-            Err(err) => {
-                client = None;
-                format!("the control channel did not answer: {err}")
-            }
+            Err(err) => format!("the control channel did not answer: {err}"),
         };
         if last_frames.elapsed() >= timeout {
             return last;

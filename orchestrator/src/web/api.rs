@@ -198,9 +198,7 @@ impl Access {
 
 /// The bearer token of a request, if any.
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+    crate::secret::bearer_token(headers.get(AUTHORIZATION)?.to_str().ok()?)
 }
 
 /// `?token=` of a WebSocket request.
