@@ -17,6 +17,7 @@ import { describe, test } from 'node:test';
 
 import { lastStats, sessionInfo, waitForPlaying, waitForSessionState } from './lib/browser.js';
 import { GlHost } from './lib/gl-host.js';
+import { waitUntil } from './lib/wait.js';
 import {
     launchBrowserOnLink, NetworkLab, needsNetworkLab, openViewerOnLink, shownOver, stripSamples,
 } from './lib/netns.js';
@@ -167,18 +168,6 @@ async function statsOver(host, ms) {
     return readings;
 }
 
-/** Waits until `probe()` is true or `ms` have passed; returns whether it became true. */
-async function until(probe, ms) {
-    const deadline = Date.now() + ms;
-    while (Date.now() < deadline) {
-        if (probe()) {
-            return true;
-        }
-        await sleep(200);
-    }
-    return probe();
-}
-
 function median(values) {
     const sorted = [...values].sort((a, b) => a - b);
     return sorted[Math.floor(sorted.length / 2)];
@@ -240,11 +229,12 @@ describe('an owner and a spectator behind a slow link', { skip }, () => {
             // tier. The spectator's second encoder also takes CPU the host was using, which on
             // 2 cores delays the owner's packets for a moment: its own estimate dips and climbs
             // back. Wait (at most 20 s) until the owner's target is steady again, then measure.
-            await until(() => {
+            await waitUntil(() => {
                 const s = placement(host.stats, spectatorId);
                 const o = placement(host.stats, ownerId);
                 return s && o && s.tier.id !== o.tier.id;
-            }, 15000);
+            }, 'the spectator in a tier of its own', { timeoutMs: 15000, intervalMs: 200 })
+                .catch(() => {}); // measured anyway: the assertions below say what is wrong
             await untilSteady(host, ownerId, 20000);
             const readings = await statsOver(host, 5000);
             const together = ownerTargets(readings, ownerId, 'with the spectator');

@@ -17,7 +17,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 
-import { describePage, launchBrowser, needsLoopbackNamespace, waitForPlaying } from './lib/browser.js';
+import {
+    describePage, launchBrowser, needsLoopbackNamespace, newProductContext, waitForPlaying,
+} from './lib/browser.js';
 import { Orchestrator } from './lib/orchestrator.js';
 import { waitUntil } from './lib/wait.js';
 
@@ -28,12 +30,8 @@ const SCRIPT = 'return openspace.webrtc.status()';
 
 const skip = needsLoopbackNamespace();
 
-/** A browser context (its own localStorage) allowed ICE on loopback (lib/browser.js). */
-async function newContext(browser, origin) {
-    const context = await browser.newContext({ viewport: VIEWPORT });
-    await context.grantPermissions(['camera'], { origin: new URL(origin).origin });
-    return context;
-}
+/** A browser context of the product at this test's viewport (lib/browser.js). */
+const newContext = (browser, origin) => newProductContext(browser, origin, VIEWPORT);
 
 /**
  * In `page` (a stream page of this origin): connects to the instance's OpenSpace API with

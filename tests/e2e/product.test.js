@@ -22,7 +22,8 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 
 import {
-    describePage, dragOnVideo, launchBrowser, needsLoopbackNamespace, readStrip, waitForPlaying,
+    describePage, dragOnVideo, launchBrowser, launchFromHome, needsLoopbackNamespace, newProductContext,
+    openHome, readStrip, waitForPlaying,
 } from './lib/browser.js';
 import { Orchestrator } from './lib/orchestrator.js';
 import { waitUntil } from './lib/wait.js';
@@ -65,22 +66,8 @@ async function shot(page, name) {
 /** Waits until `probe()` resolves to something truthy and returns it. */
 const eventually = (probe, what, timeoutMs = 15000) => waitUntil(probe, what, { timeoutMs });
 
-/** A browser context (one "browser" with its own localStorage) allowed ICE on loopback. */
-async function newContext(browser, origin) {
-    const context = await browser.newContext({ viewport: VIEWPORT });
-    // Without camera permission Chromium gathers no candidate in a loopback-only namespace
-    // (see lib/browser.js allowLoopbackIce). No camera is opened.
-    await context.grantPermissions(['camera'], { origin: new URL(origin).origin });
-    return context;
-}
-
-async function openHome(context, origin) {
-    const page = await context.newPage();
-    await page.goto(origin);
-    await page.waitForFunction(() => window.__oswHome !== undefined);
-    await page.evaluate(() => window.__oswHome.ready);
-    return page;
-}
+/** A browser context of the product at this test's viewport (lib/browser.js). */
+const newContext = (browser, origin) => newProductContext(browser, origin, VIEWPORT);
 
 function homeInstances(page) {
     return page.evaluate(() => window.__oswHome.instances);
@@ -99,12 +86,6 @@ async function phase(page, phases, timeoutMs = 20000) {
     return page.evaluate(() => window.__osw.phase);
 }
 
-/** Clicks Launch on the home page; returns the new instance's id once its page opened. */
-async function launchFrom(home) {
-    await home.click('#launch');
-    await home.waitForURL(/\/stream\/[0-9a-f-]{36}$/, { timeout: 30000 });
-    return new URL(home.url()).pathname.split('/').pop();
-}
 
 async function videoSize(page) {
     return page.evaluate(() => {
@@ -168,7 +149,7 @@ describe('the product through the orchestrator', { skip }, () => {
         assert.deepEqual(await homeInstances(home), []);
         await shot(home, 'home-empty');
 
-        firstId = await launchFrom(home);
+        firstId = await launchFromHome(home);
         first = home;
         home = null;
         await first.waitForSelector('#waiting:not([hidden])', { timeout: 10000 });
@@ -217,7 +198,7 @@ describe('the product through the orchestrator', { skip }, () => {
         home = await openHome(ownerContext, origin);
         const listed = await homeInstances(home);
         assert.deepEqual(listed.map((i) => [i.id, i.status]), [[firstId, 'RUNNING']]);
-        secondId = await launchFrom(home);
+        secondId = await launchFromHome(home);
         second = home;
         home = null;
         assert.notEqual(secondId, firstId);
@@ -349,7 +330,7 @@ describe('the product through the orchestrator', { skip }, () => {
         assert.match(await second.textContent('#ended-reason'), /Stopped by its owner/);
         await shot(second, 'ended-stopped');
 
-        const thirdId = await launchFrom(home);
+        const thirdId = await launchFromHome(home);
         const third = home;
         home = null;
         await phase(third, 'streaming', 30000);
@@ -417,7 +398,7 @@ describe('two processes: restarting the web role under a playing stream', { skip
     test('the page reconnects by itself to the adopted instance and says so', async () => {
         const context = await newContext(browser, web.url);
         const page = await openHome(context, web.url);
-        const id = await launchFrom(page);
+        const id = await launchFromHome(page);
         await phase(page, 'streaming', 30000);
         await waitForPlaying(page);
 

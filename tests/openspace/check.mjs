@@ -19,7 +19,10 @@ import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
 import WebSocket from '../e2e/node_modules/ws/wrapper.mjs';
-import { dragOnVideo, launchBrowser, readStrip, waitForPlaying } from '../e2e/lib/browser.js';
+import {
+    dragOnVideo, launchBrowser, launchFromHome, newProductContext, openHome, readStrip, waitForPlaying,
+} from '../e2e/lib/browser.js';
+import { freeDisplays } from '../e2e/lib/orchestrator.js';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const ORCHESTRATOR = process.env.OSW_ORCHESTRATOR || path.join(REPO, 'target/debug/orchestrator');
@@ -82,16 +85,6 @@ async function until(probe, what, timeoutMs) {
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-/** A free X display range for the instances' Xvfb. */
-function freeDisplayBase(count) {
-    for (let base = 500 + (process.pid % 100) * 4; base < 5000; base += count + 1) {
-        const taken = (d) => existsSync(`/tmp/.X11-unix/X${d}`) || existsSync(`/tmp/.X${d}-lock`);
-        if (![...Array(count).keys()].some((i) => taken(base + i))) {
-            return base;
-        }
-    }
-    throw new Error('no free X display range');
-}
 
 /** Starts the orchestrator (both roles) in OpenSpace mode; resolves with its web origin. */
 function startOrchestrator(dir) {
@@ -103,7 +96,7 @@ function startOrchestrator(dir) {
         '--database', `sqlite://${path.join(dir, 'check.db')}`,
         '--log-dir', path.join(dir, 'logs'),
         '--xvfb', 'always',
-        '--xvfb-display-base', String(freeDisplayBase(2)),
+        '--xvfb-display-base', String(freeDisplays(2)),
         '--startup-timeout', String(STARTUP_S),
         '--stop-timeout', '20',
         '--idle-timeout', '900',
@@ -188,28 +181,6 @@ class OpenSpaceApi {
     }
 }
 
-async function launchFromHome(page) {
-    await page.click('#launch');
-    await page.waitForURL(/\/stream\/[0-9a-f-]{36}$/, { timeout: 30000 });
-    return new URL(page.url()).pathname.split('/').pop();
-}
-
-async function newContext(browser, origin) {
-    const context = await browser.newContext({ viewport: VIEWPORT });
-    // Chromium gathers no ICE candidate in a loopback-only namespace without it (no camera
-    // is opened).
-    await context.grantPermissions(['camera'], { origin: new URL(origin).origin });
-    return context;
-}
-
-async function openHome(context, origin) {
-    const page = await context.newPage();
-    await page.goto(origin);
-    await page.waitForFunction(() => window.__oswHome !== undefined);
-    await page.evaluate(() => window.__oswHome.ready);
-    return page;
-}
-
 /** Mean and spread of the picture's luminance, sampled from the video element. */
 function pictureStats(page) {
     return page.evaluate(() => {
@@ -288,7 +259,7 @@ async function main() {
     try {
         const origin = await orchestrator.up;
         browser = await launchBrowser();
-        const context = await newContext(browser, origin);
+        const context = await newProductContext(browser, origin, VIEWPORT);
         const page = await openHome(context, origin);
         let id;
         let token;
@@ -457,7 +428,7 @@ async function main() {
         }
 
         await step('a second instance runs beside the first', async () => {
-            const second = await newContext(browser, origin);
+            const second = await newProductContext(browser, origin, VIEWPORT);
             const home = await openHome(second, origin);
             const secondId = await launchFromHome(home);
             await waitForPlaying(home, { timeoutMs: STARTUP_S * 1000 });

@@ -410,3 +410,33 @@ export function frameClockCounts(page) {
         return { recorded: clock.samples.length, skipped: clock.skipped, mismatched: clock.mismatched };
     });
 }
+
+/**
+ * A browser context of the product (one "browser", its own localStorage) allowed ICE on
+ * loopback: without camera permission Chromium gathers no candidate in a loopback-only
+ * namespace (see {@link allowLoopbackIce}). No camera is opened.
+ * @param {import('playwright-core').Browser} browser
+ * @param {string} origin - the web origin, `http://127.0.0.1:<port>/`
+ * @param {{width: number, height: number}} viewport
+ */
+export async function newProductContext(browser, origin, viewport) {
+    const context = await browser.newContext({ viewport });
+    await context.grantPermissions(['camera'], { origin: new URL(origin).origin });
+    return context;
+}
+
+/** Opens the product's home page in `context` and waits until it listed the instances. */
+export async function openHome(context, origin) {
+    const page = await context.newPage();
+    await page.goto(origin);
+    await page.waitForFunction(() => window.__oswHome !== undefined);
+    await page.evaluate(() => window.__oswHome.ready);
+    return page;
+}
+
+/** Clicks Launch on the home page; returns the new instance's id once its page opened. */
+export async function launchFromHome(home) {
+    await home.click('#launch');
+    await home.waitForURL(/\/stream\/[0-9a-f-]{36}$/, { timeout: 30000 });
+    return new URL(home.url()).pathname.split('/').pop();
+}

@@ -20,7 +20,7 @@ export const ORCHESTRATOR_PATH = process.env.OSW_ORCHESTRATOR
     || path.join(REPO, 'target/debug/orchestrator');
 
 /** The first of `count` X displays that are free, from a range this process picks. */
-function freeDisplays(count) {
+export function freeDisplays(count) {
     for (let base = 300 + (process.pid % 200) * 4; base < 5000; base += count + 1) {
         const taken = (d) => existsSync(`/tmp/.X11-unix/X${d}`) || existsSync(`/tmp/.X${d}-lock`);
         if (![...Array(count).keys()].some((i) => taken(base + i))) {
