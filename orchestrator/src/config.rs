@@ -19,7 +19,8 @@ use crate::instances::openspace::{
 use crate::instances::{InstanceSettings, SettingsError, XvfbMode};
 use crate::secret::{SecretError, SupervisorSecret};
 use crate::server::DEFAULT_IDLE_TIMEOUT;
-use crate::web::{SupervisorAddress, TlsFiles, WebSettings};
+use crate::web::turn::{DEFAULT_TTL as DEFAULT_TURN_TTL, TurnError};
+use crate::web::{SupervisorAddress, TlsFiles, TurnSettings, WebSettings};
 
 const AFTER_HELP: &str = "\
 CONFIGURATION
@@ -67,6 +68,9 @@ WEB ROLE (the browser product)
   --max-token-failures-per-minute (wrong tokens; past it the address's tokens are refused for
   a while). Sessions unused for --session-expiry seconds expire unless an instance of theirs
   runs. A request's headers must arrive within --http-header-timeout seconds.
+  --turn-url (stun:, turn:, turns:) gives the stream page ICE servers; turn: and turns: get
+  short-lived credentials made with --turn-secret (coturn's use-auth-secret and
+  static-auth-secret), good for new relays for --turn-credential-ttl seconds.
 
 SHUTDOWN
   Ctrl-C or SIGTERM closes every client connection, stops every instance and its Xvfb, and
@@ -308,6 +312,34 @@ pub struct Cli {
     #[arg(long, env = "ORCHESTRATOR_HTTP_HEADER_TIMEOUT", value_name = "SECONDS", value_parser = parse_seconds)]
     pub http_header_timeout: Option<Duration>,
 
+    /// A STUN or TURN server the stream page gives its peer connection: stun:HOST[:PORT],
+    /// turn:HOST[:PORT][?transport=udp|tcp] or turns:HOST[:PORT]; repeat or separate with ','
+    /// (replaces the file's list). turn: and turns: need --turn-secret [default: none].
+    #[arg(
+        long = "turn-url",
+        env = "ORCHESTRATOR_TURN_URLS",
+        value_name = "URL",
+        value_delimiter = ','
+    )]
+    pub turn_urls: Vec<String>,
+
+    /// The TURN server's shared secret (coturn's static-auth-secret, with use-auth-secret; at
+    /// least 16 characters): each page gets a username and credential made from it that
+    /// expire. Prefer the environment variable to the flag (other users can read a command
+    /// line).
+    #[arg(
+        long,
+        env = "ORCHESTRATOR_TURN_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    pub turn_secret: Option<String>,
+
+    /// Seconds a TURN credential lets a browser make new relays; a relay already made keeps
+    /// going past it, and each (re)connection gets a fresh one [default: 3600].
+    #[arg(long, env = "ORCHESTRATOR_TURN_CREDENTIAL_TTL", value_name = "SECONDS", value_parser = parse_seconds)]
+    pub turn_credential_ttl: Option<Duration>,
+
     /// A remote supervisor for the web role,
     /// HOST:PORT[/SIGNALING-BASE-PORT[/API-WEBSOCKET-BASE-PORT]] (defaults 4700, 4682);
     /// repeat for several (added to the file's). In the environment variable, separate with ';'.
@@ -431,6 +463,12 @@ pub struct FileWeb {
     pub http_header_timeout: Option<f64>,
     /// `--supervisor`, as `HOST:PORT[/SIGNALING-BASE-PORT[/API-WEBSOCKET-BASE-PORT]]` strings.
     pub supervisors: Vec<String>,
+    /// `--turn-url`, a list.
+    pub turn_urls: Vec<String>,
+    /// `--turn-secret`.
+    pub turn_secret: Option<String>,
+    /// `--turn-credential-ttl`, seconds.
+    pub turn_credential_ttl: Option<f64>,
     /// `region` of the servers this web role registers.
     pub region: Option<String>,
     /// `ram` of the local server (detected when absent).
@@ -507,6 +545,9 @@ pub enum ConfigError {
     /// The supervisor secret is unusable.
     #[error(transparent)]
     Secret(#[from] SecretError),
+    /// The STUN/TURN settings do not work.
+    #[error(transparent)]
+    Turn(#[from] TurnError),
     /// A supervisor listening beyond loopback without a secret.
     #[error(
         "the supervisor would listen on {listen} without a secret: anyone who reaches it could \
@@ -867,6 +908,20 @@ fn merge_web(
             .push(text.parse().map_err(web_error("supervisors"))?);
     }
     w.supervisors.extend(cli.supervisors.iter().cloned());
+    // TURN: the command line's URLs replace the file's (a list of servers is one setting).
+    let turn_urls = if cli.turn_urls.is_empty() {
+        file.turn_urls
+    } else {
+        cli.turn_urls.clone()
+    };
+    let turn_ttl = seconds(
+        "turn_credential_ttl",
+        cli.turn_credential_ttl,
+        file.turn_credential_ttl,
+    )?
+    .unwrap_or(DEFAULT_TURN_TTL);
+    let turn_secret = cli.turn_secret.as_deref().or(file.turn_secret.as_deref());
+    w.turn = TurnSettings::new(turn_urls, turn_secret, turn_ttl)?;
     if let Some(region) = file.region {
         w.server_info.region = region;
     }
@@ -1194,6 +1249,97 @@ mod tests {
         let bad = file("[web]\nsupervisors = [\"nohost\"]");
         assert!(Config::merge(&Cli::default(), bad, None).is_err());
         assert!(toml::from_str::<FileConfig>("[web]\nlisten_port = 1").is_err());
+    }
+
+    #[test]
+    fn turn_settings_come_from_the_file_then_flags_and_are_checked() {
+        let config = Config::merge(&Cli::default(), FileConfig::default(), None).unwrap();
+        assert_eq!(config.web.turn, TurnSettings::default());
+        assert!(config.web.turn.urls().is_empty());
+        assert_eq!(config.web.turn.ttl(), Duration::from_secs(3600));
+
+        let f = || {
+            file(
+                r#"
+                [web]
+                turn_urls = ["stun:10.0.0.1:3478", "turn:10.0.0.1:3478?transport=udp"]
+                turn_secret = "a-turn-secret-of-24-chars"
+                turn_credential_ttl = 600
+                "#,
+            )
+        };
+        let config = Config::merge(&Cli::default(), f(), None).unwrap();
+        assert_eq!(
+            config.web.turn.urls(),
+            ["stun:10.0.0.1:3478", "turn:10.0.0.1:3478?transport=udp"]
+        );
+        assert_eq!(config.web.turn.ttl(), Duration::from_secs(600));
+        // --print-config shows the settings' Debug: never the secret.
+        let printed = format!("{config:#?}");
+        assert!(!printed.contains("a-turn-secret-of-24-chars"), "{printed}");
+
+        // Flags replace the file's URLs; comma separated or repeated.
+        let cli = parse(&[
+            "--turn-url",
+            "turns:turn.example.org:5349,turn:10.0.0.2:3478?transport=tcp",
+            "--turn-url",
+            "stun:stun.example.org",
+            "--turn-credential-ttl",
+            "90",
+        ]);
+        let config = Config::merge(&cli, f(), None).unwrap();
+        assert_eq!(
+            config.web.turn.urls(),
+            [
+                "turns:turn.example.org:5349",
+                "turn:10.0.0.2:3478?transport=tcp",
+                "stun:stun.example.org"
+            ]
+        );
+        assert_eq!(config.web.turn.ttl(), Duration::from_secs(90));
+        // A STUN server alone needs no secret.
+        let stun = parse(&["--turn-url", "stun:stun.example.org:3478"]);
+        assert!(Config::merge(&stun, FileConfig::default(), None).is_ok());
+    }
+
+    #[test]
+    fn bad_turn_settings_are_refused_with_a_reason() {
+        let refused = |args: &[&str]| {
+            Config::merge(&parse(args), FileConfig::default(), None)
+                .unwrap_err()
+                .to_string()
+        };
+        let err = refused(&["--turn-url", "http://10.0.0.1:3478"]);
+        assert!(
+            err.contains("\"http://10.0.0.1:3478\"") && err.contains("turn:"),
+            "{err}"
+        );
+        let err = refused(&["--turn-url", "turn:10.0.0.1:3478"]);
+        assert!(err.contains("needs --turn-secret"), "{err}");
+        let err = refused(&["--turn-url", "turns:10.0.0.1:5349"]);
+        assert!(err.contains("ORCHESTRATOR_TURN_SECRET"), "{err}");
+        let err = refused(&["--turn-secret", "a-turn-secret-of-24-chars"]);
+        assert!(err.contains("no turn: or turns: URL"), "{err}");
+        let err = refused(&["--turn-url", "turn:x", "--turn-secret", "short"]);
+        assert!(err.contains("at least 16 characters"), "{err}");
+        let err = refused(&[
+            "--turn-url",
+            "turn:x",
+            "--turn-secret",
+            "a-turn-secret-of-24-chars",
+            "--turn-credential-ttl",
+            "0",
+        ]);
+        assert!(err.contains("--turn-credential-ttl"), "{err}");
+        let secret_in_file = file("[web]\nturn_secret = \"a-turn-secret-of-24-chars\"");
+        let err = Config::merge(&Cli::default(), secret_in_file, None).unwrap_err();
+        assert!(
+            matches!(err, ConfigError::Turn(TurnError::SecretWithoutUrl)),
+            "{err}"
+        );
+        let negative = file("[web]\nturn_credential_ttl = -5");
+        let err = Config::merge(&Cli::default(), negative, None).unwrap_err();
+        assert!(err.to_string().contains("turn_credential_ttl"), "{err}");
     }
 
     const EXAMPLE: &str = include_str!("../orchestrator.example.toml");

@@ -110,6 +110,37 @@ export function describeInstance(view) {
     }
 }
 
+/**
+ * The `iceServers` of an `…/ice-servers` answer, as `RTCPeerConnection` takes them. Entries
+ * that are not `{urls, username?, credential?}` of strings are dropped rather than handed to
+ * the browser, which would throw on them and fail the whole connection.
+ * @param {unknown} answer - `{"iceServers": [...]}`
+ * @returns {RTCIceServer[]}
+ */
+export function iceServersFrom(answer) {
+    const list = Array.isArray(answer?.iceServers) ? answer.iceServers : [];
+    const servers = [];
+    for (const entry of list) {
+        const urls = typeof entry?.urls === 'string' ? [entry.urls] : entry?.urls;
+        if (!Array.isArray(urls) || urls.length === 0 || !urls.every((u) => typeof u === 'string')) {
+            continue;
+        }
+        const server = { urls: [...urls] };
+        if (entry.username !== undefined || entry.credential !== undefined) {
+            if (typeof entry.username !== 'string' || typeof entry.credential !== 'string') {
+                continue;
+            }
+            server.username = entry.username;
+            server.credential = entry.credential;
+        }
+        servers.push(Object.freeze(server));
+    }
+    return servers;
+}
+
+/** How long the page waits for its ICE servers before it connects without them. */
+export const ICE_SERVERS_TIMEOUT_MS = 5000;
+
 /** Whether an instance can still be watched or stopped. */
 export function isLive(view) {
     return view.status !== 'ENDED';
@@ -178,9 +209,9 @@ export default class ProductApi {
      * carrying the server's sentence.
      * @param {string} method
      * @param {string} path
-     * @param {{token?: string | null, body?: object}} [options]
+     * @param {{token?: string | null, body?: object, signal?: AbortSignal}} [options]
      */
-    async request(method, path, { token = null, body } = {}) {
+    async request(method, path, { token = null, body, signal } = {}) {
         const headers = { Accept: 'application/json' };
         if (token) {
             headers.Authorization = `Bearer ${token}`;
@@ -195,6 +226,7 @@ export default class ProductApi {
                 headers,
                 body: body === undefined ? undefined : JSON.stringify(body),
                 cache: 'no-store',
+                signal,
             });
         } catch (err) {
             throw new ApiError(0, `the orchestrator cannot be reached (${err.message})`);
@@ -258,6 +290,23 @@ export default class ProductApi {
      */
     instance(id, token) {
         return this.request('GET', `/api/instances/${id}`, { token });
+    }
+
+    /**
+     * The STUN/TURN servers for one connection to an instance, with TURN credentials made
+     * for it (they expire: ask again before every connection). `[]` when the orchestrator
+     * has none configured.
+     * @param {string} id
+     * @param {string} token - session or share token
+     * @param {{timeoutMs?: number}} [options]
+     * @returns {Promise<RTCIceServer[]>}
+     */
+    async iceServers(id, token, { timeoutMs = ICE_SERVERS_TIMEOUT_MS } = {}) {
+        const answer = await this.request('GET', `/api/instances/${id}/ice-servers`, {
+            token,
+            signal: AbortSignal.timeout(timeoutMs),
+        });
+        return iceServersFrom(answer);
     }
 
     /** Asks for a stream size; resolves once the stream has it. */

@@ -62,6 +62,8 @@ const state = {
     instance: null,
     /** @type {StreamView | null} */
     view: null,
+    /** Whether a connection is waiting for its ICE servers (no second one may start). */
+    preparing: false,
     /** Reconnection attempts since the last time the stream played. */
     attempt: 0,
     /** Connections made after the first. */
@@ -169,7 +171,7 @@ function apply(view) {
             break;
         case 'RUNNING':
             hideWaiting();
-            if (!state.view && !state.reconnectTimer) {
+            if (!state.view && !state.reconnectTimer && !state.preparing) {
                 // The stream follows the window once the welcome has told the limit.
                 connect();
             }
@@ -204,10 +206,32 @@ function freshStartButton() {
     return button;
 }
 
-function connect() {
+/**
+ * The STUN/TURN servers for the next connection, asked for each time: their TURN
+ * credentials expire. `[]` when the orchestrator has none, or cannot say.
+ */
+async function freshIceServers() {
+    try {
+        return await api.iceServers(id, token);
+    } catch (err) {
+        // Without them a browser on the streamer's network still connects; one that needs a
+        // relay fails, and its reconnection asks again.
+        console.warn(`connecting without STUN/TURN servers: ${err.message}`);
+        return [];
+    }
+}
+
+async function connect() {
     clearTimeout(state.reconnectTimer);
     state.reconnectTimer = null;
     setPhase(state.attempt > 0 ? 'reconnecting' : 'connecting');
+    state.preparing = true;
+    const iceServers = await freshIceServers();
+    state.preparing = false;
+    // The instance may have ended (or stopped running) while the servers were asked for.
+    if (state.view || state.phase === 'ended' || state.instance?.status !== 'RUNNING') {
+        return;
+    }
     const view = new StreamView({
         video: elements.video,
         status: elements.status,
@@ -216,6 +240,7 @@ function connect() {
     }, {
         signalUrl: socketUrl(window.location, `/api/instances/${id}/signal`, token),
         viewOnly: state.access !== 'owner',
+        iceServers,
     });
     view.statsOverlay.visible = state.statsVisible;
     state.view = view;
@@ -257,7 +282,7 @@ function scheduleReconnect(reason) {
         { kind: 'warning' });
     state.reconnectTimer = setTimeout(() => {
         state.reconnectTimer = null;
-        if (state.instance?.status === 'RUNNING' && !state.view) {
+        if (state.instance?.status === 'RUNNING' && !state.view && !state.preparing) {
             connect();
         }
     }, delay);

@@ -11,6 +11,7 @@
 //! | `GET /api/instances` | session | `{"instances": [view…]}`: live ones and the last ended |
 //! | `POST /api/instances` | session | 201 view: launched on the least loaded server |
 //! | `GET /api/instances/<uuid>` | owner, share | view + `"access": "owner"\|"viewer"` |
+//! | `GET /api/instances/<uuid>/ice-servers` | owner, share | `{"iceServers": [...]}`, fresh TURN credentials |
 //! | `DELETE /api/instances/<uuid>` | owner | the final view, once stopped |
 //! | `POST /api/instances/<uuid>/resolution` `{"width","height"}` | owner | view, once the stream has the size |
 //! | `POST /api/instances/<uuid>/share` | owner | 201 `{"token","url"}`: a view-only link |
@@ -37,6 +38,7 @@ use super::limits::retry_after_secs;
 use super::manager::{InstanceView, ManagerError};
 use super::peer::Client;
 use super::token::{TokenKind, hash_token, is_uuid, looks_like_token, new_token, new_uuid};
+use super::turn;
 use crate::supervisor::SupervisorError;
 
 /// Why a request was refused. `Display` is the `error` sentence of the JSON answer.
@@ -333,6 +335,25 @@ pub async fn get(
 ) -> Result<Json<Value>, ApiError> {
     let (access, view) = web.access(&id, bearer(&headers)).await?;
     Ok(Json(with_access(&view, access)))
+}
+
+/// `GET /api/instances/<uuid>/ice-servers`: the STUN/TURN servers for one connection to the
+/// instance, with TURN credentials made now (they expire, so the page asks before every
+/// connection). `{"iceServers": []}` when none are configured. A read: it writes nothing.
+pub async fn ice_servers(
+    State(web): Shared,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let (access, view) = web.access(&id, bearer(&headers)).await?;
+    // A hash of who asks, never a token: coturn logs usernames. Share links have no session
+    // of their own, so their viewers are told apart from the owner by the instance.
+    let user = match access {
+        Access::Owner => turn::user_id("owner", &view.session_id),
+        Access::Viewer => turn::user_id("viewer", &id),
+    };
+    let servers = web.turn.ice_servers(&user, std::time::SystemTime::now());
+    Ok(Json(json!({ "iceServers": servers })))
 }
 
 /// A view with the caller's access added.

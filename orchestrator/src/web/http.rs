@@ -51,6 +51,7 @@ pub fn router(state: Arc<WebState>) -> Router {
         .route("/api/instances/{id}", get(api::get).delete(api::stop))
         .route("/api/instances/{id}/resolution", post(api::resolution))
         .route("/api/instances/{id}/share", post(api::share))
+        .route("/api/instances/{id}/ice-servers", get(api::ice_servers))
         .route("/api/instances/{id}/events", get(push::instance_events))
         .route("/api/instances/{id}/signal", get(proxy::signal))
         .route(

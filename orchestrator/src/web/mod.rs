@@ -45,6 +45,7 @@ pub mod serve;
 pub mod sessions;
 pub mod tls;
 pub mod token;
+pub mod turn;
 pub mod ws;
 
 use std::future::Future;
@@ -61,6 +62,7 @@ use tracing::{info, warn};
 pub use limits::OriginLimits;
 pub use manager::ManagerSettings;
 pub use sessions::SessionSettings;
+pub use turn::TurnSettings;
 
 use db::{Db, DbError, ServerRow};
 use files::WebRoot;
@@ -217,6 +219,8 @@ pub struct WebSettings {
     pub limits: OriginLimits,
     /// How long sessions live.
     pub sessions: SessionSettings,
+    /// The STUN/TURN servers pages are given, with short-lived TURN credentials.
+    pub turn: TurnSettings,
 }
 
 /// The repository's `web/` folder of the tree this binary was built from.
@@ -237,6 +241,7 @@ impl Default for WebSettings {
             server_info: ServerInfo::detect(),
             limits: OriginLimits::default(),
             sessions: SessionSettings::default(),
+            turn: TurnSettings::default(),
         }
     }
 }
@@ -290,6 +295,8 @@ pub struct WebState {
     pub shutdown: watch::Receiver<bool>,
     /// How often browsers' WebSockets are pinged (see [`ws::Liveness`]).
     pub websocket_ping_every: Duration,
+    /// The ICE servers handed to pages (`GET /api/instances/<uuid>/ice-servers`).
+    pub turn: TurnSettings,
     /// Never used; `run` waits until every clone of the state (and so this sender) is gone,
     /// which is when the last WebSocket task has ended.
     _drain: mpsc::Sender<()>,
@@ -381,8 +388,17 @@ pub async fn run(
         tokens: TokenGuard::new(settings.limits.token_failures_per_minute),
         shutdown: stop_rx.clone(),
         websocket_ping_every: settings.limits.websocket_ping_every,
+        turn: settings.turn.clone(),
         _drain: drain_tx,
     });
+    if !settings.turn.urls().is_empty() {
+        // The URLs and lifetime only: the secret is never logged.
+        info!(
+            urls = ?settings.turn.urls(),
+            ttl_s = settings.turn.ttl().as_secs(),
+            "pages get these STUN/TURN servers"
+        );
+    }
     let app = http::router(state);
     let address = listener.local_addr().map_err(WebError::Serve)?;
     let scheme = if tls.is_some() { "https" } else { "http" };
