@@ -7,10 +7,10 @@
 
 use std::future::Future;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The status of one slot, spelled as on the wire (seed `002_*`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum InstanceStatus {
     /// The slot is free; `START` may use it.
@@ -46,8 +46,8 @@ pub struct ServerStatus {
     pub next_free: Option<u32>,
 }
 
-/// Why a request failed. `Display` is the reply's `error` string; the first three are the
-/// seed's exact strings.
+/// Why a request failed. `Display` is the reply's `error` string, and [`Self::from_wire`] reads
+/// it back; the first three are the seed's exact strings.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SupervisorError {
     /// `START` with every slot busy.
@@ -73,6 +73,28 @@ pub enum SupervisorError {
     /// sends it.
     #[error("supervisor unreachable: {0}")]
     Unreachable(String),
+}
+
+impl SupervisorError {
+    /// The error whose `Display` is `text`, a reply's `error` (not `"none"`), read through
+    /// `Display` itself so the wording lives only in the `#[error]`s. Other text (a field error,
+    /// which typed requests never provoke, or a newer supervisor's) is outside the protocol.
+    pub fn from_wire(text: &str) -> SupervisorError {
+        use SupervisorError::*;
+        // A new variant goes in one of these two lists.
+        let plain = [NoAvailableSlots, NotRunning, InvalidId, ShuttingDown];
+        let with_reason: [fn(String) -> SupervisorError; 3] = [LaunchFailed, Control, Unreachable];
+        plain
+            .into_iter()
+            .find(|err| err.to_string() == text)
+            .or_else(|| {
+                with_reason.into_iter().find_map(|variant| {
+                    let why = text.strip_prefix(&variant(String::new()).to_string())?;
+                    Some(variant(why.to_string()))
+                })
+            })
+            .unwrap_or_else(|| Unreachable(format!("unexpected error {text:?}")))
+    }
 }
 
 /// The supervisor operations behind the protocol commands.

@@ -1,11 +1,13 @@
-//! The supervisor protocol's commands: one file per command, each with `parse` and `apply`.
+//! The supervisor protocol's messages, one set of types for both ends (this server and the web
+//! role's [`crate::web::client`]), and its commands: one file per command, each with its
+//! request, its reply and `apply`.
 //!
 //! A request is one JSON object in a WebSocket text frame, `{"command":"START", …}`. Every
 //! request gets exactly one reply object whose first fields are `command` and `error`
 //! (`"none"` on success) and whose shape is the seed's for that command, also on failure (see
-//! each command's reply type). Requests that name no known command get the reply of
-//! [`unknown`]. Extra fields in a request are ignored; extra fields in a reply (`lastExit`)
-//! are ours.
+//! each command's reply type). `command` is the serde tag of both enums, which serde writes
+//! first. Requests that name no known command get the reply of [`unknown`]. Extra fields in a
+//! request are ignored; extra fields in a reply (`lastExit`) are ours.
 
 pub mod parse;
 pub mod resolution;
@@ -15,9 +17,9 @@ pub mod status;
 pub mod stop;
 pub mod unknown;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-pub use parse::{MAX_REQUEST_BYTES, ParseError, Request};
+pub use parse::{Fields, MAX_REQUEST_BYTES, ParseError};
 pub use resolution::{MAX_DIMENSION, Resolution, ResolutionReply};
 pub use server_status::{ServerStatus, ServerStatusReply};
 pub use start::{Start, StartReply};
@@ -30,9 +32,11 @@ use crate::supervisor::Supervisor;
 /// The `error` value of a successful reply.
 pub const NO_ERROR: &str = "none";
 
-/// A parsed request, or the reply that refuses it.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Command {
+/// A request. Only `Serialize`: the server reads requests by hand ([`Command::from_text`]),
+/// because the protocol's field errors and echoes are not serde's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "command", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Request {
     /// `START`.
     Start(Start),
     /// `STOP`.
@@ -43,7 +47,14 @@ pub enum Command {
     Resolution(Resolution),
     /// `SERVER_STATUS`.
     ServerStatus(ServerStatus),
-    /// The request could not be parsed; this is its (error) reply.
+}
+
+/// What the server makes of one frame.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// A valid request, to apply.
+    Request(Request),
+    /// The frame could not be parsed; this is its (error) reply.
     Refused(Reply),
 }
 
@@ -51,34 +62,29 @@ impl Command {
     /// Parses one text frame. Never fails: a bad request becomes [`Command::Refused`] with a
     /// reply naming the problem, in the shape of the command it named when it named one.
     pub fn from_text(text: &str) -> Command {
-        let request = match Request::from_text(text) {
-            Ok(request) => request,
+        let fields = match Fields::from_text(text) {
+            Ok(fields) => fields,
             Err((command, err)) => {
                 return Command::Refused(Reply::Unknown(UnknownReply::new(command, err)));
             }
         };
-        let parsed = match request.command() {
-            "START" => Start::parse(&request)
-                .map(Command::Start)
-                .map_err(Reply::Start),
-            "STOP" => Stop::parse(&request)
-                .map(Command::Stop)
-                .map_err(Reply::Stop),
-            "STATUS" => Status::parse(&request)
-                .map(Command::Status)
+        // The names are `Request`'s serde names; the client round-trip test pins that they agree.
+        let parsed = match fields.command() {
+            "START" => Ok(Request::Start(Start)),
+            "STOP" => Stop::parse(&fields).map(Request::Stop).map_err(Reply::Stop),
+            "STATUS" => Status::parse(&fields)
+                .map(Request::Status)
                 .map_err(Reply::Status),
-            "RESOLUTION" => Resolution::parse(&request)
-                .map(Command::Resolution)
+            "RESOLUTION" => Resolution::parse(&fields)
+                .map(Request::Resolution)
                 .map_err(Reply::Resolution),
-            "SERVER_STATUS" => ServerStatus::parse(&request)
-                .map(Command::ServerStatus)
-                .map_err(Reply::ServerStatus),
+            "SERVER_STATUS" => Ok(Request::ServerStatus(ServerStatus)),
             other => Err(Reply::Unknown(UnknownReply::new(
                 Some(other.to_string()),
                 ParseError::UnknownCommand(other.to_string()),
             ))),
         };
-        parsed.unwrap_or_else(Command::Refused)
+        parsed.map_or_else(Command::Refused, Command::Request)
     }
 
     /// The reply to a binary frame (the protocol is JSON text).
@@ -88,20 +94,23 @@ impl Command {
 
     /// Runs the command against `supervisor` and returns its reply.
     pub async fn apply<S: Supervisor>(self, supervisor: &S) -> Reply {
-        match self {
-            Command::Start(cmd) => Reply::Start(cmd.apply(supervisor).await),
-            Command::Stop(cmd) => Reply::Stop(cmd.apply(supervisor).await),
-            Command::Status(cmd) => Reply::Status(cmd.apply(supervisor).await),
-            Command::Resolution(cmd) => Reply::Resolution(cmd.apply(supervisor).await),
-            Command::ServerStatus(cmd) => Reply::ServerStatus(cmd.apply(supervisor).await),
-            Command::Refused(reply) => reply,
+        let request = match self {
+            Command::Request(request) => request,
+            Command::Refused(reply) => return reply,
+        };
+        match request {
+            Request::Start(cmd) => Reply::Start(cmd.apply(supervisor).await),
+            Request::Stop(cmd) => Reply::Stop(cmd.apply(supervisor).await),
+            Request::Status(cmd) => Reply::Status(cmd.apply(supervisor).await),
+            Request::Resolution(cmd) => Reply::Resolution(cmd.apply(supervisor).await),
+            Request::ServerStatus(cmd) => Reply::ServerStatus(cmd.apply(supervisor).await),
         }
     }
 }
 
-/// One reply object, serialized with its fields in the seed's order.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(untagged)]
+/// One reply object: `command`, then the seed's fields in the seed's order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Reply {
     /// Reply to `START`.
     Start(StartReply),
@@ -113,7 +122,8 @@ pub enum Reply {
     Resolution(ResolutionReply),
     /// Reply to `SERVER_STATUS`.
     ServerStatus(ServerStatusReply),
-    /// Reply to anything else.
+    /// Reply to anything else. Untagged: it echoes any `command`, or `null`.
+    #[serde(untagged)]
     Unknown(UnknownReply),
 }
 
@@ -161,6 +171,8 @@ pub(crate) mod test_support {
         pub slots: Mutex<Vec<InstanceStatus>>,
         /// Calls seen, for assertions.
         pub calls: Mutex<Vec<String>>,
+        /// When set, every call fails with it: the replies to errors the slots cannot cause.
+        pub fail: Mutex<Option<SupervisorError>>,
     }
 
     impl Scripted {
@@ -168,7 +180,12 @@ pub(crate) mod test_support {
             Scripted {
                 slots: Mutex::new(slots.to_vec()),
                 calls: Mutex::new(Vec::new()),
+                fail: Mutex::new(None),
             }
+        }
+
+        fn failing(&self) -> Result<(), SupervisorError> {
+            self.fail.lock().unwrap().clone().map_or(Ok(()), Err)
         }
 
         fn slot(&self, id: u32) -> Result<InstanceStatus, SupervisorError> {
@@ -182,6 +199,7 @@ pub(crate) mod test_support {
 
     impl Supervisor for Scripted {
         async fn start(&self) -> Result<u32, SupervisorError> {
+            self.failing()?;
             self.calls.lock().unwrap().push("start".into());
             let mut slots = self.slots.lock().unwrap();
             let id = slots
@@ -193,6 +211,7 @@ pub(crate) mod test_support {
         }
 
         async fn stop(&self, id: u32) -> Result<(), SupervisorError> {
+            self.failing()?;
             self.calls.lock().unwrap().push(format!("stop {id}"));
             if self.slot(id)? == InstanceStatus::Idle {
                 return Err(SupervisorError::NotRunning);
@@ -202,6 +221,7 @@ pub(crate) mod test_support {
         }
 
         async fn status(&self, id: u32) -> Result<StatusReport, SupervisorError> {
+            self.failing()?;
             Ok(StatusReport {
                 status: self.slot(id)?,
                 last_exit: None,
@@ -214,6 +234,7 @@ pub(crate) mod test_support {
             width: u32,
             height: u32,
         ) -> Result<(), SupervisorError> {
+            self.failing()?;
             self.calls
                 .lock()
                 .unwrap()
@@ -225,6 +246,7 @@ pub(crate) mod test_support {
         }
 
         async fn server_status(&self) -> Result<ServerStatus, SupervisorError> {
+            self.failing()?;
             let slots = self.slots.lock().unwrap();
             Ok(ServerStatus {
                 running: slots.iter().filter(|s| **s != InstanceStatus::Idle).count() as u32,

@@ -1,4 +1,4 @@
-//! Turning a text frame into a [`Request`]: a JSON object with a string `command`, plus typed
+//! Turning a text frame into [`Fields`]: a JSON object with a string `command`, plus typed
 //! access to its other fields with precise error messages.
 
 use serde_json::{Map, Value};
@@ -57,19 +57,19 @@ pub enum ParseError {
     },
 }
 
-/// A request that has a string `command`.
+/// A request object that has a string `command`, before it is a [`super::Request`].
 #[derive(Debug, Clone, PartialEq)]
-pub struct Request {
+pub struct Fields {
     /// The command name, as sent (commands are upper case).
     command: String,
     /// All fields of the object, `command` included.
     fields: Map<String, Value>,
 }
 
-impl Request {
+impl Fields {
     /// Parses a text frame. On failure, returns the command name when one could be read (to
     /// echo it in the reply) and the reason.
-    pub fn from_text(text: &str) -> Result<Request, (Option<String>, ParseError)> {
+    pub fn from_text(text: &str) -> Result<Fields, (Option<String>, ParseError)> {
         if text.len() > MAX_REQUEST_BYTES {
             return Err((
                 None,
@@ -89,7 +89,7 @@ impl Request {
             Some(Value::String(command)) => command.clone(),
             Some(_) => return Err((None, ParseError::CommandNotString)),
         };
-        Ok(Request { command, fields })
+        Ok(Fields { command, fields })
     }
 
     /// The command name.
@@ -127,7 +127,7 @@ mod tests {
 
     #[test]
     fn integers_are_strict() {
-        let req = Request::from_text(
+        let req = Fields::from_text(
             r#"{"command":"X","a":1,"b":"1","c":1.5,"d":null,"e":-3,"f":18446744073709551615}"#,
         )
         .unwrap();
@@ -143,19 +143,19 @@ mod tests {
     #[test]
     fn command_must_be_a_string_in_an_object() {
         assert!(matches!(
-            Request::from_text("[1]"),
+            Fields::from_text("[1]"),
             Err((None, ParseError::NotObject))
         ));
         assert!(matches!(
-            Request::from_text("{}"),
+            Fields::from_text("{}"),
             Err((None, ParseError::MissingCommand))
         ));
         assert!(matches!(
-            Request::from_text(r#"{"command":5}"#),
+            Fields::from_text(r#"{"command":5}"#),
             Err((None, ParseError::CommandNotString))
         ));
         assert!(matches!(
-            Request::from_text("{"),
+            Fields::from_text("{"),
             Err((None, ParseError::Json(_)))
         ));
         let big = format!(
@@ -163,7 +163,7 @@ mod tests {
             "x".repeat(MAX_REQUEST_BYTES)
         );
         assert!(matches!(
-            Request::from_text(&big),
+            Fields::from_text(&big),
             Err((None, ParseError::TooLarge { .. }))
         ));
     }

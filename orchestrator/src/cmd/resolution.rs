@@ -8,9 +8,9 @@
 //! `RUNNING`), `"control channel: …"`. `id`, `width` and `height` echo the request whenever they
 //! were integers (-1 and 0 otherwise).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use super::{NO_ERROR, ParseError, Request, slot_id};
+use super::{Fields, NO_ERROR, ParseError, slot_id};
 use crate::supervisor::{Supervisor, SupervisorError};
 
 /// Largest width or height accepted (8K UHD width), the protocol's limit on any size request.
@@ -18,8 +18,8 @@ use crate::supervisor::{Supervisor, SupervisorError};
 /// odd sides down to even; the reply echoes the request, as the seeds' protocol does.
 pub const MAX_DIMENSION: u32 = openspace_webrtc_protocol::MAX_REQUEST_SIDE;
 
-/// A parsed `RESOLUTION` with a valid size.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `RESOLUTION`, parsed only with a valid size.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Resolution {
     /// The id as sent (range-checked by `apply`).
     pub id: i64,
@@ -30,10 +30,8 @@ pub struct Resolution {
 }
 
 /// Reply to `RESOLUTION`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResolutionReply {
-    /// Always `"RESOLUTION"`.
-    pub command: &'static str,
     /// `"none"` or why the resize failed.
     pub error: String,
     /// The requested id (-1 if it was not an integer).
@@ -52,17 +50,16 @@ fn dimension(value: i64) -> Option<u32> {
 
 impl Resolution {
     /// Reads `id`, `width` and `height` and checks the size.
-    pub fn parse(request: &Request) -> Result<Resolution, ResolutionReply> {
+    pub fn parse(fields: &Fields) -> Result<Resolution, ResolutionReply> {
         let refuse = |err: ParseError| ResolutionReply {
-            command: "RESOLUTION",
             error: err.to_string(),
-            id: request.integer_or("id", -1),
-            width: request.integer_or("width", 0),
-            height: request.integer_or("height", 0),
+            id: fields.integer_or("id", -1),
+            width: fields.integer_or("width", 0),
+            height: fields.integer_or("height", 0),
         };
-        let id = request.integer("id").map_err(refuse)?;
-        let width = request.integer("width").map_err(refuse)?;
-        let height = request.integer("height").map_err(refuse)?;
+        let id = fields.integer("id").map_err(refuse)?;
+        let width = fields.integer("width").map_err(refuse)?;
+        let height = fields.integer("height").map_err(refuse)?;
         match (dimension(width), dimension(height)) {
             (Some(w), Some(h)) => Ok(Resolution {
                 id,
@@ -84,7 +81,6 @@ impl Resolution {
             None => Err(SupervisorError::InvalidId),
         };
         ResolutionReply {
-            command: "RESOLUTION",
             error: match result {
                 Ok(()) => NO_ERROR.into(),
                 Err(err) => err.to_string(),

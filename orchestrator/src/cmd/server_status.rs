@@ -6,20 +6,18 @@
 //! get** (the lowest free slot), or -1 when every slot is busy, so a backend choosing a server
 //! can read both load and the next id from one reply.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use super::{NO_ERROR, Request};
+use super::NO_ERROR;
 use crate::supervisor::Supervisor;
 
-/// A parsed `SERVER_STATUS`. It has no fields.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `SERVER_STATUS`. It has no fields; any extra ones are ignored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ServerStatus;
 
 /// Reply to `SERVER_STATUS`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServerStatusReply {
-    /// Always `"SERVER_STATUS"`.
-    pub command: &'static str,
     /// `"none"` (or `"shutting down"`).
     pub error: String,
     /// The lowest free id, -1 when none is free.
@@ -31,23 +29,16 @@ pub struct ServerStatusReply {
 }
 
 impl ServerStatus {
-    /// `SERVER_STATUS` takes no fields; any extra ones are ignored.
-    pub fn parse(_request: &Request) -> Result<ServerStatus, ServerStatusReply> {
-        Ok(ServerStatus)
-    }
-
     /// Reads the slot table.
     pub async fn apply<S: Supervisor>(self, supervisor: &S) -> ServerStatusReply {
         match supervisor.server_status().await {
             Ok(status) => ServerStatusReply {
-                command: "SERVER_STATUS",
                 error: NO_ERROR.into(),
                 id: status.next_free.map_or(-1, i64::from),
                 running: status.running,
                 total: status.total,
             },
             Err(err) => ServerStatusReply {
-                command: "SERVER_STATUS",
                 error: err.to_string(),
                 id: -1,
                 running: 0,

@@ -4,48 +4,32 @@
 //! then `INITIALIZING`; poll `STATUS` for `RUNNING`). On failure `id` is -1 and `error` says
 //! why: `"no available slots"`, `"launch failed: …"` or `"shutting down"`.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use super::{NO_ERROR, Request};
+use super::NO_ERROR;
 use crate::supervisor::Supervisor;
 
-/// A parsed `START`. It has no fields.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `START`. It has no fields; any extra ones are ignored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Start;
 
 /// Reply to `START`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StartReply {
-    /// Always `"START"`.
-    pub command: &'static str,
     /// `"none"` or why the start failed.
     pub error: String,
     /// The new instance's id, -1 on failure.
     pub id: i64,
 }
 
-impl StartReply {
-    fn new(error: String, id: i64) -> StartReply {
-        StartReply {
-            command: "START",
-            error,
-            id,
-        }
-    }
-}
-
 impl Start {
-    /// `START` takes no fields; any extra ones are ignored.
-    pub fn parse(_request: &Request) -> Result<Start, StartReply> {
-        Ok(Start)
-    }
-
     /// Starts an instance.
     pub async fn apply<S: Supervisor>(self, supervisor: &S) -> StartReply {
-        match supervisor.start().await {
-            Ok(id) => StartReply::new(NO_ERROR.into(), i64::from(id)),
-            Err(err) => StartReply::new(err.to_string(), -1),
-        }
+        let (error, id) = match supervisor.start().await {
+            Ok(id) => (NO_ERROR.into(), i64::from(id)),
+            Err(err) => (err.to_string(), -1),
+        };
+        StartReply { error, id }
     }
 }
 

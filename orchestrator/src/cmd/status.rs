@@ -7,23 +7,21 @@
 //! crash: `{"command":"STATUS","error":"none","id":0,"status":"IDLE","lastExit":"exited with
 //! status 1: …"}`.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use super::{NO_ERROR, Request, slot_id};
+use super::{Fields, NO_ERROR, slot_id};
 use crate::supervisor::{InstanceStatus, Supervisor, SupervisorError};
 
-/// A parsed `STATUS`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `STATUS`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Status {
     /// The id as sent (range-checked by `apply`).
     pub id: i64,
 }
 
 /// Reply to `STATUS`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusReply {
-    /// Always `"STATUS"`.
-    pub command: &'static str,
     /// `"none"`, `"invalid id"` or a field error.
     pub error: String,
     /// The requested id (-1 if it was not an integer).
@@ -38,7 +36,6 @@ pub struct StatusReply {
 impl StatusReply {
     fn error(error: String, id: i64) -> StatusReply {
         StatusReply {
-            command: "STATUS",
             error,
             id,
             status: InstanceStatus::Invalid,
@@ -49,8 +46,8 @@ impl StatusReply {
 
 impl Status {
     /// Reads the integer `id`.
-    pub fn parse(request: &Request) -> Result<Status, StatusReply> {
-        let id = request
+    pub fn parse(fields: &Fields) -> Result<Status, StatusReply> {
+        let id = fields
             .integer("id")
             .map_err(|err| StatusReply::error(err.to_string(), -1))?;
         Ok(Status { id })
@@ -64,7 +61,6 @@ impl Status {
         };
         match result {
             Ok(report) => StatusReply {
-                command: "STATUS",
                 error: NO_ERROR.into(),
                 id: self.id,
                 status: report.status,

@@ -6,45 +6,34 @@
 //! -1 (seed) and `error` is `"not running"` (the slot is idle), `"invalid id"` (outside
 //! `0..total`) or a field error.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use super::{NO_ERROR, Request, slot_id};
+use super::{Fields, NO_ERROR, slot_id};
 use crate::supervisor::{Supervisor, SupervisorError};
 
-/// A parsed `STOP`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `STOP`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Stop {
     /// The id as sent (range-checked by `apply`).
     pub id: i64,
 }
 
 /// Reply to `STOP`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StopReply {
-    /// Always `"STOP"`.
-    pub command: &'static str,
     /// `"none"` or why the stop failed.
     pub error: String,
     /// The stopped id, -1 on failure.
     pub id: i64,
 }
 
-impl StopReply {
-    fn new(error: String, id: i64) -> StopReply {
-        StopReply {
-            command: "STOP",
-            error,
-            id,
-        }
-    }
-}
-
 impl Stop {
     /// Reads the integer `id`.
-    pub fn parse(request: &Request) -> Result<Stop, StopReply> {
-        let id = request
-            .integer("id")
-            .map_err(|err| StopReply::new(err.to_string(), -1))?;
+    pub fn parse(fields: &Fields) -> Result<Stop, StopReply> {
+        let id = fields.integer("id").map_err(|err| StopReply {
+            error: err.to_string(),
+            id: -1,
+        })?;
         Ok(Stop { id })
     }
 
@@ -54,10 +43,11 @@ impl Stop {
             Some(id) => supervisor.stop(id).await,
             None => Err(SupervisorError::InvalidId),
         };
-        match result {
-            Ok(()) => StopReply::new(NO_ERROR.into(), self.id),
-            Err(err) => StopReply::new(err.to_string(), -1),
-        }
+        let (error, id) = match result {
+            Ok(()) => (NO_ERROR.into(), self.id),
+            Err(err) => (err.to_string(), -1),
+        };
+        StopReply { error, id }
     }
 }
 

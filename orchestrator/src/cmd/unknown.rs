@@ -5,12 +5,12 @@
 //! START, STOP, STATUS, RESOLUTION or SERVER_STATUS)","id":-1}`. `command` echoes the request's
 //! command when it was a string, `null` otherwise. The connection stays open.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::ParseError;
 
 /// Reply to a request that could not be dispatched.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UnknownReply {
     /// The request's command if it was a string, else `null`.
     pub command: Option<String>,

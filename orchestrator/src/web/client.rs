@@ -3,14 +3,14 @@
 //!
 //! A supervisor answers one request at a time per connection, in order, and `START`/`STOP`
 //! take seconds, so the client keeps a small pool of idle connections and opens another when
-//! all are busy. Replies are mapped back onto [`SupervisorError`] by their `error` string, so
-//! a caller cannot tell a remote supervisor from a local one.
+//! all are busy. Requests and replies are the server's own types ([`crate::cmd`]), and a
+//! reply's `error` becomes the [`SupervisorError`] that printed it, so a caller cannot tell a
+//! remote supervisor from a local one.
 
 use std::sync::Mutex;
 use std::time::Duration;
 
 use futures_util::{FutureExt, SinkExt, StreamExt};
-use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout};
 use tokio_tungstenite::tungstenite::Message;
@@ -20,8 +20,9 @@ use tokio_tungstenite::tungstenite::http::header::AUTHORIZATION;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tracing::debug;
 
+use crate::cmd::{self, NO_ERROR, Reply, Request, Resolution, Start, Status, Stop};
 use crate::secret::SupervisorSecret;
-use crate::supervisor::{InstanceStatus, ServerStatus, StatusReport, Supervisor, SupervisorError};
+use crate::supervisor::{ServerStatus, StatusReport, Supervisor, SupervisorError};
 
 /// Idle connections kept per supervisor.
 const MAX_IDLE: usize = 4;
@@ -55,21 +56,12 @@ impl std::fmt::Debug for SupervisorClient {
     }
 }
 
-/// Whether a request may be sent again when its connection broke after sending it.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Retry {
-    /// `STATUS`, `SERVER_STATUS`: asking twice changes nothing.
-    Idempotent,
-    /// `START`, `STOP`, `RESOLUTION`: only retried when the request surely never left.
-    OnlyIfUnsent,
-}
-
-/// Where a call failed.
-enum CallError {
-    /// Before the request was written: nothing happened on the supervisor.
-    Unsent(String),
-    /// After: the supervisor may have acted on it.
-    Sent(String),
+/// Why a call failed.
+struct CallError {
+    /// Whether the request was written: if so, the supervisor may have acted on it.
+    sent: bool,
+    /// What went wrong.
+    why: String,
 }
 
 impl SupervisorClient {
@@ -145,9 +137,14 @@ impl SupervisorClient {
         }
     }
 
-    /// Sends `request` and returns the reply object, whatever its `error`.
-    async fn call(&self, request: Value, retry: Retry) -> Result<Value, SupervisorError> {
-        let text = request.to_string();
+    /// Sends `request` and returns its reply, or the error the reply names.
+    async fn call(&self, request: Request) -> Result<Reply, SupervisorError> {
+        let text = serde_json::to_string(&request).map_err(|err| {
+            SupervisorError::Unreachable(format!("cannot encode a request: {err}"))
+        })?;
+        // Asking twice for a status changes nothing; `START`, `STOP` and `RESOLUTION` are only
+        // sent again when they surely never left.
+        let idempotent = matches!(request, Request::Status(_) | Request::ServerStatus(_));
         // A pooled connection may have been closed by the supervisor meanwhile; one fresh
         // attempt follows when that is safe.
         let pooled = self.take_idle();
@@ -156,36 +153,28 @@ impl SupervisorClient {
             Some(socket) => socket,
             None => self.connect().await.map_err(SupervisorError::Unreachable)?,
         };
-        match self.exchange(socket, &text).await {
-            Ok(reply) => Ok(reply),
-            Err(CallError::Unsent(why)) | Err(CallError::Sent(why))
-                if reused && retry == Retry::Idempotent =>
-            {
-                debug!(url = %self.url, %why, "pooled connection failed; retrying on a new one");
-                self.retry(&text).await
+        let reply = match self.exchange(socket, &text).await {
+            Ok(reply) => reply,
+            Err(CallError { sent, why }) if reused && (idempotent || !sent) => {
+                debug!(url = %self.url, %why, sent, "pooled connection failed; retrying");
+                let socket = self.connect().await.map_err(SupervisorError::Unreachable)?;
+                self.exchange(socket, &text)
+                    .await
+                    .map_err(|err| SupervisorError::Unreachable(err.why))?
             }
-            Err(CallError::Unsent(why)) if reused => {
-                debug!(url = %self.url, %why, "pooled connection failed before sending; retrying");
-                self.retry(&text).await
-            }
-            Err(CallError::Unsent(why)) | Err(CallError::Sent(why)) => {
-                Err(SupervisorError::Unreachable(why))
-            }
+            Err(CallError { why, .. }) => return Err(SupervisorError::Unreachable(why)),
+        };
+        match reply.error() {
+            NO_ERROR => Ok(reply),
+            error => Err(SupervisorError::from_wire(error)),
         }
     }
 
-    async fn retry(&self, text: &str) -> Result<Value, SupervisorError> {
-        let socket = self.connect().await.map_err(SupervisorError::Unreachable)?;
-        self.exchange(socket, text).await.map_err(|err| match err {
-            CallError::Unsent(why) | CallError::Sent(why) => SupervisorError::Unreachable(why),
-        })
-    }
-
-    async fn exchange(&self, mut socket: Socket, text: &str) -> Result<Value, CallError> {
-        socket
-            .send(Message::text(text.to_string()))
-            .await
-            .map_err(|err| CallError::Unsent(err.to_string()))?;
+    async fn exchange(&self, mut socket: Socket, text: &str) -> Result<Reply, CallError> {
+        if let Err(err) = socket.send(Message::text(text.to_string())).await {
+            let why = err.to_string();
+            return Err(CallError { sent: false, why });
+        }
         let reply = timeout(REPLY_TIMEOUT, async {
             loop {
                 match socket.next().await {
@@ -199,111 +188,70 @@ impl SupervisorClient {
             }
         })
         .await
-        .map_err(|_| CallError::Sent(format!("no reply within {REPLY_TIMEOUT:?}")))?
-        .map_err(CallError::Sent)?;
-        let value: Value = serde_json::from_str(reply.as_str())
-            .map_err(|err| CallError::Sent(format!("reply is not JSON: {err}")))?;
+        .unwrap_or_else(|_| Err(format!("no reply within {REPLY_TIMEOUT:?}")))
+        .and_then(|reply| {
+            serde_json::from_str(reply.as_str())
+                .map_err(|err| format!("not a protocol reply: {err}"))
+        })
+        .map_err(|why| CallError { sent: true, why })?;
         self.put_idle(socket);
-        Ok(value)
+        Ok(reply)
     }
 }
 
-/// The reply's `error` as a [`SupervisorError`], or `Ok` for `"none"`.
-pub fn reply_error(reply: &Value) -> Result<(), SupervisorError> {
-    let Some(error) = reply.get("error").and_then(Value::as_str) else {
-        return Err(SupervisorError::Unreachable(format!(
-            "reply without an error field: {reply}"
-        )));
-    };
-    Err(match error {
-        "none" => return Ok(()),
-        "no available slots" => SupervisorError::NoAvailableSlots,
-        "not running" => SupervisorError::NotRunning,
-        "invalid id" => SupervisorError::InvalidId,
-        "shutting down" => SupervisorError::ShuttingDown,
-        other => match (
-            other.strip_prefix("launch failed: "),
-            other.strip_prefix("control channel: "),
-        ) {
-            (Some(why), _) => SupervisorError::LaunchFailed(why.to_string()),
-            (_, Some(why)) => SupervisorError::Control(why.to_string()),
-            _ => SupervisorError::Control(other.to_string()),
-        },
-    })
-}
-
-fn field_u32(reply: &Value, name: &str) -> Result<u32, SupervisorError> {
-    reply
-        .get(name)
-        .and_then(Value::as_u64)
-        .and_then(|v| u32::try_from(v).ok())
-        .ok_or_else(|| SupervisorError::Unreachable(format!("reply lacks {name}: {reply}")))
-}
-
-/// `"RUNNING"` → [`InstanceStatus::Running`].
-pub fn parse_status(text: &str) -> Option<InstanceStatus> {
-    Some(match text {
-        "IDLE" => InstanceStatus::Idle,
-        "INITIALIZING" => InstanceStatus::Initializing,
-        "RUNNING" => InstanceStatus::Running,
-        "DEINITIALIZING" => InstanceStatus::Deinitializing,
-        "INVALID" => InstanceStatus::Invalid,
-        _ => return None,
-    })
+/// A reply to another command, or out of its shape. Its ids go to the log, never to callers.
+fn unexpected(reply: &Reply) -> SupervisorError {
+    debug!(reply = %reply.to_json(), "reply does not answer the request");
+    SupervisorError::Unreachable("the reply does not answer the request".into())
 }
 
 impl Supervisor for SupervisorClient {
     async fn start(&self) -> Result<u32, SupervisorError> {
-        let reply = self
-            .call(json!({"command": "START"}), Retry::OnlyIfUnsent)
-            .await?;
-        reply_error(&reply)?;
-        field_u32(&reply, "id")
+        match self.call(Request::Start(Start)).await? {
+            Reply::Start(reply) => u32::try_from(reply.id)
+                .map_err(|_| SupervisorError::Unreachable("START gave a negative id".into())),
+            other => Err(unexpected(&other)),
+        }
     }
 
     async fn stop(&self, id: u32) -> Result<(), SupervisorError> {
-        let reply = self
-            .call(json!({"command": "STOP", "id": id}), Retry::OnlyIfUnsent)
-            .await?;
-        reply_error(&reply)
+        match self.call(Request::Stop(Stop { id: id.into() })).await? {
+            Reply::Stop(_) => Ok(()),
+            other => Err(unexpected(&other)),
+        }
     }
 
     async fn status(&self, id: u32) -> Result<StatusReport, SupervisorError> {
-        let reply = self
-            .call(json!({"command": "STATUS", "id": id}), Retry::Idempotent)
-            .await?;
-        reply_error(&reply)?;
-        let status = reply
-            .get("status")
-            .and_then(Value::as_str)
-            .and_then(parse_status)
-            .ok_or_else(|| SupervisorError::Unreachable(format!("reply lacks status: {reply}")))?;
-        Ok(StatusReport {
-            status,
-            last_exit: reply
-                .get("lastExit")
-                .and_then(Value::as_str)
-                .map(str::to_string),
-        })
+        match self.call(Request::Status(Status { id: id.into() })).await? {
+            Reply::Status(reply) => Ok(StatusReport {
+                status: reply.status,
+                last_exit: reply.last_exit,
+            }),
+            other => Err(unexpected(&other)),
+        }
     }
 
     async fn resolution(&self, id: u32, width: u32, height: u32) -> Result<(), SupervisorError> {
-        let request = json!({"command": "RESOLUTION", "id": id, "width": width, "height": height});
-        let reply = self.call(request, Retry::OnlyIfUnsent).await?;
-        reply_error(&reply)
+        let request = Request::Resolution(Resolution {
+            id: id.into(),
+            width,
+            height,
+        });
+        match self.call(request).await? {
+            Reply::Resolution(_) => Ok(()),
+            other => Err(unexpected(&other)),
+        }
     }
 
     async fn server_status(&self) -> Result<ServerStatus, SupervisorError> {
-        let reply = self
-            .call(json!({"command": "SERVER_STATUS"}), Retry::Idempotent)
-            .await?;
-        reply_error(&reply)?;
-        let id = reply.get("id").and_then(Value::as_i64).unwrap_or(-1);
-        Ok(ServerStatus {
-            running: field_u32(&reply, "running")?,
-            total: field_u32(&reply, "total")?,
-            next_free: u32::try_from(id).ok(),
-        })
+        match self.call(Request::ServerStatus(cmd::ServerStatus)).await? {
+            Reply::ServerStatus(reply) => Ok(ServerStatus {
+                running: reply.running,
+                total: reply.total,
+                next_free: u32::try_from(reply.id).ok(),
+            }),
+            other => Err(unexpected(&other)),
+        }
     }
 
     async fn shutdown(&self) {
@@ -318,47 +266,96 @@ impl Supervisor for SupervisorClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cmd::test_support::Scripted;
+    use crate::cmd::{Command, StatusReply};
+    use crate::supervisor::InstanceStatus::{self, *};
 
-    #[test]
-    fn error_strings_map_back_onto_supervisor_errors() {
-        let e = |s: &str| reply_error(&json!({"command": "START", "error": s, "id": -1}));
-        assert_eq!(e("none"), Ok(()));
-        assert_eq!(
-            e("no available slots"),
-            Err(SupervisorError::NoAvailableSlots)
-        );
-        assert_eq!(e("not running"), Err(SupervisorError::NotRunning));
-        assert_eq!(e("invalid id"), Err(SupervisorError::InvalidId));
-        assert_eq!(e("shutting down"), Err(SupervisorError::ShuttingDown));
-        assert_eq!(
-            e("launch failed: no such file"),
-            Err(SupervisorError::LaunchFailed("no such file".into()))
-        );
-        assert_eq!(
-            e("control channel: timeout"),
-            Err(SupervisorError::Control("timeout".into()))
-        );
-        assert!(matches!(
-            reply_error(&json!({"command": "START"})),
-            Err(SupervisorError::Unreachable(_))
-        ));
-        // The Display round-trips: what the client returns prints as the supervisor wrote it.
+    /// The client's requests are what the server parses, and every reply the server can
+    /// produce reads back in the client as the same value, byte for byte, with the error that
+    /// made it.
+    #[tokio::test]
+    async fn requests_and_every_reply_round_trip() {
+        let requests = [
+            Request::Start(Start),
+            Request::Stop(Stop { id: 1 }),
+            Request::Status(Status { id: 1 }),
+            Request::Resolution(Resolution {
+                id: 1,
+                width: 1920,
+                height: 1080,
+            }),
+            Request::ServerStatus(cmd::ServerStatus),
+        ];
+        let commands = requests.map(|request| {
+            let command = Command::from_text(&serde_json::to_string(&request).unwrap());
+            assert_eq!(command, Command::Request(request));
+            command
+        });
+        let mut replies = vec![(
+            Reply::Status(StatusReply {
+                error: NO_ERROR.into(),
+                id: 0,
+                status: InstanceStatus::Idle,
+                last_exit: Some("exited with status 1: boom".into()),
+            }),
+            None,
+        )];
+        // Every command in every slot status (successes, "not running", "no available slots"),
+        // with an id out of range, then failing with every error.
+        for status in [Idle, Initializing, Running, Deinitializing] {
+            for slots in [vec![Running, status], vec![status]] {
+                for command in &commands {
+                    let reply = command.clone().apply(&Scripted::new(&slots)).await;
+                    replies.push((reply, None));
+                }
+            }
+        }
+        let why = || "no such file: 'a: b'".to_string();
         for err in [
             SupervisorError::NoAvailableSlots,
-            SupervisorError::LaunchFailed("x".into()),
+            SupervisorError::NotRunning,
+            SupervisorError::InvalidId,
+            SupervisorError::ShuttingDown,
+            SupervisorError::LaunchFailed(why()),
+            SupervisorError::Control(why()),
+            SupervisorError::Unreachable(why()),
         ] {
-            assert_eq!(
-                reply_error(&json!({"error": err.to_string()})),
-                Err(err.clone())
-            );
+            for command in &commands {
+                let sup = Scripted::new(&[Running, Running]);
+                *sup.fail.lock().unwrap() = Some(err.clone());
+                replies.push((command.clone().apply(&sup).await, Some(err.clone())));
+            }
         }
-    }
-
-    #[test]
-    fn statuses_parse_as_spelled_on_the_wire() {
-        assert_eq!(parse_status("RUNNING"), Some(InstanceStatus::Running));
-        assert_eq!(parse_status("IDLE"), Some(InstanceStatus::Idle));
-        assert_eq!(parse_status("running"), None);
+        // Refused requests, in their command's shape or the unknown reply's.
+        for text in [
+            r#"{"command":"STOP"}"#,
+            r#"{"command":"STATUS","id":"0"}"#,
+            r#"{"command":"RESOLUTION","id":0,"width":0,"height":720}"#,
+            r#"{"command":"DANCE"}"#,
+            "not json",
+        ] {
+            replies.push((
+                Command::from_text(text).apply(&Scripted::new(&[])).await,
+                None,
+            ));
+        }
+        for (reply, fail) in replies {
+            let text = reply.to_json();
+            let read: Reply = serde_json::from_str(&text).unwrap();
+            assert_eq!(read, reply, "{text}");
+            assert_eq!(read.to_json(), text);
+            let error =
+                (read.error() != NO_ERROR).then(|| SupervisorError::from_wire(read.error()));
+            if let Some(fail) = fail {
+                assert_eq!(error, Some(fail), "{text}");
+            }
+        }
+        // A reply out of its command's shape reads as the unknown reply, which no call accepts.
+        let garbled = r#"{"command":"STATUS","error":"none","id":0,"status":"running"}"#;
+        assert!(matches!(
+            serde_json::from_str(garbled),
+            Ok(Reply::Unknown(_))
+        ));
     }
 
     #[test]
