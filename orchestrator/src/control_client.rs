@@ -2,14 +2,14 @@
 //!
 //! Each instance serves one WebSocket endpoint on loopback (its signaling port, any path). A
 //! control client proves the per-instance secret with `hello`, then asks `ready`, `getStats`,
-//! `resize` or `keyFrame`. The message types are [`ControlRequest`] and [`ControlReply`] from
+//! `resize`, `keyFrame`, or a viewer's join ticket (`issueTicket`). The message types are [`ControlRequest`] and [`ControlReply`] from
 //! `openspace-webrtc-protocol`; the wire format is in `rust-core/SIGNALING.md`.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use openspace_webrtc_protocol::{ControlReply, ControlRequest};
+use openspace_webrtc_protocol::{ControlReply, ControlRequest, ViewerRole};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, sleep, timeout};
 use tokio_tungstenite::tungstenite::Message;
@@ -169,6 +169,15 @@ impl ControlClient {
     pub async fn stats(&mut self) -> Result<serde_json::Value, ControlError> {
         match self.call(&ControlRequest::GetStats).await? {
             ControlReply::Stats { stats } => Ok(stats),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// A single-use join ticket for one viewer with `role`, good for a few seconds: the
+    /// viewer's connection presents it as `?ticket=` (see `rust-core/SIGNALING.md`).
+    pub async fn issue_ticket(&mut self, role: ViewerRole) -> Result<String, ControlError> {
+        match self.call(&ControlRequest::IssueTicket { role }).await? {
+            ControlReply::Ticket { ticket, .. } => Ok(ticket),
             other => Err(unexpected(&other)),
         }
     }

@@ -51,6 +51,7 @@ pub mod cmd;
 pub mod config;
 pub mod control_client;
 pub mod instances;
+pub mod relay;
 pub mod secret;
 pub mod server;
 pub mod shutdown;

@@ -47,6 +47,25 @@ impl SupervisorSecret {
         &self.0
     }
 
+    /// A WebSocket client request for `url` that presents this secret, or none if `None`: how
+    /// the web role opens every supervisor connection (protocol and relay alike).
+    pub fn client_request(
+        secret: Option<&SupervisorSecret>,
+        url: &str,
+    ) -> Result<tokio_tungstenite::tungstenite::handshake::client::Request, String> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        use tokio_tungstenite::tungstenite::http::{HeaderValue, header::AUTHORIZATION};
+        let mut request = url
+            .into_client_request()
+            .map_err(|err| format!("bad supervisor URL {url}: {err}"))?;
+        if let Some(secret) = secret {
+            let value = HeaderValue::from_str(&format!("Bearer {}", secret.expose()))
+                .map_err(|err| format!("the supervisor secret is not a header value: {err}"))?;
+            request.headers_mut().insert(AUTHORIZATION, value);
+        }
+        Ok(request)
+    }
+
     /// Whether `presented` is the secret. Compares digests in constant time, so the time taken
     /// says nothing about how much of a guess was right.
     pub fn matches(&self, presented: &str) -> bool {

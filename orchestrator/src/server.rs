@@ -1,5 +1,7 @@
 //! The supervisor protocol server: WebSocket plumbing only (the commands are in
-//! [`crate::cmd`], the instances behind [`Supervisor`]).
+//! [`crate::cmd`], the instances behind [`Supervisor`]). An upgrade to an `/instances/…`
+//! path is not the protocol but a relay to one instance's endpoint ([`crate::relay`]); the
+//! same secret guards both.
 //!
 //! [`run`] accepts connections until `shutdown` resolves, serves each on its own task (many
 //! clients at once; one request at a time per connection, replies in request order), then
@@ -33,6 +35,7 @@ use tokio_tungstenite::tungstenite::{self, Message, http};
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use crate::cmd::Command;
+use crate::relay::{self, RelayRoute};
 use crate::secret::SupervisorSecret;
 use crate::shutdown::Shutdown;
 use crate::supervisor::Supervisor;
@@ -170,11 +173,24 @@ impl<S: Supervisor> Listener<S> {
             let limits = self.limits;
             let secret = self.secret.clone();
             let task = async move {
+                // What the upgrade asked for: the protocol, or a relay to an instance.
+                let mut route = None;
                 // The callback's type is tungstenite's, large error response included.
                 #[allow(clippy::result_large_err)]
-                let check = move |request: &Request, response: Response| match &secret {
-                    Some(secret) if !presents(secret, request) => Err(refusal()),
-                    _ => Ok(response),
+                let check = |request: &Request, response: Response| {
+                    if let Some(secret) = &secret
+                        && !presents(secret, request)
+                    {
+                        return Err(refusal());
+                    }
+                    let uri = request.uri();
+                    match RelayRoute::parse(uri.path(), uri.query()) {
+                        Ok(parsed) => {
+                            route = parsed;
+                            Ok(response)
+                        }
+                        Err(reason) => Err(not_found(reason)),
+                    }
                 };
                 let handshake = timeout(
                     limits.handshake_timeout,
@@ -192,6 +208,18 @@ impl<S: Supervisor> Listener<S> {
                     },
                     _ = shutdown.recv() => return,
                 };
+                if let Some(route) = route {
+                    debug!(?route, "relay connected");
+                    let target = supervisor
+                        .relay_target(route.id, route.endpoint)
+                        .await
+                        .map_err(|err| err.to_string());
+                    relay::serve(ws, target, &mut shutdown).await;
+                    debug!(?route, "relay closed");
+                    drop(shutdown_complete);
+                    drop(permit);
+                    return;
+                }
                 debug!("client connected");
                 let mut handler = Handler {
                     peer,
@@ -250,6 +278,13 @@ fn refusal() -> ErrorResponse {
             .to_string(),
     ));
     *response.status_mut() = http::StatusCode::UNAUTHORIZED;
+    response
+}
+
+/// 404 before the upgrade, for a relay path that names nothing.
+fn not_found(reason: String) -> ErrorResponse {
+    let mut response = ErrorResponse::new(Some(reason));
+    *response.status_mut() = http::StatusCode::NOT_FOUND;
     response
 }
 

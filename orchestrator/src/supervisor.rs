@@ -9,6 +9,8 @@ use std::future::Future;
 
 use serde::{Deserialize, Serialize};
 
+use crate::relay::RelayEndpoint;
+
 /// The status of one slot, spelled as on the wire (seed `002_*`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -123,6 +125,22 @@ pub trait Supervisor: Send + Sync + 'static {
 
     /// Busy and total slots.
     fn server_status(&self) -> impl Future<Output = Result<ServerStatus, SupervisorError>> + Send;
+
+    /// Where the relay connects for instance `id`'s `endpoint`: a `ws://` URL on loopback;
+    /// for signaling, with a fresh join ticket for the role. Only a supervisor that runs
+    /// instances relays; the default says so.
+    fn relay_target(
+        &self,
+        id: u32,
+        endpoint: RelayEndpoint,
+    ) -> impl Future<Output = Result<String, SupervisorError>> + Send {
+        let _ = (id, endpoint);
+        async {
+            Err(SupervisorError::Control(
+                "this supervisor runs no instances to relay to".into(),
+            ))
+        }
+    }
 
     /// Stops every instance this supervisor started and waits until they are gone.
     fn shutdown(&self) -> impl Future<Output = ()> + Send;

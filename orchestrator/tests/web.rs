@@ -217,7 +217,8 @@ async fn the_signaling_proxy_passes_viewer_messages_and_makes_spectators_view_on
         .ws(&format!("/api/instances/{id}/signal?token={owner}"))
         .await
         .unwrap();
-    // Nothing but a join first; control messages never reach the instance.
+    // The instance's own rules, through the relay: nothing but a join first, and a viewer's
+    // connection (it came with a join ticket) cannot act as control.
     send(&mut viewer, json!({"type": "hello", "secret": "guess"})).await;
     let refused = next_json(&mut viewer).await;
     assert_eq!(refused["type"], "error");
@@ -225,7 +226,7 @@ async fn the_signaling_proxy_passes_viewer_messages_and_makes_spectators_view_on
         refused["message"]
             .as_str()
             .unwrap()
-            .contains("not a viewer message"),
+            .contains("viewers cannot send control messages"),
         "{refused}"
     );
     send(&mut viewer, json!({"type": "answer", "sdp": "v=0"})).await;

@@ -6,10 +6,11 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use openspace_webrtc_protocol::{ControlReply, ControlRequest};
+use openspace_webrtc_protocol::tickets::{TICKET_LIFETIME, TicketBook, TicketError};
+use openspace_webrtc_protocol::{ControlReply, ControlRequest, ViewerRole};
 use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::config::{CaptureMode, StreamerConfig};
@@ -133,6 +134,8 @@ struct Shared {
     pipeline: OnceLock<Arc<Pipeline>>,
     ready: watch::Sender<bool>,
     next_viewer_id: AtomicU32,
+    /// The join tickets the control client issued. A leaf lock: held only to issue or redeem.
+    tickets: Mutex<TicketBook>,
 }
 
 impl Shared {
@@ -184,8 +187,23 @@ impl Engine for Shared {
         }
     }
 
+    fn redeem_ticket(&self, ticket: &str) -> Result<ViewerRole, TicketError> {
+        self.ticket_book().redeem(ticket, Instant::now())
+    }
+
     fn control(&self, request: &ControlRequest) -> ControlReply {
         match request {
+            ControlRequest::IssueTicket { role } => {
+                match self.ticket_book().issue(*role, Instant::now()) {
+                    Ok(ticket) => ControlReply::Ticket {
+                        ticket,
+                        expires_in_ms: TICKET_LIFETIME.as_millis() as u64,
+                    },
+                    Err(err) => ControlReply::Error {
+                        message: err.to_string(),
+                    },
+                }
+            }
             ControlRequest::Ready => {
                 let (width, height) = self.stats.size();
                 ControlReply::Ready {
@@ -246,6 +264,13 @@ impl Engine for Shared {
 }
 
 impl Shared {
+    fn ticket_book(&self) -> std::sync::MutexGuard<'_, TicketBook> {
+        // The book is valid after any panic (every change is one insert or flag).
+        self.tickets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     fn stats_json(&self) -> serde_json::Value {
         let mut stats = self.stats.to_json();
         stats["eventsDropped"] = self.events.dropped().into();
@@ -343,6 +368,7 @@ impl Streamer {
             pipeline: OnceLock::new(),
             ready,
             next_viewer_id: AtomicU32::new(1),
+            tickets: Mutex::new(TicketBook::new()),
         });
         let (shutdown, _) = broadcast::channel(1);
         let server = runtime.spawn(signaling::serve(listener, shared.clone(), shutdown.clone()));

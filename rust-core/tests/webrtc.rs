@@ -11,6 +11,7 @@ use futures_util::{SinkExt, StreamExt};
 use openspace_webrtc::config::{EncoderChoice, StreamerConfig};
 use openspace_webrtc::input::Event;
 use openspace_webrtc::streamer::{FrameSource, Streamer};
+use openspace_webrtc_protocol::ViewerRole;
 use support::receiver::Receiver;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -418,9 +419,8 @@ fn below_the_floor_the_picture_is_scaled_down_and_keeps_playing() {
 /// A raw viewer: joins, waits for the offer, sends `answer(offer)` and returns the replies
 /// that arrive within a short while.
 async fn answer_with(port: u16, answer: impl FnOnce(&str) -> String) -> Vec<serde_json::Value> {
-    let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/"))
-        .await
-        .unwrap();
+    let url = support::viewer_url(port, ViewerRole::Spectator).await;
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
     socket
         .send(Message::text(r#"{"type":"join","viewOnly":true}"#))
         .await
@@ -451,9 +451,13 @@ type RawSocket =
 
 /// Joins as a raw viewer and returns the socket with the first offer or error it got.
 async fn join_raw(port: u16, view_only: bool) -> (RawSocket, serde_json::Value) {
-    let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/"))
-        .await
-        .unwrap();
+    let role = if view_only {
+        ViewerRole::Spectator
+    } else {
+        ViewerRole::Owner
+    };
+    let url = support::viewer_url(port, role).await;
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
     let join = serde_json::json!({"type": "join", "viewOnly": view_only});
     socket.send(Message::text(join.to_string())).await.unwrap();
     loop {
@@ -936,10 +940,8 @@ fn fuzzed_signaling_never_breaks_the_host() {
         let mut sent = 0;
         // 2000 messages over 100 connections of 20, each read back without waiting long.
         for _ in 0..100 {
-            let (mut socket, _) =
-                tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/"))
-                    .await
-                    .unwrap();
+            let url = support::viewer_url(port, ViewerRole::Owner).await;
+            let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
             for _ in 0..20 {
                 let text = fuzzed_signaling(&mut rng, &offer);
                 if socket.send(Message::text(text)).await.is_err() {
@@ -972,6 +974,98 @@ fn fuzzed_signaling_never_breaks_the_host() {
         let viewer = Receiver::join(port).await;
         viewer.wait_frames(10, Duration::from_secs(20)).await;
         viewer.leave().await;
+    });
+}
+
+/// Connects to `url`, sends `join` and returns the first reply and whether the streamer then
+/// closed the connection.
+async fn first_reply_to_join(url: &str) -> (serde_json::Value, bool) {
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    socket
+        .send(Message::text(r#"{"type":"join"}"#))
+        .await
+        .unwrap();
+    let next = tokio::time::timeout(Duration::from_secs(5), socket.next()).await;
+    let Ok(Some(Ok(Message::Text(text)))) = next else {
+        panic!("no reply to join: {next:?}");
+    };
+    let reply = serde_json::from_str(text.as_str()).unwrap();
+    let closed = loop {
+        match tokio::time::timeout(Duration::from_secs(1), socket.next()).await {
+            Ok(Some(Ok(Message::Close(_))) | None | Some(Err(_))) => break true,
+            Ok(Some(Ok(_))) => continue,
+            Err(_) => break false,
+        }
+    };
+    (reply, closed)
+}
+
+#[test]
+fn a_managed_streamer_admits_only_its_tickets_once_and_spectators_send_no_input() {
+    require_loopback_namespace!();
+    let config = StreamerConfig {
+        max_viewers: 4,
+        ..config(EncoderChoice::X264)
+    };
+    run_host_with(config, |port, events| async move {
+        // Reaching the port is not enough: no ticket, no stream, and the socket is closed.
+        let (reply, closed) = first_reply_to_join(&format!("ws://127.0.0.1:{port}/")).await;
+        assert_eq!(reply["type"], "error", "{reply}");
+        assert_eq!(reply["fatal"], true, "{reply}");
+        assert!(
+            reply["message"]
+                .as_str()
+                .unwrap()
+                .contains("no join ticket")
+        );
+        assert!(closed, "a refused join closes the connection");
+        let (reply, _) = first_reply_to_join(&format!("ws://127.0.0.1:{port}/?ticket=00ff")).await;
+        assert!(
+            reply["message"].as_str().unwrap().contains("not known"),
+            "{reply}"
+        );
+
+        // A ticket admits once: the second connection with it is refused.
+        let url = support::viewer_url(port, ViewerRole::Owner).await;
+        let (reply, closed) = first_reply_to_join(&url).await;
+        assert_eq!(reply["type"], "welcome", "{reply}");
+        assert!(!closed, "an admitted viewer stays connected");
+        let (reply, closed) = first_reply_to_join(&url).await;
+        assert!(
+            reply["message"].as_str().unwrap().contains("used already"),
+            "{reply}"
+        );
+        assert!(closed);
+
+        // A spectator's ticket: the join asks for control and still gets none.
+        let spectator_url = support::viewer_url(port, ViewerRole::Spectator).await;
+        let spectator = Receiver::join_url(&spectator_url, false).await;
+        spectator.wait_frames(3, Duration::from_secs(20)).await;
+        spectator
+            .send_input(r#"{"type":"key","key":87,"action":1,"mods":0}"#)
+            .await;
+        let owner = Receiver::join(port).await;
+        owner.wait_frames(3, Duration::from_secs(20)).await;
+        owner
+            .send_input(r#"{"type":"key","key":65,"action":1,"mods":0}"#)
+            .await;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !events
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|e| matches!(e, Event::Key { key: 65, .. }))
+        {
+            assert!(Instant::now() < deadline, "the owner's key never arrived");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let seen = events.lock().unwrap().clone();
+        assert!(
+            !seen.iter().any(|e| matches!(e, Event::Key { key: 87, .. })),
+            "the spectator's key reached the host: {seen:?}"
+        );
+        spectator.leave().await;
+        owner.leave().await;
     });
 }
 

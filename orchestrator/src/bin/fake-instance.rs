@@ -1,8 +1,10 @@
 //! `fake-instance`: a test double of a streaming instance, for the orchestrator's tests.
 //!
 //! It serves rust-core's control channel (`hello` → `welcome`, `ready`, `resize`, `getStats`,
-//! `keyFrame`; types from `openspace-webrtc-protocol`) on `127.0.0.1:$OSW_LISTEN_PORT`, checks
-//! `$OSW_CONTROL_SECRET`, and prints what it was given, `READY port=<port>` once listening and
+//! `keyFrame`, `issueTicket`; types from `openspace-webrtc-protocol`) on
+//! `127.0.0.1:$OSW_LISTEN_PORT`, under rust-core's own rules (the protocol crate's session
+//! state machine and join tickets, so a viewer needs a ticket when `$OSW_CONTROL_SECRET` is
+//! set), and prints what it was given, `READY port=<port>` once listening and
 //! `RESIZE WxH` when resized, like the GL test host. A viewer's `join` gets `welcome`, then
 //! an `error` (not fatal) saying what the fake saw, `fake: joined viewOnly=<bool>`; each later
 //! viewer message gets `fake: got <type>`, so tests of the web role's signaling proxy can see
@@ -26,12 +28,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use openspace_webrtc_protocol::session::{Admission, Decision, Session};
+use openspace_webrtc_protocol::tickets::{TICKET_LIFETIME, TicketBook};
 use openspace_webrtc_protocol::{
-    ControlReply, ControlRequest, PROTOCOL_VERSION, ViewerReply, ViewerRequest,
+    ControlReply, ControlRequest, PROTOCOL_VERSION, ViewerReply, ViewerRequest, ticket_in_query,
 };
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::{Instant, sleep};
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 
 /// The fake's behaviour, read once from the environment.
 struct Knobs {
@@ -129,11 +134,13 @@ async fn main() {
     };
     println!("READY port={port}");
     let size: Size = Arc::new(Mutex::new((1280, 720)));
+    let tickets: Tickets = Arc::new(Mutex::new(TicketBook::new()));
     loop {
         let Ok((socket, _)) = listener.accept().await else {
             continue;
         };
-        tokio::spawn(serve(socket, Arc::clone(&knobs), Arc::clone(&size)));
+        let (knobs, size, tickets) = (Arc::clone(&knobs), Arc::clone(&size), Arc::clone(&tickets));
+        tokio::spawn(serve(socket, knobs, size, tickets));
     }
 }
 
@@ -150,109 +157,134 @@ fn crash_after(after: Duration) {
     });
 }
 
-async fn serve(socket: TcpStream, knobs: Arc<Knobs>, size: Size) {
-    let Ok(mut ws) = tokio_tungstenite::accept_async(socket).await else {
+/// The join tickets this fake issued; shared by its connections, as in rust-core.
+type Tickets = Arc<Mutex<TicketBook>>;
+
+/// Serves one connection with rust-core's own rules ([`Session`], [`TicketBook`]): the fake
+/// differs from an instance only in what it does once a request is allowed.
+async fn serve(socket: TcpStream, knobs: Arc<Knobs>, size: Size, tickets: Tickets) {
+    let mut ticket = None;
+    // The callback's type is tungstenite's, large error response included.
+    #[allow(clippy::result_large_err)]
+    let read_ticket = |request: &Request, response: Response| {
+        ticket = ticket_in_query(request.uri().query()).map(str::to_string);
+        Ok(response)
+    };
+    let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(socket, read_ticket).await else {
         return;
     };
-    let mut authenticated = false;
+    let managed = !knobs.secret.is_empty();
+    let redeemed = ticket.map(|ticket| lock(&tickets).redeem(&ticket, std::time::Instant::now()));
+    let mut session = Session::new(&knobs.secret, Admission::new(managed, redeemed));
     let mut viewers_seen = 0;
     while let Some(Ok(message)) = ws.next().await {
         let Message::Text(text) = message else {
             continue;
         };
-        if let Ok(request) = serde_json::from_str::<ViewerRequest>(text.as_str()) {
-            let mut replies = Vec::new();
-            let seen = match request {
-                ViewerRequest::Join { view_only } => {
-                    viewers_seen += 1;
-                    replies.push(ViewerReply::Welcome {
-                        viewer_id: viewers_seen,
-                        protocol: PROTOCOL_VERSION,
-                        limit: openspace_webrtc_protocol::StreamLimit::default(),
-                    });
-                    format!("joined viewOnly={view_only}")
-                }
-                ViewerRequest::Answer { .. } => "got answer".into(),
-                ViewerRequest::Ice { .. } => "got ice".into(),
-                ViewerRequest::Bye => "got bye".into(),
-            };
-            replies.push(ViewerReply::Error {
-                message: format!("fake: {seen}"),
-                fatal: false,
-            });
-            for reply in replies {
-                let Ok(text) = serde_json::to_string(&reply) else {
-                    return;
+        let (replies, close) = match session.on_text(text.as_str()) {
+            Decision::ReplyViewer(reply) => {
+                let fatal = matches!(reply, ViewerReply::Error { fatal: true, .. });
+                (vec![to_json(&reply)], fatal)
+            }
+            Decision::ReplyControl(reply) => (vec![to_json(&reply)], false),
+            Decision::Viewer(request) => {
+                let mut replies = Vec::new();
+                let seen = match request {
+                    ViewerRequest::Join { view_only } => {
+                        viewers_seen += 1;
+                        replies.push(to_json(&ViewerReply::Welcome {
+                            viewer_id: viewers_seen,
+                            protocol: PROTOCOL_VERSION,
+                            limit: openspace_webrtc_protocol::StreamLimit::default(),
+                        }));
+                        format!("joined viewOnly={view_only}")
+                    }
+                    ViewerRequest::Answer { .. } => "got answer".into(),
+                    ViewerRequest::Ice { .. } => "got ice".into(),
+                    ViewerRequest::Bye => "got bye".into(),
                 };
-                if ws.send(Message::text(text)).await.is_err() {
-                    return;
-                }
+                replies.push(to_json(&ViewerReply::Error {
+                    message: format!("fake: {seen}"),
+                    fatal: false,
+                }));
+                (replies, false)
             }
-            continue;
+            Decision::Control(request) => (
+                vec![to_json(&control(request, &knobs, &size, &tickets))],
+                false,
+            ),
+        };
+        for reply in replies {
+            if ws.send(Message::text(reply)).await.is_err() {
+                return;
+            }
         }
-        let reply = match serde_json::from_str::<ControlRequest>(text.as_str()) {
-            Err(err) => ControlReply::Error {
-                message: format!("not a control message: {err}"),
-            },
-            Ok(ControlRequest::Hello { secret }) => {
-                if knobs.secret.is_empty() {
-                    ControlReply::Error {
-                        message: "control is disabled".into(),
-                    }
-                } else if secret == knobs.secret {
-                    authenticated = true;
-                    ControlReply::Welcome {
-                        protocol: PROTOCOL_VERSION,
-                    }
-                } else {
-                    ControlReply::Error {
-                        message: "wrong secret".into(),
-                    }
-                }
+        if close {
+            let _ = ws.close(None).await;
+            return;
+        }
+    }
+}
+
+fn to_json(message: &impl serde::Serialize) -> String {
+    serde_json::to_string(message).unwrap_or_default()
+}
+
+/// Answers an authenticated control request.
+fn control(request: ControlRequest, knobs: &Knobs, size: &Size, tickets: &Tickets) -> ControlReply {
+    match request {
+        ControlRequest::Hello { .. } => ControlReply::Error {
+            message: "already authenticated".into(),
+        },
+        ControlRequest::IssueTicket { role } => {
+            match lock(tickets).issue(role, std::time::Instant::now()) {
+                Ok(ticket) => ControlReply::Ticket {
+                    ticket,
+                    expires_in_ms: TICKET_LIFETIME.as_millis() as u64,
+                },
+                Err(err) => ControlReply::Error {
+                    message: err.to_string(),
+                },
             }
-            Ok(_) if !authenticated => ControlReply::Error {
-                message: "send hello first".into(),
-            },
-            Ok(ControlRequest::Ready) => {
-                let ready = knobs.ready_at.is_some_and(|at| Instant::now() >= at);
-                let (width, height) = if ready { *lock(&size) } else { (0, 0) };
-                if let Some(after) = knobs.crash_after_ready.filter(|_| ready)
-                    && !knobs.crash_scheduled.swap(true, Ordering::SeqCst)
-                {
-                    crash_after(after);
-                }
-                let hung = knobs.frames_stop_at.is_some_and(|at| Instant::now() >= at);
-                ControlReply::Ready {
-                    ready,
-                    width,
-                    height,
-                    frames_flowing: ready && !hung,
-                }
+        }
+        ControlRequest::Ready => {
+            let ready = knobs.ready_at.is_some_and(|at| Instant::now() >= at);
+            let (width, height) = if ready { *lock(size) } else { (0, 0) };
+            if let Some(after) = knobs.crash_after_ready.filter(|_| ready)
+                && !knobs.crash_scheduled.swap(true, Ordering::SeqCst)
+            {
+                crash_after(after);
             }
-            Ok(ControlRequest::GetStats) => {
-                let (width, height) = *lock(&size);
-                ControlReply::Stats {
-                    stats: serde_json::json!({
-                        "encoder": "fake", "width": width, "height": height,
-                        "signalingPort": knobs.port, "viewers": 0,
-                    }),
-                }
+            let hung = knobs.frames_stop_at.is_some_and(|at| Instant::now() >= at);
+            ControlReply::Ready {
+                ready,
+                width,
+                height,
+                frames_flowing: ready && !hung,
             }
-            Ok(ControlRequest::Resize { width, height }) => {
-                // The real engine's rule: fitted into the default limit, even sides.
-                let fitted = openspace_webrtc_protocol::fit_stream_size(
-                    width,
-                    height,
-                    openspace_webrtc_protocol::StreamLimit::default(),
-                );
-                if let Err(err) = fitted {
-                    ControlReply::Error {
-                        message: err.to_string(),
-                    }
-                } else {
-                    let (width, height) = fitted.unwrap_or((width, height));
+        }
+        ControlRequest::GetStats => {
+            let (width, height) = *lock(size);
+            ControlReply::Stats {
+                stats: serde_json::json!({
+                    "encoder": "fake", "width": width, "height": height,
+                    "signalingPort": knobs.port, "viewers": 0,
+                }),
+            }
+        }
+        ControlRequest::Resize { width, height } => {
+            // The real engine's rule: fitted into the default limit, even sides.
+            match openspace_webrtc_protocol::fit_stream_size(
+                width,
+                height,
+                openspace_webrtc_protocol::StreamLimit::default(),
+            ) {
+                Err(err) => ControlReply::Error {
+                    message: err.to_string(),
+                },
+                Ok((width, height)) => {
                     if !knobs.ignore_resize {
-                        let size = Arc::clone(&size);
+                        let size = Arc::clone(size);
                         let delay = knobs.resize_delay;
                         tokio::spawn(async move {
                             sleep(delay).await;
@@ -265,20 +297,15 @@ async fn serve(socket: TcpStream, knobs: Arc<Knobs>, size: Size) {
                     }
                 }
             }
-            Ok(ControlRequest::KeyFrame) => ControlReply::Ok {
-                request: "keyFrame".into(),
-            },
-        };
-        let Ok(text) = serde_json::to_string(&reply) else {
-            return;
-        };
-        if ws.send(Message::text(text)).await.is_err() {
-            return;
         }
+        ControlRequest::KeyFrame => ControlReply::Ok {
+            request: "keyFrame".into(),
+        },
     }
 }
 
-fn lock(size: &Size) -> std::sync::MutexGuard<'_, (u32, u32)> {
-    size.lock()
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -35,8 +35,10 @@ use tracing::{Instrument, info, info_span};
 pub use process::RESERVED_ENV;
 
 use crate::control_client::ControlClient;
+use crate::relay::RelayEndpoint;
 use crate::supervisor::{InstanceStatus, ServerStatus, StatusReport, Supervisor, SupervisorError};
 use lifecycle::InstanceTask;
+use openspace_webrtc_protocol::TICKET_QUERY_KEY;
 use orphans::Ledger;
 use slots::{Busy, Slot, SlotTable};
 
@@ -668,6 +670,43 @@ impl Supervisor for Instances {
 
     async fn server_status(&self) -> Result<ServerStatus, SupervisorError> {
         Ok(self.shared.lock().table.server_status())
+    }
+
+    async fn relay_target(
+        &self,
+        id: u32,
+        endpoint: RelayEndpoint,
+    ) -> Result<String, SupervisorError> {
+        let (addr, secret) = {
+            let mut state = self.shared.lock();
+            match state.table.get_mut(id)? {
+                Slot::Busy(busy) if busy.status == InstanceStatus::Running => (
+                    SocketAddr::from((Ipv4Addr::LOCALHOST, busy.port)),
+                    busy.secret.clone(),
+                ),
+                _ => return Err(SupervisorError::NotRunning),
+            }
+        };
+        match endpoint {
+            RelayEndpoint::Signal(role) => {
+                // The instance, not the relay, enforces what the role may do.
+                let mut client = ControlClient::connect(addr, &secret, CONTROL_TIMEOUT)
+                    .await
+                    .map_err(|err| SupervisorError::Control(err.to_string()))?;
+                let ticket = client
+                    .issue_ticket(role)
+                    .await
+                    .map_err(|err| SupervisorError::Control(err.to_string()))?;
+                Ok(format!("ws://{addr}/?{TICKET_QUERY_KEY}={ticket}"))
+            }
+            RelayEndpoint::OpenSpaceApi => {
+                let port = self.shared.settings.ports.api_websocket(id);
+                Ok(format!(
+                    "ws://{}/",
+                    SocketAddr::from((Ipv4Addr::LOCALHOST, port))
+                ))
+            }
+        }
     }
 
     async fn shutdown(&self) {

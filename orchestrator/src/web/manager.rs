@@ -21,8 +21,10 @@ use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use super::client::SupervisorClient;
 use super::db::{Db, DbError, InstanceRow, ServerRow, now_ms};
+use super::relay::Upstream;
 use super::token::{NoRandomness, new_uuid};
 use crate::cmd::MAX_DIMENSION;
+use crate::relay::{RelayEndpoint, RelayRoute};
 use crate::secret::SupervisorSecret;
 use crate::supervisor::{InstanceStatus, Supervisor, SupervisorError};
 
@@ -215,28 +217,16 @@ pub struct Server {
     pub client: SupervisorClient,
 }
 
-/// Which of an instance's WebSocket endpoints.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Endpoint {
-    /// rust-core's signaling endpoint (`signaling_base_port + slot`).
-    Signaling,
-    /// OpenSpace's JSON API WebSocket (`api_websocket_base_port + slot`).
-    OpenSpaceApi,
-}
-
 impl Server {
-    /// Instance `slot`'s `endpoint`, `host:port`.
-    pub fn address(&self, endpoint: Endpoint, slot: u32) -> String {
+    /// The supervisor URL that relays to instance `slot`'s `endpoint`: the web role reaches
+    /// instances only through the supervisor that owns them.
+    pub fn relay_url(&self, slot: u32, endpoint: RelayEndpoint) -> String {
         let host = &self.row.ip_address;
-        let base = match endpoint {
-            Endpoint::Signaling => self.row.signaling_base_port,
-            Endpoint::OpenSpaceApi => self.row.api_websocket_base_port,
-        };
-        let port = u32::from(base) + slot;
+        let path = RelayRoute { id: slot, endpoint }.path();
         if host.contains(':') && !host.starts_with('[') {
-            format!("[{host}]:{port}")
+            format!("ws://[{host}]:{}{path}", self.row.port)
         } else {
-            format!("{host}:{port}")
+            format!("ws://{host}:{}{path}", self.row.port)
         }
     }
 }
@@ -669,14 +659,17 @@ impl Manager {
             .collect())
     }
 
-    /// `host:port` of the running instance's `endpoint`.
-    pub fn address(&self, id: &str, endpoint: Endpoint) -> Result<String, ManagerError> {
+    /// How to reach the running instance's `endpoint`: its supervisor's relay.
+    pub fn upstream(&self, id: &str, endpoint: RelayEndpoint) -> Result<Upstream, ManagerError> {
         let live = self.live();
         let l = live.get(id).ok_or(ManagerError::NotRunning("ended"))?;
         if l.view.status != Phase::Running {
             return Err(ManagerError::NotRunning(l.view.status.words()));
         }
-        Ok(l.server.address(endpoint, l.slot))
+        Ok(Upstream {
+            url: l.server.relay_url(l.slot, endpoint),
+            secret: self.settings.supervisor_secret.clone(),
+        })
     }
 
     /// Counts a signaling connection as a viewer of `id` until the guard drops.

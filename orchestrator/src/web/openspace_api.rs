@@ -23,9 +23,9 @@ use tracing::{Instrument, info, info_span};
 
 use super::WebState;
 use super::api::{Access, ApiError, TokenQuery};
-use super::manager::Endpoint;
 use super::relay::{self, Rules, UpstreamError, Verdict};
 use super::ws::{MAX_BROWSER_MESSAGE, WsUpgrade};
+use crate::relay::RelayEndpoint;
 
 /// Largest message read from OpenSpace: answers can be large (the `documentation` topic, a
 /// subscription to the whole property tree), far larger than anything a page sends.
@@ -100,14 +100,14 @@ pub async fn openspace(
         (Access::Owner, _) => {}
         (Access::Viewer, _) => return Err(ApiError::OwnerOnly),
     }
-    let target = web.manager.address(&id, Endpoint::OpenSpaceApi)?;
+    let upstream = web.manager.upstream(&id, RelayEndpoint::OpenSpaceApi)?;
     let span = info_span!(parent: None, "openspace_api", instance = %id);
     Ok(upgrade.serve(move |socket| {
         async move {
             info!("OpenSpace API connected");
             relay::relay(
                 socket,
-                &target,
+                &upstream,
                 MAX_INSTANCE_MESSAGE,
                 OpenSpaceApi,
                 web.websocket_ping_every,

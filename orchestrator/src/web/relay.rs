@@ -21,6 +21,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tracing::debug;
 
 use super::ws::{BrowserSocket, Liveness, close_for};
+use crate::secret::SupervisorSecret;
 
 /// The web role's client end of an instance's WebSocket.
 pub type InstanceSocket = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -28,16 +29,26 @@ pub type InstanceSocket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 /// Time to reach an instance's endpoint.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Where an instance's endpoint is reached: its supervisor's relay URL
+/// ([`crate::relay::RelayRoute`]) and the secret that supervisor wants.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    /// `ws://<supervisor>/instances/<slot>/…`.
+    pub url: String,
+    /// Presented as `Authorization: Bearer`.
+    pub secret: Option<SupervisorSecret>,
+}
+
 /// Why an instance's endpoint could not be reached.
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
-    /// Refused, reset, or not a WebSocket.
-    #[error("cannot connect to {url}: {source}")]
+    /// Refused, reset, or not a WebSocket (the supervisor refused the relay, or is gone).
+    #[error("cannot connect to {url}: {reason}")]
     Connect {
         /// The endpoint.
         url: String,
         /// What went wrong.
-        source: tokio_tungstenite::tungstenite::Error,
+        reason: String,
     },
     /// No handshake within [`CONNECT_TIMEOUT`].
     #[error("{url} did not answer within {} s", CONNECT_TIMEOUT.as_secs())]
@@ -47,21 +58,31 @@ pub enum UpstreamError {
     },
 }
 
-/// Opens `ws://<address>/`, reading the instance's frames and messages up to
+/// Opens the relay to `upstream`, reading the instance's frames and messages up to
 /// `max_message_bytes` (a larger one ends the relay; the instance is trusted, the limit
 /// only bounds memory).
 pub async fn connect(
-    address: &str,
+    upstream: &Upstream,
     max_message_bytes: usize,
 ) -> Result<InstanceSocket, UpstreamError> {
-    let url = format!("ws://{address}/");
+    let url = upstream.url.clone();
+    let request =
+        SupervisorSecret::client_request(upstream.secret.as_ref(), &url).map_err(|reason| {
+            UpstreamError::Connect {
+                url: url.clone(),
+                reason,
+            }
+        })?;
     let config = WebSocketConfig::default()
         .max_message_size(Some(max_message_bytes))
         .max_frame_size(Some(max_message_bytes));
-    let connect = tokio_tungstenite::connect_async_with_config(url.as_str(), Some(config), false);
+    let connect = tokio_tungstenite::connect_async_with_config(request, Some(config), true);
     match timeout(CONNECT_TIMEOUT, connect).await {
         Ok(Ok((socket, _))) => Ok(socket),
-        Ok(Err(source)) => Err(UpstreamError::Connect { url, source }),
+        Ok(Err(err)) => Err(UpstreamError::Connect {
+            url,
+            reason: err.to_string(),
+        }),
         Err(_) => Err(UpstreamError::Timeout { url }),
     }
 }
@@ -96,18 +117,18 @@ pub fn close(code: CloseCode, reason: &str) -> Message {
     }))
 }
 
-/// Connects to the instance at `address` and relays between it and `browser` until either
-/// side closes or `shutdown` (a [`super::WebState::shutdown`] clone) turns true.
+/// Connects to the instance through `upstream` and relays between it and `browser` until
+/// either side closes or `shutdown` (a [`super::WebState::shutdown`] clone) turns true.
 pub async fn relay(
     mut browser: BrowserSocket,
-    address: &str,
+    upstream: &Upstream,
     max_instance_message_bytes: usize,
     mut rules: impl Rules,
     ping_every: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut liveness = Liveness::new(ping_every);
-    let mut instance = match connect(address, max_instance_message_bytes).await {
+    let mut instance = match connect(upstream, max_instance_message_bytes).await {
         Ok(instance) => instance,
         Err(err) => {
             debug!(%err, "cannot reach the instance");
@@ -162,6 +183,17 @@ pub async fn relay(
                         let _ = instance.close(None).await;
                         break;
                     }
+                }
+                // The supervisor's relay closes with 1011 when it could not reach the
+                // instance: the browser hears that as "unreachable", in its protocol's words.
+                Some(Ok(Message::Close(Some(frame)))) if frame.code == CloseCode::Error => {
+                    debug!(reason = %frame.reason, "the supervisor could not reach the instance");
+                    let err = UpstreamError::Connect { url: upstream.url.clone(), reason: frame.reason.to_string() };
+                    if let Some(text) = rules.unreachable(&err) {
+                        let _ = browser.send(Message::text(text)).await;
+                    }
+                    let _ = browser.send(close(CloseCode::Away, rules.unreachable_reason())).await;
+                    break;
                 }
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
                     let _ = browser

@@ -1,9 +1,14 @@
 //! The JSON messages spoken on rust-core's signaling endpoint.
 //!
-//! This crate is serde-only on purpose: the orchestrator shares these types with rust-core
-//! without linking GStreamer (the way gst-plugins-rs keeps its signalling protocol apart from
-//! its elements). The wire format is documented in `rust-core/SIGNALING.md`; every message is
-//! a JSON object tagged by `type`, with camelCase fields.
+//! This crate has no GStreamer and no async runtime on purpose: the orchestrator shares these
+//! types with rust-core without linking GStreamer (the way gst-plugins-rs keeps its signalling
+//! protocol apart from its elements). The wire format is documented in `rust-core/SIGNALING.md`;
+//! every message is a JSON object tagged by `type`, with camelCase fields.
+//!
+//! The endpoint's rules live here too, as pure code: [`session`] decides what each message on
+//! a connection may do (join first and once, who may act as control, what a ticket admits),
+//! and [`tickets`] keeps the join tickets a managed streamer issues. rust-core's endpoint and
+//! the orchestrator's test double of an instance both run them, so there is one authority.
 //!
 //! Two kinds of client use the endpoint:
 //! - a **viewer** (a browser) negotiates one WebRTC peer: [`ViewerRequest`] in,
@@ -14,6 +19,9 @@
 //! Both share one socket type: the first message decides the role ([`ClientMessage`]).
 
 use serde::{Deserialize, Serialize};
+
+pub mod session;
+pub mod tickets;
 
 /// Version of this protocol, sent in [`ViewerReply::Welcome`] and [`ControlReply::Welcome`].
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -92,6 +100,40 @@ pub fn fit_stream_size(
         (scaled.min(max) & !1).max(MIN_STREAM_SIDE)
     };
     Ok((side(width, limit.max_width), side(height, limit.max_height)))
+}
+
+/// What a join ticket admits: the instance's owner (input accepted) or a spectator (video
+/// only, input refused).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ViewerRole {
+    /// May send input.
+    Owner,
+    /// Watches; its input is refused.
+    Spectator,
+}
+
+impl ViewerRole {
+    /// The role's wire name (`owner`, `spectator`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ViewerRole::Owner => "owner",
+            ViewerRole::Spectator => "spectator",
+        }
+    }
+}
+
+/// The query parameter of the endpoint's URL that carries a join ticket
+/// (`ws://127.0.0.1:4700/?ticket=…`): the ticket belongs to the connection, so whoever relays
+/// it (the supervisor) never has to read or rewrite the viewer's messages.
+pub const TICKET_QUERY_KEY: &str = "ticket";
+
+/// The ticket in a request URL's query string, if it carries one.
+pub fn ticket_in_query(query: Option<&str>) -> Option<&str> {
+    query?.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=')?;
+        (key == TICKET_QUERY_KEY && !value.is_empty()).then_some(value)
+    })
 }
 
 /// Any message a client may send. Parsed as one enum so a single `type` tag decides the role.
@@ -206,6 +248,11 @@ pub enum ControlRequest {
     },
     /// Force a key frame on the shared encoder.
     KeyFrame,
+    /// Issue a single-use join ticket for one viewer with this role (see [`tickets`]).
+    IssueTicket {
+        /// What the ticket admits.
+        role: ViewerRole,
+    },
 }
 
 /// Messages the server sends to a control client.
@@ -238,6 +285,13 @@ pub enum ControlReply {
     Stats {
         /// The stats object (see `rust-core/SIGNALING.md`).
         stats: serde_json::Value,
+    },
+    /// Answer to [`ControlRequest::IssueTicket`]: present it as `?ticket=` when connecting.
+    Ticket {
+        /// The ticket (hex).
+        ticket: String,
+        /// It is refused after this many milliseconds, and after its first use.
+        expires_in_ms: u64,
     },
     /// A resize or key frame request was queued.
     Ok {
@@ -381,6 +435,28 @@ mod tests {
         assert_eq!(
             text,
             r#"{"type":"ice","candidate":"candidate:1","sdpMLineIndex":0}"#
+        );
+    }
+
+    #[test]
+    fn tickets_travel_in_the_query_and_roles_in_lowercase() {
+        assert_eq!(ticket_in_query(Some("a=1&ticket=ab12")), Some("ab12"));
+        assert_eq!(ticket_in_query(Some("ticket=")), None);
+        assert_eq!(ticket_in_query(Some("tickets=ab")), None);
+        assert_eq!(ticket_in_query(None), None);
+        let text = serde_json::to_string(&ControlRequest::IssueTicket {
+            role: ViewerRole::Spectator,
+        })
+        .unwrap();
+        assert_eq!(text, r#"{"type":"issueTicket","role":"spectator"}"#);
+        let reply = serde_json::to_string(&ControlReply::Ticket {
+            ticket: "ab".into(),
+            expires_in_ms: 10_000,
+        })
+        .unwrap();
+        assert_eq!(
+            reply,
+            r#"{"type":"ticket","ticket":"ab","expiresInMs":10000}"#
         );
     }
 

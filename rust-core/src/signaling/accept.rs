@@ -159,7 +159,7 @@ mod tests {
             max_connections,
             stop,
             |stream, peer| async move {
-                if let Some(mut socket) = handshake(stream, peer, HANDSHAKE_TIMEOUT).await {
+                if let Some((mut socket, _)) = handshake(stream, peer, HANDSHAKE_TIMEOUT).await {
                     while let Some(Ok(_)) = socket.next().await {}
                 }
             },

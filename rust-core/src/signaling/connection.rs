@@ -6,15 +6,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use openspace_webrtc_protocol::{ControlReply, PROTOCOL_VERSION, ViewerReply, ViewerRequest};
+use openspace_webrtc_protocol::session::{Admission, Decision, Role, Session};
+use openspace_webrtc_protocol::{
+    ControlReply, PROTOCOL_VERSION, ViewerReply, ViewerRequest, ticket_in_query,
+};
 use tokio::net::TcpStream;
 use tokio::sync::{broadcast, mpsc};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use super::Engine;
-use super::session::{Decision, Session};
 use crate::pipeline::PeerMessage;
 
 /// Transport-level frame limit. Larger than the protocol's own limit so that an oversized
@@ -55,18 +58,27 @@ struct Viewer {
 
 /// Upgrades a fresh TCP connection to a WebSocket, or gives up after `timeout` (the socket
 /// is then dropped, which closes it). Failures are the client's business, logged at debug.
+/// Returns the socket and the join ticket of the request's URL (`?ticket=`), if any.
 pub(super) async fn handshake(
     stream: TcpStream,
     peer: SocketAddr,
     timeout: Duration,
-) -> Option<Socket> {
+) -> Option<(Socket, Option<String>)> {
     let _ = stream.set_nodelay(true);
     let config = WebSocketConfig::default()
         .max_message_size(Some(TRANSPORT_MAX_BYTES))
         .max_frame_size(Some(TRANSPORT_MAX_BYTES));
-    let upgrade = tokio_tungstenite::accept_async_with_config(stream, Some(config));
+    let mut ticket = None;
+    // The callback's type is tungstenite's, large error response included.
+    #[allow(clippy::result_large_err)]
+    let read_ticket = |request: &Request, response: Response| {
+        ticket = ticket_in_query(request.uri().query()).map(str::to_string);
+        Ok(response)
+    };
+    let upgrade =
+        tokio_tungstenite::accept_hdr_async_with_config(stream, read_ticket, Some(config));
     match tokio::time::timeout(timeout, upgrade).await {
-        Ok(Ok(socket)) => Some(socket),
+        Ok(Ok(socket)) => Some((socket, ticket)),
         Ok(Err(err)) => {
             tracing::debug!(%peer, %err, "WebSocket handshake failed");
             None
@@ -85,11 +97,17 @@ pub(super) async fn handle<E: Engine>(
     engine: Arc<E>,
     mut shutdown: broadcast::Receiver<()>,
 ) {
-    let Some(mut socket) = handshake(stream, peer, HANDSHAKE_TIMEOUT).await else {
+    let Some((mut socket, ticket)) = handshake(stream, peer, HANDSHAKE_TIMEOUT).await else {
         return;
     };
-    tracing::debug!(%peer, "signaling connection");
-    let mut session = Session::new(engine.control_secret());
+    tracing::debug!(%peer, ticket = ticket.is_some(), "signaling connection");
+    // The ticket is used when the connection opens, so it is good for this connection only.
+    let managed = !engine.control_secret().is_empty();
+    let redeemed = ticket.map(|ticket| engine.redeem_ticket(&ticket));
+    if let Some(Err(err)) = &redeemed {
+        tracing::warn!(%peer, %err, "join ticket refused");
+    }
+    let mut session = Session::new(engine.control_secret(), Admission::new(managed, redeemed));
     let mut ready = engine.ready_watch();
     let (outbox, mut inbox) = mpsc::unbounded_channel::<PeerMessage>();
     let mut viewer: Option<Viewer> = None;
@@ -110,7 +128,8 @@ pub(super) async fn handle<E: Engine>(
                 };
                 match session.on_text(text.as_str()) {
                     Decision::ReplyViewer(reply) => {
-                        if !send_json(&mut socket, &reply).await { break; }
+                        let fatal = matches!(reply, ViewerReply::Error { fatal: true, .. });
+                        if !send_json(&mut socket, &reply).await || fatal { break; }
                     }
                     Decision::ReplyControl(reply) => {
                         if !send_json(&mut socket, &reply).await { break; }
@@ -178,7 +197,7 @@ pub(super) async fn handle<E: Engine>(
             _ = shutdown.recv() => {
                 if viewer.is_some() {
                     let _ = send_json(&mut socket, &ViewerReply::Bye { reason: "the streamer is shutting down".into() }).await;
-                } else if matches!(session.role(), super::session::Role::Control { .. }) {
+                } else if matches!(session.role(), Role::Control { .. }) {
                     let _ = send_json(&mut socket, &ControlReply::Error { message: "the streamer is shutting down".into() }).await;
                 }
                 break;

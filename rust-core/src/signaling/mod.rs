@@ -3,18 +3,19 @@
 //! [`serve`] runs the accept loop ([`accept`]: a connection cap, a 503 beyond it); each
 //! connection is handled by [`connection`] (which drops a client that does not finish the
 //! WebSocket handshake in time), whose permission logic (a connection's role, the control
-//! secret) is the pure state machine in [`session`]. What a connection needs from the
-//! streamer is the [`Engine`] trait, so the handler is tested with a double, without
-//! GStreamer.
+//! secret, join tickets) is the pure state machine of the protocol crate's
+//! [`session`](openspace_webrtc_protocol::session), shared with the orchestrator's test double.
+//! What a connection needs from the streamer is the [`Engine`] trait, so the handler is
+//! tested with a double, without GStreamer.
 
 mod accept;
 mod connection;
-pub mod session;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use openspace_webrtc_protocol::ControlReply;
+use openspace_webrtc_protocol::tickets::TicketError;
+use openspace_webrtc_protocol::{ControlReply, ViewerRole};
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc, watch};
 
@@ -39,6 +40,8 @@ pub trait Engine: Send + Sync + 'static {
     fn ice(&self, viewer_id: u32, m_line: u32, candidate: &str) -> Result<(), String>;
     /// The viewer left: free its peer.
     fn leave(&self, viewer_id: u32);
+    /// Uses a join ticket the control client had issued (`issueTicket`): its role, once.
+    fn redeem_ticket(&self, ticket: &str) -> Result<ViewerRole, TicketError>;
     /// Answers a control request other than `hello`.
     fn control(&self, request: &openspace_webrtc_protocol::ControlRequest) -> ControlReply;
     /// The control secret; empty disables control.

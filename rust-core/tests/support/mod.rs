@@ -2,7 +2,10 @@
 
 pub mod receiver;
 
+use futures_util::{SinkExt, StreamExt};
 use openspace_webrtc::config::{EncoderChoice, StreamerConfig};
+use openspace_webrtc_protocol::ViewerRole;
+use tokio_tungstenite::tungstenite::Message;
 
 /// Width and height of the frames the tests feed.
 pub const WIDTH: u32 = 320;
@@ -22,6 +25,40 @@ pub fn loopback_config(encoder: EncoderChoice) -> StreamerConfig {
         max_viewers: 2,
         ..StreamerConfig::default()
     }
+}
+
+/// Asks the streamer on `port` for a join ticket over its control channel ([`SECRET`]).
+pub async fn issue_ticket(port: u16, role: ViewerRole) -> String {
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/"))
+        .await
+        .expect("connect for a ticket");
+    let mut ask = async |request: serde_json::Value| -> serde_json::Value {
+        socket
+            .send(Message::text(request.to_string()))
+            .await
+            .expect("send");
+        loop {
+            match socket.next().await {
+                Some(Ok(Message::Text(text))) => {
+                    return serde_json::from_str(text.as_str()).expect("JSON");
+                }
+                Some(Ok(_)) => continue,
+                other => panic!("control connection ended: {other:?}"),
+            }
+        }
+    };
+    let welcome = ask(serde_json::json!({"type": "hello", "secret": SECRET})).await;
+    assert_eq!(welcome["type"], "welcome", "{welcome}");
+    let reply = ask(serde_json::json!({"type": "issueTicket", "role": role.as_str()})).await;
+    assert_eq!(reply["type"], "ticket", "{reply}");
+    reply["ticket"].as_str().expect("a ticket").to_string()
+}
+
+/// The URL a viewer with `role` connects to: a managed streamer (one with a control secret,
+/// as every test streamer has) admits a viewer only with a ticket, so this gets one first.
+pub async fn viewer_url(port: u16, role: ViewerRole) -> String {
+    let ticket = issue_ticket(port, role).await;
+    format!("ws://127.0.0.1:{port}/?ticket={ticket}")
 }
 
 /// A [`WIDTH`]×[`HEIGHT`] RGBA frame whose colour changes every call, so the encoder has

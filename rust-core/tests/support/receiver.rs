@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use gst::prelude::*;
 use gst_webrtc::{WebRTCDataChannel, WebRTCSDPType, WebRTCSessionDescription};
-use openspace_webrtc_protocol::{ViewerReply, ViewerRequest};
+use openspace_webrtc_protocol::{ViewerReply, ViewerRequest, ViewerRole};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -37,14 +37,25 @@ pub struct Receiver {
 }
 
 impl Receiver {
-    /// Connects to `ws://127.0.0.1:{port}/` and joins the stream with control.
+    /// Connects to `ws://127.0.0.1:{port}/` with an owner's ticket and joins with control.
     pub async fn join(port: u16) -> Receiver {
         Self::join_as(port, false).await
     }
 
     /// Connects and joins, view-only (a spectator) or with control.
+    /// The ticket is a spectator's when `view_only`.
     pub async fn join_as(port: u16, view_only: bool) -> Receiver {
-        let (socket, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/"))
+        let role = if view_only {
+            ViewerRole::Spectator
+        } else {
+            ViewerRole::Owner
+        };
+        Self::join_url(&super::viewer_url(port, role).await, view_only).await
+    }
+
+    /// Connects to `url` (with whatever ticket it carries) and joins, asking for `view_only`.
+    pub async fn join_url(url: &str, view_only: bool) -> Receiver {
+        let (socket, _) = tokio_tungstenite::connect_async(url)
             .await
             .expect("connect to the signaling endpoint");
         let (mut sink, mut stream) = socket.split();

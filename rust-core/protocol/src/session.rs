@@ -2,11 +2,51 @@
 //!
 //! The first message fixes the connection's role. Viewers may negotiate a peer; control
 //! clients must prove the secret before anything else. Every refusal is an error reply, and
-//! the connection stays usable.
+//! the connection stays usable, except a refused join (no valid ticket), which is fatal.
+//!
+//! A streamer with a control secret is *managed*: it admits a viewer only with a join ticket
+//! presented when the connection opened ([`Admission`]), and the ticket, not the viewer,
+//! decides whether the viewer may send input (a spectator's `join` is view-only whatever it
+//! asks). A streamer without a control secret (a host run by hand) admits anyone who reaches
+//! its port, as the viewer asks.
 
-use openspace_webrtc_protocol::{
+use crate::tickets::TicketError;
+use crate::{
     ClientMessage, ControlReply, ControlRequest, MAX_MESSAGE_BYTES, ViewerReply, ViewerRequest,
+    ViewerRole,
 };
+
+/// What a connection's `join` will be granted, settled when the connection opens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admission {
+    /// An unmanaged streamer: anyone may join, as they ask.
+    Open,
+    /// A managed streamer, no ticket presented: a `join` is refused (the control client
+    /// connects this way, with the secret instead).
+    NoTicket,
+    /// A valid ticket was presented: this role.
+    Ticket(ViewerRole),
+    /// A ticket was presented and refused: why.
+    BadTicket(String),
+}
+
+impl Admission {
+    /// The admission of a connection to a streamer that is `managed` (has a control secret),
+    /// given what redeeming its ticket gave, if it presented one.
+    pub fn new(managed: bool, redeemed: Option<Result<ViewerRole, TicketError>>) -> Admission {
+        match (managed, redeemed) {
+            (false, _) => Admission::Open,
+            (true, None) => Admission::NoTicket,
+            (true, Some(Ok(role))) => Admission::Ticket(role),
+            (true, Some(Err(err))) => Admission::BadTicket(format!("{err}; reload the page")),
+        }
+    }
+
+    /// Whether the connection presented a ticket: it is a viewer's, never a control client's.
+    fn presented_ticket(&self) -> bool {
+        matches!(self, Admission::Ticket(_) | Admission::BadTicket(_))
+    }
+}
 
 /// The role a connection has taken.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +77,7 @@ pub enum Decision {
 pub struct Session {
     role: Role,
     secret: String,
+    admission: Admission,
 }
 
 fn viewer_error(message: impl Into<String>) -> Decision {
@@ -59,11 +100,12 @@ fn secrets_match(given: &str, expected: &str) -> bool {
 }
 
 impl Session {
-    /// A new connection; an empty `secret` disables control.
-    pub fn new(secret: &str) -> Self {
+    /// A new connection; an empty `secret` disables control. `admission` decides its `join`.
+    pub fn new(secret: &str, admission: Admission) -> Self {
         Session {
             role: Role::Undecided,
             secret: secret.to_string(),
+            admission,
         }
     }
 
@@ -93,6 +135,24 @@ impl Session {
         };
         match (&self.role, message) {
             (Role::Undecided, ClientMessage::Viewer(ViewerRequest::Join { view_only })) => {
+                let view_only = match &self.admission {
+                    Admission::Open | Admission::Ticket(ViewerRole::Owner) => view_only,
+                    Admission::Ticket(ViewerRole::Spectator) => true,
+                    Admission::BadTicket(reason) => {
+                        return Decision::ReplyViewer(ViewerReply::Error {
+                            message: reason.clone(),
+                            fatal: true,
+                        });
+                    }
+                    Admission::NoTicket => {
+                        return Decision::ReplyViewer(ViewerReply::Error {
+                            message: "this streamer admits viewers only through its \
+                                      orchestrator (no join ticket)"
+                                .into(),
+                            fatal: true,
+                        });
+                    }
+                };
                 self.role = Role::Viewer;
                 Decision::Viewer(ViewerRequest::Join { view_only })
             }
@@ -102,6 +162,9 @@ impl Session {
             }
             (Role::Viewer, ClientMessage::Viewer(request)) => Decision::Viewer(request),
             (Role::Viewer, ClientMessage::Control(_)) => {
+                viewer_error("viewers cannot send control messages")
+            }
+            (Role::Undecided, ClientMessage::Control(_)) if self.admission.presented_ticket() => {
                 viewer_error("viewers cannot send control messages")
             }
             (
@@ -121,7 +184,7 @@ impl Session {
                         authenticated: true,
                     };
                     Decision::ReplyControl(ControlReply::Welcome {
-                        protocol: openspace_webrtc_protocol::PROTOCOL_VERSION,
+                        protocol: crate::PROTOCOL_VERSION,
                     })
                 } else {
                     self.role = Role::Control {
@@ -180,7 +243,7 @@ mod tests {
 
     #[test]
     fn viewer_flow() {
-        let mut session = Session::new("s");
+        let mut session = Session::new("s", Admission::Open);
         assert!(is_viewer_error(
             &session.on_text(r#"{"type":"answer","sdp":"x"}"#),
             "join first"
@@ -209,7 +272,7 @@ mod tests {
 
     #[test]
     fn control_needs_the_secret() {
-        let mut session = Session::new("s3cret");
+        let mut session = Session::new("s3cret", Admission::Open);
         assert_eq!(
             session.on_text(r#"{"type":"ready"}"#),
             control_error("send hello with the secret first")
@@ -238,7 +301,7 @@ mod tests {
 
     #[test]
     fn empty_secret_disables_control() {
-        let mut session = Session::new("");
+        let mut session = Session::new("", Admission::Open);
         assert!(matches!(
             session.on_text(r#"{"type":"hello","secret":""}"#),
             Decision::ReplyControl(ControlReply::Error { message }) if message.contains("disabled")
@@ -246,8 +309,67 @@ mod tests {
     }
 
     #[test]
+    fn a_managed_streamer_admits_by_ticket_only() {
+        let join = r#"{"type":"join","viewOnly":false}"#;
+        let mut no_ticket = Session::new("s", Admission::new(true, None));
+        assert!(matches!(
+            no_ticket.on_text(join),
+            Decision::ReplyViewer(ViewerReply::Error { message, fatal: true })
+                if message.contains("no join ticket")
+        ));
+        assert_eq!(no_ticket.role(), &Role::Undecided);
+        for (err, words) in [
+            (TicketError::Used, "used already"),
+            (TicketError::Expired, "expired"),
+            (TicketError::Unknown, "not known"),
+        ] {
+            let mut session = Session::new("s", Admission::new(true, Some(Err(err))));
+            assert!(matches!(
+                session.on_text(join),
+                Decision::ReplyViewer(ViewerReply::Error { message, fatal: true })
+                    if message.contains(words)
+            ));
+        }
+        let mut spectator =
+            Session::new("s", Admission::new(true, Some(Ok(ViewerRole::Spectator))));
+        assert_eq!(
+            spectator.on_text(join),
+            Decision::Viewer(ViewerRequest::Join { view_only: true }),
+            "a spectator's ticket never sends input, whatever the join asks"
+        );
+        let mut owner = Session::new("s", Admission::new(true, Some(Ok(ViewerRole::Owner))));
+        assert_eq!(
+            owner.on_text(join),
+            Decision::Viewer(ViewerRequest::Join { view_only: false })
+        );
+        // A ticket makes a viewer's connection: no control on it, and the join still works.
+        let mut ticketed = Session::new("s", Admission::new(true, Some(Ok(ViewerRole::Owner))));
+        assert!(matches!(
+            ticketed.on_text(r#"{"type":"hello","secret":"s"}"#),
+            Decision::ReplyViewer(ViewerReply::Error { message, fatal: false })
+                if message.contains("viewers cannot")
+        ));
+        assert_eq!(
+            ticketed.on_text(join),
+            Decision::Viewer(ViewerRequest::Join { view_only: false })
+        );
+        // The control client of a managed streamer needs no ticket, only the secret.
+        let mut control = Session::new("s", Admission::new(true, None));
+        assert!(matches!(
+            control.on_text(r#"{"type":"hello","secret":"s"}"#),
+            Decision::ReplyControl(ControlReply::Welcome { .. })
+        ));
+        // Unmanaged: anyone, as they ask.
+        let mut open = Session::new("", Admission::new(false, None));
+        assert_eq!(
+            open.on_text(join),
+            Decision::Viewer(ViewerRequest::Join { view_only: false })
+        );
+    }
+
+    #[test]
     fn bad_messages_are_explained() {
-        let mut session = Session::new("s");
+        let mut session = Session::new("s", Admission::Open);
         assert!(is_viewer_error(&session.on_text("{nope"), "not valid JSON"));
         assert!(is_viewer_error(&session.on_text("[]"), "JSON object"));
         assert!(is_viewer_error(
