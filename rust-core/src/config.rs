@@ -93,6 +93,11 @@ pub struct StreamerConfig {
     pub control_secret: String,
     /// If set, ICE gathers candidates on these local addresses only (tests pin 127.0.0.1).
     pub ice_addresses: Vec<IpAddr>,
+    /// Lowest UDP port ICE gathers on (0 with `icePortMax` 0: any), so a rendering server's
+    /// firewall can open one range for media.
+    pub ice_port_min: u32,
+    /// Highest UDP port ICE gathers on.
+    pub ice_port_max: u32,
     /// Key frame interval in frames (0 = only on demand).
     pub key_frame_interval: u32,
 }
@@ -120,6 +125,8 @@ impl Default for StreamerConfig {
             capture: CaptureMode::Readback,
             control_secret: String::new(),
             ice_addresses: Vec::new(),
+            ice_port_min: 0,
+            ice_port_max: 0,
             key_frame_interval: 120,
         }
     }
@@ -165,6 +172,8 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("OSW_CAPTURE", "capture"),
     ("OSW_CONTROL_SECRET", "controlSecret"),
     ("OSW_ICE_ADDRESSES", "iceAddresses"),
+    ("OSW_ICE_PORT_MIN", "icePortMin"),
+    ("OSW_ICE_PORT_MAX", "icePortMax"),
     ("OSW_KEY_FRAME_INTERVAL", "keyFrameInterval"),
 ];
 
@@ -263,6 +272,12 @@ impl StreamerConfig {
             self.stun_server.is_empty() || self.stun_server.starts_with("stun://"),
             "stunServer must be empty or start with stun://",
         )?;
+        check(
+            (self.ice_port_min == 0 && self.ice_port_max == 0)
+                || (1024..=self.ice_port_max).contains(&self.ice_port_min)
+                    && self.ice_port_max <= 65535,
+            "icePortMin and icePortMax must both be 0 (any port) or 1024 <= icePortMin <= icePortMax <= 65535",
+        )?;
         for turn in &self.turn_servers {
             check(
                 turn.starts_with("turn://") || turn.starts_with("turns://"),
@@ -294,6 +309,8 @@ fn env_value(name: &'static str, field: &str, raw: &str) -> Result<serde_json::V
         | "negotiationTimeoutMs"
         | "maxWidth"
         | "maxHeight"
+        | "icePortMin"
+        | "icePortMax"
         | "keyFrameInterval" => {
             let n: u64 = raw
                 .trim()
@@ -325,6 +342,22 @@ mod tests {
             StreamerConfig::from_json_with_env("{}", no_env).unwrap(),
             StreamerConfig::default()
         );
+    }
+
+    #[test]
+    fn ice_port_ranges_are_both_set_or_both_any() {
+        let parse = |json: &str| StreamerConfig::from_json_with_env(json, no_env);
+        let config = parse(r#"{"icePortMin":50000,"icePortMax":50999}"#).unwrap();
+        assert_eq!((config.ice_port_min, config.ice_port_max), (50000, 50999));
+        for bad in [
+            r#"{"icePortMin":50000}"#,
+            r#"{"icePortMin":51000,"icePortMax":50999}"#,
+            r#"{"icePortMin":80,"icePortMax":90}"#,
+            r#"{"icePortMin":60000,"icePortMax":70000}"#,
+        ] {
+            let err = parse(bad).unwrap_err().to_string();
+            assert!(err.contains("icePortMin"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -1070,6 +1070,32 @@ fn a_managed_streamer_admits_only_its_tickets_once_and_spectators_send_no_input(
 }
 
 #[test]
+fn ice_gathers_only_on_the_configured_udp_ports() {
+    require_loopback_namespace!();
+    let config = StreamerConfig {
+        ice_port_min: 41000,
+        ice_port_max: 41009,
+        ..config(EncoderChoice::X264)
+    };
+    run_host_with(config, |port, _| async move {
+        let viewer = Receiver::join(port).await;
+        viewer.wait_frames(3, Duration::from_secs(20)).await;
+        let candidates = viewer.received.candidates.lock().unwrap().clone();
+        let ports: Vec<u32> = candidates
+            .iter()
+            .filter(|c| c.contains(" udp ") || c.contains(" UDP "))
+            .filter_map(|c| c.split_whitespace().nth(5)?.parse().ok())
+            .collect();
+        assert!(!ports.is_empty(), "no UDP candidates: {candidates:?}");
+        assert!(
+            ports.iter().all(|p| (41000..=41009).contains(p)),
+            "candidates outside 41000..=41009: {candidates:?}"
+        );
+        viewer.leave().await;
+    });
+}
+
+#[test]
 fn viewers_beyond_the_limit_are_refused_with_a_reason() {
     require_loopback_namespace!();
     run_host(EncoderChoice::X264, |port, _| async move {

@@ -113,8 +113,13 @@ impl Peer {
         for turn in &config.turn_servers {
             let _added: bool = webrtcbin.emit_by_name("add-turn-server", &[turn]);
         }
+        let ice = webrtcbin.property::<gst_webrtc::WebRTCICE>("ice-agent");
+        if config.ice_port_max > 0 {
+            // Max first: the agent keeps min <= max, and its default max (65535) is above any.
+            ice.set_property("max-rtp-port", config.ice_port_max);
+            ice.set_property("min-rtp-port", config.ice_port_min);
+        }
         if !config.ice_addresses.is_empty() {
-            let ice = webrtcbin.property::<gst_webrtc::WebRTCICE>("ice-agent");
             for address in &config.ice_addresses {
                 if !ice.emit_add_local_ip_address(&address.to_string()) {
                     tracing::warn!(%address, "ICE agent refused the local address");

@@ -26,6 +26,8 @@ pub struct Received {
     pub answer: Mutex<Option<String>>,
     /// When each decoded frame arrived (gap measurements).
     pub frame_times: Mutex<Vec<std::time::Instant>>,
+    /// The server's trickled ICE candidates.
+    pub candidates: Mutex<Vec<String>>,
 }
 
 /// A running receiver; dropping it does not close the connection, `leave` does.
@@ -154,6 +156,7 @@ impl Receiver {
                                 answer(&bin, &sdp, answers.clone(), state.clone());
                             }
                             ViewerReply::Ice { candidate, sdp_m_line_index } => {
+                                state.candidates.lock().unwrap().push(candidate.clone());
                                 bin.emit_by_name::<()>("add-ice-candidate", &[&sdp_m_line_index, &candidate]);
                             }
                             ViewerReply::Error { message, .. } => state.errors.lock().unwrap().push(message),
