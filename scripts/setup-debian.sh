@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what OpenSpace WebRTC needs on Debian 12: GStreamer 1.22 and its plugins, GL
-# through Mesa, GLFW, Xvfb, CMake, Chromium, and the npm packages of the browser tests.
+# through Mesa, GLFW, Xvfb, CMake, Chromium, PostgreSQL and coturn for the tests, and the npm
+# packages of the browser tests.
 # Idempotent and quick when everything is there: only missing packages are installed.
 #
 # Never installs libc++-19-dev: it removes libunwind-dev and breaks `pkg-config gstreamer-1.0`.
@@ -20,6 +21,9 @@ packages=(
     postgresql
     # Builds and tests.
     cmake ninja-build pkg-config build-essential iproute2 util-linux chromium iptables
+    # TURN for the multi-host browser test: it runs coturn's `turnserver` itself, inside a
+    # network namespace (tests/e2e/lib/fleet.js); the package's system service stays off.
+    coturn
 )
 # Node.js may come from elsewhere (a newer one than Debian's); only install Debian's when
 # there is none, or apt would fight the one present.
@@ -37,6 +41,13 @@ if ((${#missing[@]})); then
     [[ $(id -u) -eq 0 ]] || as_root=(sudo)
     "${as_root[@]}" apt-get update -q
     DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+    # Under systemd the package enables and starts coturn at once, a TURN server on every
+    # address of this machine. Nothing here wants one: stop it and keep it off. (Under
+    # sysvinit its script starts nothing unless /etc/default/coturn says TURNSERVER_ENABLED=1.)
+    if [[ " ${missing[*]} " == *" coturn "* && -d /run/systemd/system ]]; then
+        echo "setup: stopping and disabling the coturn system service (tests run their own)"
+        "${as_root[@]}" systemctl disable --now coturn.service
+    fi
 fi
 
 if ! command -v cargo >/dev/null; then

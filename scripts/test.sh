@@ -9,6 +9,8 @@
 #   4. streaming      rust-core's WebRTC tests, the orchestrator's conformance tests, its
 #                     database and web-role tests again on a private PostgreSQL cluster, and
 #                     the browser end-to-end tests, inside a loopback-only network namespace
+#                     (the multi-host one, fleet.test.js, builds its machines as namespaces of
+#                     its own in there)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -40,7 +42,10 @@ scripts/in-loopback-netns.sh scripts/with-postgres.sh \
     --lib --test web --test web_limits --test web_connections --test web_serving --test web_storage \
     --test openspace_api --test web_roles \
     -- --test-threads=1
-stage "streaming: browser end-to-end (loopback-only namespace, Xvfb)"
+stage "streaming: browser end-to-end (loopback-only namespace, Xvfb; fleet.test.js: machines as namespaces)"
+# fleet.test.js runs its web role on PostgreSQL: the binary must have the `postgres` feature
+# (the stage above built it so; this says so, and costs nothing when it is up to date).
+cargo build -p orchestrator --features postgres --locked
 scripts/in-loopback-netns.sh sh -c 'cd tests/e2e && npm test'
 
 stage "done"
