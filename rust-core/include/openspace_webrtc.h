@@ -70,12 +70,35 @@ enum osw_event_kind
   OSW_EVENT_KIND_VIEWER_JOINED = 7,
   // A viewer left (`viewer_id`).
   OSW_EVENT_KIND_VIEWER_LEFT = 8,
+  // The controls went to `viewer_id` (0: nobody): from now on only its input arrives.
+  OSW_EVENT_KIND_CONTROLS_CHANGED = 9,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
 typedef enum osw_event_kind osw_event_kind;
 #else
 typedef uint32_t osw_event_kind;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// What an [`OswAppRequest`] asks. Numbers are fixed forever.
+enum osw_app_request_kind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // No request (the value of a zeroed struct).
+  OSW_APP_REQUEST_KIND_NONE = 0,
+  // Run the script in the text (Lua, for OpenSpace).
+  OSW_APP_REQUEST_KIND_RUN_SCRIPT = 1,
+  // Go to the view named by the text (a camera bookmark).
+  OSW_APP_REQUEST_KIND_GO_TO_VIEW = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum osw_app_request_kind osw_app_request_kind;
+#else
+typedef uint32_t osw_app_request_kind;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
@@ -113,6 +136,17 @@ typedef struct osw_event {
   // Unicode code point of a text event.
   uint32_t codepoint;
 } osw_event;
+
+// An owner's request from the `app` channel, filled by `osw_streamer_poll_app_request`.
+// Answer each with `osw_streamer_reply_app_request(request_id, …)`.
+typedef struct osw_app_request {
+  // What to do.
+  osw_app_request_kind kind;
+  // The viewer who asked.
+  uint32_t viewer_id;
+  // The id to answer with (never 0).
+  uint64_t request_id;
+} osw_app_request;
 
 #ifdef __cplusplus
 extern "C" {
@@ -180,6 +214,34 @@ osw_result osw_streamer_stats_json(const struct osw_streamer *streamer,
                                    char *buf,
                                    size_t len,
                                    size_t *out_n);
+
+// Takes the oldest owner's request from the `app` channel (see `rust-core/SIGNALING.md`).
+// With one waiting, fills `*request_out`, writes its text (the script or the view's name) as
+// a NUL-terminated string into `text`, and returns `Ok`; with none, returns `Ok` with
+// `request_out->kind` `OSW_APP_REQUEST_KIND_NONE`. When `len` is too small for the text,
+// returns `BufferTooSmall` with `*out_n` set to the size needed, and the request stays first
+// in line (texts are at most 16 KiB, so a 16 KiB + 1 buffer always does). `*out_n` is the
+// text's size with the NUL. Call on the host's main thread, like `osw_streamer_poll_event`.
+osw_result osw_streamer_poll_app_request(const struct osw_streamer *streamer,
+                                         struct osw_app_request *request_out,
+                                         char *text,
+                                         size_t len,
+                                         size_t *out_n);
+
+// Answers app request `request_id`: `ok` says whether it was done; `message` (NULL or a
+// NUL-terminated UTF-8 string) says why not, or what a script returned. The viewer who asked
+// gets it. `InvalidArgument` for a request that is not open (answered already, or timed out
+// after 30 s, when the viewer was told the host did not answer). Safe from any thread.
+osw_result osw_streamer_reply_app_request(const struct osw_streamer *streamer,
+                                          uint64_t request_id,
+                                          bool ok,
+                                          const char *message);
+
+// Publishes the host's status, a NUL-terminated JSON object, to every viewer's page (and to
+// each that joins later); by convention `{"views":["Earth",…]}` lists the views
+// `goToView` knows. `InvalidArgument` when it is not a JSON object. Safe from any thread.
+osw_result osw_streamer_publish_app_status(const struct osw_streamer *streamer,
+                                           const char *status_json);
 
 // The port the signaling endpoint listens on (useful with `listenPort: 0`), or 0 for NULL.
 uint16_t osw_streamer_signaling_port(const struct osw_streamer *streamer);

@@ -22,6 +22,7 @@ compile_error!(
      through GLX or EGL; there is no WGL or CGL path"
 );
 
+pub mod app;
 pub mod config;
 pub mod ffi;
 pub(crate) mod gl;

@@ -13,6 +13,7 @@ use openspace_webrtc_protocol::tickets::{TICKET_LIFETIME, TicketBook, TicketErro
 use openspace_webrtc_protocol::{ControlReply, ControlRequest, ViewerRole};
 use tokio::sync::{broadcast, mpsc, watch};
 
+use crate::app::{AppDesk, AppError, HostRequest};
 use crate::config::{CaptureMode, StreamerConfig};
 use crate::ffi::OswResult;
 use crate::gl::readback::{Queued, ReadbackRing};
@@ -134,6 +135,8 @@ struct Shared {
     pipeline: OnceLock<Arc<Pipeline>>,
     ready: watch::Sender<bool>,
     next_viewer_id: AtomicU32,
+    /// Owners' requests for the host and the host's status (the `app` channel).
+    app: Arc<AppDesk>,
     /// The join tickets the control client issued. A leaf lock: held only to issue or redeem.
     tickets: Mutex<TicketBook>,
 }
@@ -310,6 +313,35 @@ impl StreamerView {
     pub fn signaling_port(&self) -> u16 {
         self.signaling_port
     }
+
+    /// The next owner's request on the `app` channel, if one waits; `Err(n)` when its text
+    /// needs `n` bytes (with the NUL) and `capacity` is less (it stays first in line).
+    pub fn poll_app_request(&self, capacity: usize) -> Result<Option<HostRequest>, usize> {
+        self.shared.app.take(capacity)
+    }
+
+    /// The host's answer to app request `request_id`, sent to the viewer who asked.
+    pub fn reply_app_request(
+        &self,
+        request_id: u64,
+        ok: bool,
+        message: Option<String>,
+    ) -> Result<(), AppError> {
+        let (viewer_id, reply) = self.shared.app.answer(request_id, ok, message)?;
+        if let Some(pipeline) = self.shared.pipeline() {
+            pipeline.send_app(viewer_id, reply);
+        }
+        Ok(())
+    }
+
+    /// Publishes the host's status (a JSON object) to every page, now and as each joins.
+    pub fn publish_app_status(&self, json: &str) -> Result<(), AppError> {
+        let message = self.shared.app.publish_status(json)?;
+        if let Some(pipeline) = self.shared.pipeline() {
+            pipeline.broadcast_app(message);
+        }
+        Ok(())
+    }
 }
 
 const _: () = {
@@ -369,6 +401,7 @@ impl Streamer {
             ready,
             next_viewer_id: AtomicU32::new(1),
             tickets: Mutex::new(TicketBook::new()),
+            app: Arc::new(AppDesk::default()),
         });
         let (shutdown, _) = broadcast::channel(1);
         let server = runtime.spawn(signaling::serve(listener, shared.clone(), shutdown.clone()));
@@ -431,6 +464,7 @@ impl Streamer {
             memory,
             self.shared.stats.clone(),
             self.shared.events.clone(),
+            self.shared.app.clone(),
             hooks,
         )?;
         // Only the render thread sets it, so it is empty here.

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
+use openspace_webrtc::app::HostRequestKind;
 use openspace_webrtc::config::{EncoderChoice, StreamerConfig};
 use openspace_webrtc::input::Event;
 use openspace_webrtc::streamer::{FrameSource, Streamer};
@@ -1198,4 +1199,232 @@ fn viewer_churn_memory_figures() {
         }
     }
     streamer.shutdown();
+}
+
+/// Keys (GLFW codes) the host received, in order.
+fn keys_seen(events: &Mutex<Vec<Event>>) -> Vec<i32> {
+    events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            Event::Key { key, .. } => Some(*key),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Waits until the host saw key `key`.
+async fn host_gets_key(events: &Mutex<Vec<Event>>, key: i32) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !keys_seen(events).contains(&key) {
+        assert!(
+            Instant::now() < deadline,
+            "key {key} never reached the host: {:?}",
+            keys_seen(events)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn key(code: i32) -> String {
+    format!(r#"{{"type":"key","key":{code},"action":1,"mods":0}}"#)
+}
+
+#[test]
+fn the_app_channel_runs_owners_requests_and_the_controls_pass_between_viewers() {
+    require_loopback_namespace!();
+    let mut streamer = Streamer::new(
+        StreamerConfig {
+            max_viewers: 4,
+            ..config(EncoderChoice::X264)
+        },
+        None,
+    )
+    .expect("streamer starts");
+    let view = streamer.view();
+    view.publish_app_status(r#"{"views":["Earth"]}"#).unwrap();
+    assert!(
+        view.publish_app_status("[]").is_err(),
+        "a status is an object"
+    );
+    let port = streamer.signaling_port();
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let scripts = Arc::new(Mutex::new(Vec::<String>::new()));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (seen, ran) = (events.clone(), scripts.clone());
+    let scenario = runtime.spawn(async move {
+        let owner = Receiver::join(port).await;
+        let spectator = Receiver::join_as(port, true).await;
+        owner.wait_frames(3, Duration::from_secs(20)).await;
+        spectator.wait_frames(3, Duration::from_secs(20)).await;
+        let owner_id = owner.received.viewer_id.lock().unwrap().unwrap();
+        let spectator_id = spectator.received.viewer_id.lock().unwrap().unwrap();
+        let holder_is = |id: u32| {
+            move |m: &serde_json::Value| {
+                m["type"] == "controls"
+                    && m["holder"] == id
+                    && m["viewers"].as_array().is_some_and(|v| v.len() == 2)
+            }
+        };
+
+        // Both pages learn who is here, who holds the controls, and the host's views.
+        owner
+            .app_message("controls: the owner holds", holder_is(owner_id))
+            .await;
+        spectator
+            .app_message("controls: the owner holds", holder_is(owner_id))
+            .await;
+        spectator
+            .app_message("the host's status", |m| {
+                m["type"] == "status" && m["status"]["views"][0] == "Earth"
+            })
+            .await;
+
+        // The owner's script runs in the host and its answer comes back; a spectator's is refused.
+        owner
+            .send_app(r#"{"type":"runScript","id":1,"script":"openspace.time.togglePause()"}"#)
+            .await;
+        let reply = owner
+            .app_message("reply 1", |m| m["type"] == "reply" && m["id"] == 1)
+            .await;
+        assert_eq!(reply["ok"], true, "{reply}");
+        assert_eq!(reply["message"], "ran openspace.time.togglePause()");
+        spectator
+            .send_app(r#"{"type":"runScript","id":2,"script":"os.exit()"}"#)
+            .await;
+        let reply = spectator
+            .app_message("reply 2", |m| m["type"] == "reply" && m["id"] == 2)
+            .await;
+        assert_eq!(reply["ok"], false);
+        assert!(
+            reply["message"]
+                .as_str()
+                .unwrap()
+                .contains("only the owner"),
+            "{reply}"
+        );
+        owner
+            .send_app(r#"{"type":"goToView","id":3,"view":"Mars"}"#)
+            .await;
+        let reply = owner
+            .app_message("reply 3", |m| m["type"] == "reply" && m["id"] == 3)
+            .await;
+        assert_eq!(reply["ok"], false);
+        assert_eq!(reply["message"], "no view named Mars");
+        owner.send_app("{nope").await;
+        let reply = owner
+            .app_message("reply 0", |m| m["type"] == "reply" && m["id"] == 0)
+            .await;
+        assert!(
+            reply["message"]
+                .as_str()
+                .unwrap()
+                .contains("not an app request"),
+            "{reply}"
+        );
+
+        // The owner holds the controls: its key arrives, the spectator's does not.
+        owner.send_input(&key(65)).await;
+        spectator.send_input(&key(66)).await;
+        host_gets_key(&seen, 65).await;
+
+        // Handed to the spectator: now only the spectator's input arrives.
+        spectator
+            .send_app(&format!(
+                r#"{{"type":"passControl","id":4,"viewerId":{spectator_id}}}"#
+            ))
+            .await;
+        let reply = spectator
+            .app_message("reply 4", |m| m["type"] == "reply" && m["id"] == 4)
+            .await;
+        assert_eq!(reply["ok"], false, "a spectator cannot take them: {reply}");
+        owner
+            .send_app(&format!(
+                r#"{{"type":"passControl","id":5,"viewerId":{spectator_id}}}"#
+            ))
+            .await;
+        owner
+            .app_message("reply 5", |m| {
+                m["type"] == "reply" && m["id"] == 5 && m["ok"] == true
+            })
+            .await;
+        spectator
+            .app_message("controls: the spectator holds", holder_is(spectator_id))
+            .await;
+        owner.send_input(&key(67)).await;
+        spectator.send_input(&key(68)).await;
+        host_gets_key(&seen, 68).await;
+
+        // Taken back: the owner's input arrives again, the spectator's not.
+        owner.send_app(r#"{"type":"takeControl","id":6}"#).await;
+        // The reply comes once the holder changed (the first controls message would match
+        // already, so it is no sign).
+        owner
+            .app_message("reply 6", |m| {
+                m["type"] == "reply" && m["id"] == 6 && m["ok"] == true
+            })
+            .await;
+        spectator.send_input(&key(69)).await;
+        owner.send_input(&key(70)).await;
+        host_gets_key(&seen, 70).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(
+            keys_seen(&seen),
+            vec![65, 68, 70],
+            "exactly one viewer's input at a time"
+        );
+        let changes: Vec<u32> = seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|e| match e {
+                Event::ControlsChanged { viewer_id } => Some(*viewer_id),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(changes, vec![owner_id, spectator_id, owner_id]);
+        assert_eq!(
+            ran.lock().unwrap().clone(),
+            vec!["openspace.time.togglePause()".to_string()]
+        );
+        owner.leave().await;
+        spectator.leave().await;
+    });
+    // The host: frames, events, and answers to the app requests.
+    let started = Instant::now();
+    let mut n = 0;
+    while !scenario.is_finished() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "scenario timed out"
+        );
+        submit_frame(&mut streamer, &frame(n));
+        while let Some(event) = streamer.poll_event() {
+            events.lock().unwrap().push(event);
+        }
+        while let Ok(Some(request)) = view.poll_app_request(1024) {
+            let (ok, message) = match request.kind {
+                HostRequestKind::RunScript => {
+                    scripts.lock().unwrap().push(request.text.clone());
+                    (true, format!("ran {}", request.text))
+                }
+                HostRequestKind::GoToView => (false, format!("no view named {}", request.text)),
+            };
+            view.reply_app_request(request.request_id, ok, Some(message))
+                .unwrap();
+            assert!(
+                view.reply_app_request(request.request_id, ok, None)
+                    .is_err(),
+                "once"
+            );
+        }
+        n += 1;
+        std::thread::sleep(Duration::from_millis(33));
+    }
+    let result = runtime.block_on(scenario);
+    streamer.shutdown();
+    if let Err(err) = result {
+        std::panic::resume_unwind(err.into_panic());
+    }
 }

@@ -380,6 +380,103 @@ pub enum InputMessage {
     KeyFrame,
 }
 
+/// Longest script or view name an `app` request may carry, in bytes.
+pub const MAX_APP_TEXT_BYTES: usize = 16 * 1024;
+
+/// Messages a viewer sends on the `app` data channel (the server creates it beside `input`).
+/// Every request carries an `id` the viewer chooses; the answer is an [`AppMessage::Reply`]
+/// with the same `id`. Only the owner may send them; a spectator's get an error reply.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(
+    tag = "type",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
+pub enum AppRequest {
+    /// Run a script in the host (Lua in OpenSpace); the host answers when it ran.
+    RunScript {
+        /// The viewer's request id.
+        id: u64,
+        /// The script.
+        script: String,
+    },
+    /// Fly to a view the host knows by name (a camera bookmark).
+    GoToView {
+        /// The viewer's request id.
+        id: u64,
+        /// The view's name, as the host's status lists it (`views`).
+        view: String,
+    },
+    /// Hand the controls (whose input reaches the host) to another viewer.
+    PassControl {
+        /// The viewer's request id.
+        id: u64,
+        /// Who gets them.
+        viewer_id: u32,
+    },
+    /// Take the controls back.
+    TakeControl {
+        /// The viewer's request id.
+        id: u64,
+    },
+}
+
+impl AppRequest {
+    /// The viewer's request id.
+    pub fn id(&self) -> u64 {
+        match self {
+            AppRequest::RunScript { id, .. }
+            | AppRequest::GoToView { id, .. }
+            | AppRequest::PassControl { id, .. }
+            | AppRequest::TakeControl { id } => *id,
+        }
+    }
+}
+
+/// One viewer as the `app` channel's [`AppMessage::Controls`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ViewerEntry {
+    /// Its id (the `viewerId` of its welcome).
+    pub viewer_id: u32,
+    /// What its ticket (or join) made it.
+    pub role: ViewerRole,
+}
+
+/// Messages the server sends on the `app` data channel.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(
+    tag = "type",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
+pub enum AppMessage {
+    /// The answer to the request with this `id`: done, or why not.
+    Reply {
+        /// The request's id.
+        id: u64,
+        /// Whether it was done.
+        ok: bool,
+        /// Why not (when `ok` is false), or what the host said (a script's result).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
+    /// Who is watching and who has the controls; sent when the channel opens and on every
+    /// change.
+    Controls {
+        /// The viewer whose input reaches the host, if any.
+        holder: Option<u32>,
+        /// Everyone connected.
+        viewers: Vec<ViewerEntry>,
+    },
+    /// The host's own status (a JSON object; by convention `views` lists the views a
+    /// `goToView` knows); sent when the channel opens and whenever the host publishes one.
+    Status {
+        /// As the host published it.
+        status: serde_json::Value,
+    },
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -457,6 +554,39 @@ mod tests {
         assert_eq!(
             reply,
             r#"{"type":"ticket","ticket":"ab","expiresInMs":10000}"#
+        );
+    }
+
+    #[test]
+    fn app_messages_speak_camel_case() {
+        let pass: AppRequest =
+            serde_json::from_str(r#"{"type":"passControl","id":3,"viewerId":2}"#).unwrap();
+        assert_eq!(
+            pass,
+            AppRequest::PassControl {
+                id: 3,
+                viewer_id: 2
+            }
+        );
+        assert_eq!(pass.id(), 3);
+        let reply = serde_json::to_string(&AppMessage::Reply {
+            id: 3,
+            ok: true,
+            message: None,
+        })
+        .unwrap();
+        assert_eq!(reply, r#"{"type":"reply","id":3,"ok":true}"#);
+        let controls = serde_json::to_string(&AppMessage::Controls {
+            holder: Some(1),
+            viewers: vec![ViewerEntry {
+                viewer_id: 1,
+                role: ViewerRole::Owner,
+            }],
+        })
+        .unwrap();
+        assert_eq!(
+            controls,
+            r#"{"type":"controls","holder":1,"viewers":[{"viewerId":1,"role":"owner"}]}"#
         );
     }
 

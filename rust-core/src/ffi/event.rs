@@ -24,6 +24,8 @@ pub enum OswEventKind {
     ViewerJoined = 7,
     /// A viewer left (`viewer_id`).
     ViewerLeft = 8,
+    /// The controls went to `viewer_id` (0: nobody): from now on only its input arrives.
+    ControlsChanged = 9,
 }
 
 /// One event from the queue, filled by `osw_streamer_poll_event`. Fields that do not apply
@@ -162,6 +164,60 @@ impl From<&Event> for OswEvent {
                 viewer_id,
                 ..zero
             },
+            Event::ControlsChanged { viewer_id } => OswEvent {
+                kind: OswEventKind::ControlsChanged,
+                viewer_id,
+                ..zero
+            },
+        }
+    }
+}
+
+/// What an [`OswAppRequest`] asks. Numbers are fixed forever.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OswAppRequestKind {
+    /// No request (the value of a zeroed struct).
+    None = 0,
+    /// Run the script in the text (Lua, for OpenSpace).
+    RunScript = 1,
+    /// Go to the view named by the text (a camera bookmark).
+    GoToView = 2,
+}
+
+/// An owner's request from the `app` channel, filled by `osw_streamer_poll_app_request`.
+/// Answer each with `osw_streamer_reply_app_request(request_id, …)`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OswAppRequest {
+    /// What to do.
+    pub kind: OswAppRequestKind,
+    /// The viewer who asked.
+    pub viewer_id: u32,
+    /// The id to answer with (never 0).
+    pub request_id: u64,
+}
+
+impl OswAppRequest {
+    /// No request.
+    pub(crate) fn default_none() -> OswAppRequest {
+        OswAppRequest {
+            kind: OswAppRequestKind::None,
+            viewer_id: 0,
+            request_id: 0,
+        }
+    }
+}
+
+impl From<&crate::app::HostRequest> for OswAppRequest {
+    fn from(request: &crate::app::HostRequest) -> Self {
+        OswAppRequest {
+            kind: match request.kind {
+                crate::app::HostRequestKind::RunScript => OswAppRequestKind::RunScript,
+                crate::app::HostRequestKind::GoToView => OswAppRequestKind::GoToView,
+            },
+            viewer_id: request.viewer_id,
+            request_id: request.request_id,
         }
     }
 }

@@ -4,7 +4,7 @@ use std::ffi::{c_char, c_void};
 
 use super::OswResult;
 use super::error::{copy_c_string, set_last_error};
-use super::event::OswEvent;
+use super::event::{OswAppRequest, OswEvent};
 use crate::config::StreamerConfig;
 use crate::gl::GlLoader;
 use crate::streamer::{FrameSource, Streamer, StreamerError, StreamerView, SubmitOutcome};
@@ -231,6 +231,117 @@ pub extern "C" fn osw_streamer_stats_json(
         } else {
             set_last_error(format!("stats need {needed} bytes, buffer has {len}"));
             OswResult::BufferTooSmall
+        }
+    }
+}
+
+/// Takes the oldest owner's request from the `app` channel (see `rust-core/SIGNALING.md`).
+/// With one waiting, fills `*request_out`, writes its text (the script or the view's name) as
+/// a NUL-terminated string into `text`, and returns `Ok`; with none, returns `Ok` with
+/// `request_out->kind` `OSW_APP_REQUEST_KIND_NONE`. When `len` is too small for the text,
+/// returns `BufferTooSmall` with `*out_n` set to the size needed, and the request stays first
+/// in line (texts are at most 16 KiB, so a 16 KiB + 1 buffer always does). `*out_n` is the
+/// text's size with the NUL. Call on the host's main thread, like `osw_streamer_poll_event`.
+#[unsafe(no_mangle)]
+pub extern "C" fn osw_streamer_poll_app_request(
+    streamer: *const OswStreamer,
+    request_out: *mut OswAppRequest,
+    text: *mut c_char,
+    len: usize,
+    out_n: *mut usize,
+) -> OswResult {
+    ffi_panic_boundary! {
+        let handle = try_ref!(OswStreamer::as_handle(streamer), "streamer");
+        let request_out = try_mut!(request_out, "request_out");
+        let out_n = try_mut!(out_n, "out_n");
+        if text.is_null() {
+            set_last_error("`text` is NULL".into());
+            return OswResult::NullParameter;
+        }
+        match handle.view.poll_app_request(len) {
+            Ok(None) => {
+                *request_out = OswAppRequest::default_none();
+                *out_n = 0;
+                OswResult::Ok
+            }
+            Ok(Some(request)) => {
+                // SAFETY: `text` is non-NULL (checked) and the caller promises `len` writable
+                // bytes; the request was taken only because its text fits.
+                let (needed, _) = unsafe { copy_c_string(&request.text, text, len) };
+                *request_out = OswAppRequest::from(&request);
+                *out_n = needed;
+                OswResult::Ok
+            }
+            Err(needed) => {
+                *request_out = OswAppRequest::default_none();
+                *out_n = needed;
+                set_last_error(format!("the app request needs {needed} bytes, buffer has {len}"));
+                OswResult::BufferTooSmall
+            }
+        }
+    }
+}
+
+/// Answers app request `request_id`: `ok` says whether it was done; `message` (NULL or a
+/// NUL-terminated UTF-8 string) says why not, or what a script returned. The viewer who asked
+/// gets it. `InvalidArgument` for a request that is not open (answered already, or timed out
+/// after 30 s, when the viewer was told the host did not answer). Safe from any thread.
+#[unsafe(no_mangle)]
+pub extern "C" fn osw_streamer_reply_app_request(
+    streamer: *const OswStreamer,
+    request_id: u64,
+    ok: bool,
+    message: *const c_char,
+) -> OswResult {
+    ffi_panic_boundary! {
+        let handle = try_ref!(OswStreamer::as_handle(streamer), "streamer");
+        let message = if message.is_null() {
+            None
+        } else {
+            // SAFETY: non-NULL; the caller promises a NUL-terminated string.
+            match unsafe { std::ffi::CStr::from_ptr(message) }.to_str() {
+                Ok(text) => Some(text.to_string()),
+                Err(_) => {
+                    set_last_error("`message` is not UTF-8".into());
+                    return OswResult::InvalidArgument;
+                }
+            }
+        };
+        match handle.view.reply_app_request(request_id, ok, message) {
+            Ok(()) => OswResult::Ok,
+            Err(err) => {
+                set_last_error(err.to_string());
+                OswResult::InvalidArgument
+            }
+        }
+    }
+}
+
+/// Publishes the host's status, a NUL-terminated JSON object, to every viewer's page (and to
+/// each that joins later); by convention `{"views":["Earth",…]}` lists the views
+/// `goToView` knows. `InvalidArgument` when it is not a JSON object. Safe from any thread.
+#[unsafe(no_mangle)]
+pub extern "C" fn osw_streamer_publish_app_status(
+    streamer: *const OswStreamer,
+    status_json: *const c_char,
+) -> OswResult {
+    ffi_panic_boundary! {
+        let handle = try_ref!(OswStreamer::as_handle(streamer), "streamer");
+        if status_json.is_null() {
+            set_last_error("`status_json` is NULL".into());
+            return OswResult::NullParameter;
+        }
+        // SAFETY: non-NULL; the caller promises a NUL-terminated string.
+        let Ok(json) = unsafe { std::ffi::CStr::from_ptr(status_json) }.to_str() else {
+            set_last_error("`status_json` is not UTF-8".into());
+            return OswResult::InvalidArgument;
+        };
+        match handle.view.publish_app_status(json) {
+            Ok(()) => OswResult::Ok,
+            Err(err) => {
+                set_last_error(err.to_string());
+                OswResult::InvalidArgument
+            }
         }
     }
 }

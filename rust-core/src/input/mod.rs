@@ -60,6 +60,8 @@ pub enum Event {
     ViewerJoined { viewer_id: u32 },
     /// A viewer left.
     ViewerLeft { viewer_id: u32 },
+    /// The controls went to `viewer_id` (0: nobody holds them).
+    ControlsChanged { viewer_id: u32 },
 }
 
 /// Why an input message was refused.

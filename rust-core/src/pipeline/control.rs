@@ -15,10 +15,14 @@ use std::time::{Duration, Instant};
 
 use gst::prelude::*;
 
+use openspace_webrtc_protocol::{AppMessage, ViewerRole};
+
+use super::controls::Controls;
 use super::peer::{Peer, PeerContext, PeerMessage, PeerOutbox};
 use super::policy::{self, Link};
 use super::tier::Tier;
 use super::{EncoderPlan, PipelineError};
+use crate::app::AppDesk;
 use crate::config::StreamerConfig;
 use crate::input::{Event, EventQueue};
 use crate::stats::Stats;
@@ -58,6 +62,17 @@ pub(crate) enum Command {
     TierFailed { tier: usize },
     /// Make tier 0's encoder post an error (tests of the recovery).
     InjectEncoderError,
+    /// A viewer's `app` channel opened: send it who has the controls and the host's status.
+    AppOpened { viewer_id: u32 },
+    /// Send on one viewer's `app` channel, or on everyone's.
+    AppSend {
+        viewer_id: Option<u32>,
+        message: AppMessage,
+    },
+    /// Owner `by` passes the controls to `to` (its request `id`).
+    PassControl { by: u32, to: u32, id: u64 },
+    /// Owner `by` takes the controls back (its request `id`).
+    TakeControl { by: u32, id: u64 },
     /// Count the elements of every pipeline (leak tests).
     ElementCount(std::sync::mpsc::Sender<usize>),
     /// Free everything and end the thread.
@@ -101,6 +116,10 @@ pub(crate) struct Controller {
     pub(crate) config: StreamerConfig,
     pub(crate) stats: Arc<Stats>,
     pub(crate) events: Arc<EventQueue>,
+    /// Owners' requests for the host, and its status.
+    pub(crate) app: Arc<AppDesk>,
+    /// Who is watching and whose input reaches the host.
+    pub(crate) controls: Controls,
     pub(crate) sender: ControlSender,
     pub(crate) tiers: Vec<Tier>,
     pub(crate) peers: HashMap<u32, (Peer, PeerOutbox)>,
@@ -225,6 +244,22 @@ impl Controller {
                     tier.inject_encoder_error();
                 }
             }
+            Command::AppOpened { viewer_id } => {
+                let controls = self.controls_message();
+                self.send_app(Some(viewer_id), &controls);
+                if let Some(status) = self.app.status() {
+                    self.send_app(Some(viewer_id), &status);
+                }
+            }
+            Command::AppSend { viewer_id, message } => self.send_app(viewer_id, &message),
+            Command::PassControl { by, to, id } => {
+                let result = self.controls.pass(by, to);
+                self.answer_controls(by, id, result);
+            }
+            Command::TakeControl { by, id } => {
+                let result = self.controls.take(by);
+                self.answer_controls(by, id, result);
+            }
             Command::ElementCount(reply) => {
                 let viewers: usize = self.peers.values().map(|(p, _)| p.element_count()).sum();
                 let viewers = viewers
@@ -237,6 +272,69 @@ impl Controller {
             }
             Command::Stop => {}
         }
+    }
+
+    /// Sends `message` on one viewer's `app` channel, or on everyone's.
+    fn send_app(&self, viewer_id: Option<u32>, message: &AppMessage) {
+        let Ok(text) = serde_json::to_string(message) else {
+            return;
+        };
+        match viewer_id {
+            Some(id) => {
+                if let Some((peer, _)) = self.peers.get(&id) {
+                    peer.send_app(&text);
+                }
+            }
+            None => {
+                for (peer, _) in self.peers.values() {
+                    peer.send_app(&text);
+                }
+            }
+        }
+    }
+
+    fn controls_message(&self) -> AppMessage {
+        AppMessage::Controls {
+            holder: self.controls.holder(),
+            viewers: self.controls.viewers(),
+        }
+    }
+
+    /// Replies to a pass or take, and tells everyone (and the host) when the holder changed.
+    fn answer_controls(
+        &mut self,
+        by: u32,
+        id: u64,
+        result: Result<bool, super::controls::ControlsError>,
+    ) {
+        let reply = match &result {
+            Ok(_) => AppMessage::Reply {
+                id,
+                ok: true,
+                message: None,
+            },
+            Err(err) => AppMessage::Reply {
+                id,
+                ok: false,
+                message: Some(err.to_string()),
+            },
+        };
+        self.send_app(Some(by), &reply);
+        if result == Ok(true) {
+            self.controls_changed();
+        }
+    }
+
+    /// The holder or the viewers changed: every page, the host and the tiers hear of it.
+    fn controls_changed(&mut self) {
+        let message = self.controls_message();
+        self.send_app(None, &message);
+        self.events.push(Event::ControlsChanged {
+            viewer_id: self.controls.holder().unwrap_or(0),
+        });
+        tracing::info!(holder = ?self.controls.holder(), "controls changed");
+        // Tier 0 follows the holder.
+        self.dirty = true;
     }
 
     fn join(&mut self, viewer_id: u32, view_only: bool, outbox: PeerOutbox) {
@@ -265,12 +363,26 @@ impl Controller {
             control: self.sender.clone(),
             events: self.events.clone(),
             stats: self.stats.clone(),
+            app: self.app.clone(),
+            holder: self.controls.cell(),
         };
         match Peer::new(context, viewer_id, view_only, outbox.clone()) {
             Ok(peer) => {
                 self.peers.insert(viewer_id, (peer, outbox));
                 self.events.push(Event::ViewerJoined { viewer_id });
                 tracing::info!(viewer_id, view_only, "viewer joined");
+                let role = if view_only {
+                    ViewerRole::Spectator
+                } else {
+                    ViewerRole::Owner
+                };
+                let holder_changed = self.controls.joined(viewer_id, role);
+                if holder_changed {
+                    self.events.push(Event::ControlsChanged { viewer_id });
+                }
+                // The list of viewers changed either way.
+                let message = self.controls_message();
+                self.send_app(None, &message);
                 self.replan();
             }
             Err(err) => {
@@ -291,6 +403,12 @@ impl Controller {
         self.retire(peer);
         self.events.push(Event::ViewerLeft { viewer_id });
         tracing::info!(viewer_id, "viewer left");
+        if self.controls.left(viewer_id) {
+            self.controls_changed();
+        } else {
+            let message = self.controls_message();
+            self.send_app(None, &message);
+        }
         self.replan();
     }
 
@@ -340,6 +458,9 @@ impl Controller {
                 let _ = outbox.send(PeerMessage::Failed(reason));
             }
             self.leave(viewer_id);
+        }
+        for (viewer_id, reply) in self.app.expire(Instant::now()) {
+            self.send_app(Some(viewer_id), &reply);
         }
         if self.dirty && self.last_plan.elapsed() >= REPLAN_INTERVAL {
             self.replan();
@@ -406,7 +527,7 @@ impl Controller {
             .values()
             .map(|(peer, _)| Link {
                 viewer_id: peer.viewer_id,
-                controls: !peer.view_only,
+                controls: self.controls.holder() == Some(peer.viewer_id),
                 estimate_kbps: peer.estimate_kbps,
             })
             .collect();
@@ -483,6 +604,7 @@ impl Controller {
                 serde_json::json!({
                     "viewerId": peer.viewer_id,
                     "role": if peer.view_only { "spectator" } else { "owner" },
+                    "controls": self.controls.holder() == Some(peer.viewer_id),
                     "tier": peer.tier,
                     "estimateKbps": peer.estimate_kbps,
                     "framesSent": peer.consumer.frames_sent.load(std::sync::atomic::Ordering::Relaxed),

@@ -16,6 +16,7 @@
 
 pub mod answer;
 mod control;
+mod controls;
 pub mod encoder;
 mod peer;
 pub mod policy;
@@ -27,6 +28,9 @@ use std::time::Instant;
 
 use gst::prelude::*;
 
+use openspace_webrtc_protocol::AppMessage;
+
+use crate::app::AppDesk;
 use crate::config::{CaptureMode, StreamerConfig};
 use crate::input::EventQueue;
 use crate::stats::Stats;
@@ -162,6 +166,7 @@ impl Pipeline {
         memory: FrameMemory,
         stats: Arc<Stats>,
         events: Arc<EventQueue>,
+        app: Arc<AppDesk>,
         hooks: CaptureHooks,
     ) -> Result<Arc<Self>, PipelineError> {
         let CaptureHooks {
@@ -295,6 +300,8 @@ impl Pipeline {
             config: config.clone(),
             stats: stats.clone(),
             events,
+            app,
+            controls: controls::Controls::default(),
             sender: control.clone(),
             tiers: vec![tier0],
             peers: HashMap::new(),
@@ -481,6 +488,22 @@ impl Pipeline {
             m_line,
             candidate: candidate.to_string(),
         })
+    }
+
+    /// Sends `message` on viewer `viewer_id`'s `app` channel (a host's answer).
+    pub fn send_app(&self, viewer_id: u32, message: AppMessage) {
+        self.control.notify(Command::AppSend {
+            viewer_id: Some(viewer_id),
+            message,
+        });
+    }
+
+    /// Sends `message` on every viewer's `app` channel (a host's status).
+    pub fn broadcast_app(&self, message: AppMessage) {
+        self.control.notify(Command::AppSend {
+            viewer_id: None,
+            message,
+        });
     }
 
     /// Removes a viewer and frees everything it held. Unknown ids are ignored. Should the

@@ -1,5 +1,5 @@
 //! One viewer: its own small pipeline, `appsrc → payloader → webrtcbin`, fed whole encoded
-//! frames by its tier, plus its `input` data channel.
+//! frames by its tier, plus its `input` and `app` data channels.
 //!
 //! Each viewer pipeline shares the main pipeline's clock and base time, so frames keep their
 //! running time and RTP timestamps stay continuous when the viewer switches tiers. Joining,
@@ -16,11 +16,13 @@ use gst::prelude::*;
 use gst_rtp::prelude::*;
 use gst_webrtc::prelude::*;
 use gst_webrtc::{WebRTCDataChannel, WebRTCSDPType, WebRTCSessionDescription};
-use openspace_webrtc_protocol::InputMessage;
+use openspace_webrtc_protocol::{AppMessage, AppRequest, InputMessage, MAX_APP_TEXT_BYTES};
 
 use super::control::{Command, ControlSender};
+use super::controls::HolderCell;
 use super::tier::Consumer;
 use super::{Codec, PipelineError, make};
+use crate::app::AppDesk;
 use crate::config::StreamerConfig;
 use crate::input::{EventQueue, events_from_message};
 use crate::stats::Stats;
@@ -56,6 +58,8 @@ pub(super) struct PeerContext<'a> {
     pub(super) control: ControlSender,
     pub(super) events: Arc<EventQueue>,
     pub(super) stats: Arc<Stats>,
+    pub(super) app: Arc<AppDesk>,
+    pub(super) holder: HolderCell,
 }
 
 pub(super) struct Peer {
@@ -75,6 +79,8 @@ pub(super) struct Peer {
     pub(super) tier: usize,
     /// Kept so the channel (and its signal handlers) live as long as the peer.
     _channel: Option<WebRTCDataChannel>,
+    /// The `app` channel: owners' requests in, answers, the controls and the host's status out.
+    app_channel: Option<WebRTCDataChannel>,
 }
 
 impl Peer {
@@ -92,6 +98,8 @@ impl Peer {
             control,
             events,
             stats,
+            app,
+            holder,
         } = context;
         let pipeline = gst::Pipeline::with_name(&format!("viewer-{viewer_id}"));
         let appsrc = gst_app::AppSrc::builder()
@@ -187,12 +195,31 @@ impl Peer {
         if let Some(channel) = &channel {
             let control = control.clone();
             let limit = config.stream_limit();
+            let stats = stats.clone();
             channel.connect_on_message_string(move |_, text| {
                 let Some(text) = text else { return };
-                handle_input(viewer_id, view_only, text, limit, &events, &stats, &control);
+                handle_input(viewer_id, &holder, text, limit, &events, &stats, &control);
             });
         } else {
             tracing::warn!(viewer_id, "no data channel: input disabled for this viewer");
+        }
+        let app_channel = webrtcbin.emit_by_name::<Option<WebRTCDataChannel>>(
+            "create-data-channel",
+            &[&"app", &None::<gst::Structure>],
+        );
+        if let Some(channel) = &app_channel {
+            let opened = control.clone();
+            channel.connect_on_open(move |_| {
+                opened.notify(Command::AppOpened { viewer_id });
+            });
+            let control = control.clone();
+            let owner = !view_only;
+            channel.connect_on_message_string(move |_, text| {
+                let Some(text) = text else { return };
+                handle_app(viewer_id, owner, text, &app, &control);
+            });
+        } else {
+            tracing::warn!(viewer_id, "no app channel for this viewer");
         }
         let offer = Arc::new(std::sync::Mutex::new(None));
         create_offer(&webrtcbin, outbox, offer.clone());
@@ -209,6 +236,7 @@ impl Peer {
             estimate_kbps: config.start_bitrate_kbps,
             tier: 0,
             _channel: channel,
+            app_channel,
         })
     }
 
@@ -235,6 +263,17 @@ impl Peer {
         self.webrtcbin
             .emit_by_name::<()>("set-remote-description", &[&answer, &None::<gst::Promise>]);
         Ok(())
+    }
+
+    /// Sends one message on the `app` channel (dropped while the channel is not open yet:
+    /// the control thread sends the current state when it opens).
+    pub(super) fn send_app(&self, text: &str) {
+        if let Some(channel) = &self.app_channel
+            && channel.ready_state() == gst_webrtc::WebRTCDataChannelState::Open
+            && let Err(err) = channel.send_string_full(Some(text))
+        {
+            tracing::debug!(viewer_id = self.viewer_id, %err, "app message not sent");
+        }
     }
 
     pub(super) fn add_ice(&self, m_line: u32, candidate: &str) {
@@ -461,17 +500,18 @@ fn create_offer(
     webrtcbin.emit_by_name::<()>("create-offer", &[&None::<gst::Structure>, &promise]);
 }
 
-/// Validates one data channel message and queues the events for the host.
+/// Validates one data channel message and queues the events for the host. Only the holder
+/// of the controls gets through; everyone else's input is counted as refused.
 fn handle_input(
     viewer_id: u32,
-    view_only: bool,
+    holder: &HolderCell,
     text: &str,
     limit: openspace_webrtc_protocol::StreamLimit,
     events: &EventQueue,
     stats: &Stats,
     control: &ControlSender,
 ) {
-    if view_only {
+    if !holder.holds(viewer_id) {
         stats.input_refused();
         return;
     }
@@ -496,6 +536,68 @@ fn handle_input(
         Err(err) => {
             tracing::debug!(viewer_id, %err, "input refused");
             stats.input_refused();
+        }
+    }
+}
+
+/// Handles one `app` channel message: a host request goes to the [`AppDesk`], a request about
+/// the controls to the control thread; a refusal is answered at once. Only owners may ask.
+fn handle_app(viewer_id: u32, owner: bool, text: &str, app: &AppDesk, control: &ControlSender) {
+    let reply = |message: AppMessage| {
+        control.notify(Command::AppSend {
+            viewer_id: Some(viewer_id),
+            message,
+        });
+    };
+    let refuse = |id: u64, why: String| {
+        reply(AppMessage::Reply {
+            id,
+            ok: false,
+            message: Some(why),
+        });
+    };
+    if text.len() > MAX_APP_TEXT_BYTES + 1024 {
+        return refuse(
+            0,
+            format!("app messages are limited to {MAX_APP_TEXT_BYTES} bytes of text"),
+        );
+    }
+    let request = match serde_json::from_str::<AppRequest>(text) {
+        Ok(request) => request,
+        Err(err) => {
+            // The id, if the message has one, so the page can match the refusal.
+            let id = serde_json::from_str::<serde_json::Value>(text)
+                .ok()
+                .and_then(|v| v["id"].as_u64())
+                .unwrap_or(0);
+            return refuse(id, format!("not an app request: {err}"));
+        }
+    };
+    let id = request.id();
+    if !owner {
+        return refuse(id, "only the owner can do that; spectators watch".into());
+    }
+    match request {
+        AppRequest::PassControl { viewer_id: to, .. } => {
+            control.notify(Command::PassControl {
+                by: viewer_id,
+                to,
+                id,
+            });
+        }
+        AppRequest::TakeControl { .. } => {
+            control.notify(Command::TakeControl { by: viewer_id, id });
+        }
+        AppRequest::RunScript { ref script, .. }
+        | AppRequest::GoToView {
+            view: ref script, ..
+        } if script.len() > MAX_APP_TEXT_BYTES => {
+            refuse(id, format!("longer than {MAX_APP_TEXT_BYTES} bytes"));
+        }
+        request => {
+            if let Err(refusal) = app.submit(viewer_id, request) {
+                reply(refusal);
+            }
         }
     }
 }

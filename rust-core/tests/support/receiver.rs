@@ -28,6 +28,9 @@ pub struct Received {
     pub frame_times: Mutex<Vec<std::time::Instant>>,
     /// The server's trickled ICE candidates.
     pub candidates: Mutex<Vec<String>>,
+    /// The `app` data channel, and every message that came on it.
+    pub app_channel: Mutex<Option<WebRTCDataChannel>>,
+    pub app_messages: Mutex<Vec<serde_json::Value>>,
 }
 
 /// A running receiver; dropping it does not close the connection, `leave` does.
@@ -85,7 +88,17 @@ impl Receiver {
         let channel_slot = received.clone();
         webrtcbin.connect("on-data-channel", false, move |values| {
             let channel = values[1].get::<WebRTCDataChannel>().unwrap();
-            *channel_slot.channel.lock().unwrap() = Some(channel);
+            if channel.label().as_deref() == Some("app") {
+                let messages = channel_slot.clone();
+                channel.connect_on_message_string(move |_, text| {
+                    if let Some(value) = text.and_then(|t| serde_json::from_str(t).ok()) {
+                        messages.app_messages.lock().unwrap().push(value);
+                    }
+                });
+                *channel_slot.app_channel.lock().unwrap() = Some(channel);
+            } else {
+                *channel_slot.channel.lock().unwrap() = Some(channel);
+            }
             None
         });
         let pipeline_weak = pipeline.downgrade();
@@ -211,6 +224,46 @@ impl Receiver {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!("the input data channel never opened");
+    }
+
+    /// Sends one message on the `app` data channel, waiting up to 5 s for it to open.
+    pub async fn send_app(&self, json: &str) {
+        for _ in 0..100 {
+            let channel = self.received.app_channel.lock().unwrap().clone();
+            if let Some(channel) = channel
+                && channel.ready_state() == gst_webrtc::WebRTCDataChannelState::Open
+            {
+                let _ = channel.send_string_full(Some(json));
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the app data channel never opened");
+    }
+
+    /// Waits up to 10 s for an `app` message that `matches`, and returns it.
+    pub async fn app_message(
+        &self,
+        what: &str,
+        matches: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        for _ in 0..200 {
+            let found = self
+                .received
+                .app_messages
+                .lock()
+                .unwrap()
+                .iter()
+                .rev()
+                .find(|m| matches(m))
+                .cloned();
+            if let Some(found) = found {
+                return found;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let seen = self.received.app_messages.lock().unwrap().clone();
+        panic!("no app message {what}; got {seen:?}");
     }
 
     /// Says bye and tears the receiver down.

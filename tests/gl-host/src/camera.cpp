@@ -118,4 +118,10 @@ bool Camera::setDistance(float distance) {
     return changed;
 }
 
+bool Camera::goTo(float yaw, float pitch, float distance) {
+    const bool turned = setYawPitch(yaw, pitch);
+    const bool moved = setDistance(distance);
+    return turned || moved;
+}
+
 } // namespace glhost

@@ -21,6 +21,8 @@ public:
     bool pointerMove(double x, double y);
     bool wheel(double dy);
     bool key(int key, int action);
+    // Flies straight to a pose (a named view); returns true when the camera changed.
+    bool goTo(float yaw, float pitch, float distance);
 
     float yaw() const { return _yaw; }
     float pitch() const { return _pitch; }

@@ -61,6 +61,9 @@ void applyEvent(const osw_event& event, int fbWidth, int fbHeight, Camera& camer
         case OSW_EVENT_KIND_VIEWER_LEFT:
             protocol::viewerLeft(event.viewer_id);
             break;
+        case OSW_EVENT_KIND_CONTROLS_CHANGED:
+            protocol::controls(event.viewer_id);
+            break;
         case OSW_EVENT_KIND_TEXT:
             // The scene has no text entry; OpenSpace would pass it to charCallback.
         case OSW_EVENT_KIND_NONE:

@@ -10,6 +10,7 @@
 // stdout line protocol the test harness reads.
 
 #include "api_server.h"
+#include "app_requests.h"
 #include "camera.h"
 #include "frame_cost.h"
 #include "gl_functions.h"
@@ -128,6 +129,7 @@ int runFrames(Run& run) {
             while (run.streamer->pollEvent(event)) {
                 applyEvent(event, fbWidth, fbHeight, run.camera, input);
             }
+            input.cameraChanged |= handleAppRequests(*run.streamer, run.camera);
         }
         if (input.cameraChanged) {
             protocol::camera(run.camera.yaw(), run.camera.pitch(), run.camera.distance());
@@ -329,6 +331,7 @@ int main(int argc, char** argv) {
             exitCode = 1;
         }
         else {
+            run.streamer->publishAppStatus(appStatusJson());
             protocol::ready(run.streamer->signalingPort());
         }
     }

@@ -68,4 +68,18 @@ void apiRan(const std::string& script) {
     line("api: ran %s", api::oneLine(script).c_str());
 }
 
+void appScript(uint32_t viewerId, const std::string& script) {
+    line("APP script viewer=%u %s", static_cast<unsigned>(viewerId),
+        api::oneLine(script).c_str());
+}
+
+void appView(uint32_t viewerId, const std::string& name) {
+    line("APP view viewer=%u %s", static_cast<unsigned>(viewerId),
+        api::oneLine(name).c_str());
+}
+
+void controls(uint32_t viewerId) {
+    line("CONTROLS %u", static_cast<unsigned>(viewerId));
+}
+
 } // namespace glhost::protocol

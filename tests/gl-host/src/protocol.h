@@ -30,6 +30,12 @@ void apiListening(uint16_t port);
 // The JSON API stand-in was asked to run `script` (written on one line, api_protocol.h's
 // oneLine). Called from the stand-in's thread: lines are whole whichever thread writes.
 void apiRan(const std::string& script);
+// Viewer `viewerId` ran `script` over the app channel (written on one line).
+void appScript(uint32_t viewerId, const std::string& script);
+// Viewer `viewerId` flew to the view `name` over the app channel.
+void appView(uint32_t viewerId, const std::string& name);
+// The controls went to `viewerId` (0: nobody).
+void controls(uint32_t viewerId);
 
 } // namespace glhost::protocol
 

@@ -71,6 +71,41 @@ bool Streamer::pollEvent(osw_event& event) {
     return osw_streamer_poll_event(_streamer, &event);
 }
 
+bool Streamer::pollAppRequest(osw_app_request& request, std::string& text) {
+    // rust-core caps an app request's text at 16 KiB; one more byte for the NUL.
+    std::vector<char> buffer(16 * 1024 + 1);
+    size_t needed = 0;
+    const osw_result result = osw_streamer_poll_app_request(_streamer, &request,
+        buffer.data(), buffer.size(), &needed);
+    if (result != OSW_RESULT_OK) {
+        std::fprintf(stderr, "osw-gl-host: app request: %s\n",
+            describeFailure(result).c_str());
+        return false;
+    }
+    if (request.kind == OSW_APP_REQUEST_KIND_NONE) {
+        return false;
+    }
+    text.assign(buffer.data());
+    return true;
+}
+
+void Streamer::replyAppRequest(uint64_t id, bool ok, const std::string& message) {
+    const osw_result result = osw_streamer_reply_app_request(_streamer, id, ok,
+        message.empty() ? nullptr : message.c_str());
+    if (result != OSW_RESULT_OK) {
+        std::fprintf(stderr, "osw-gl-host: app reply: %s\n",
+            describeFailure(result).c_str());
+    }
+}
+
+void Streamer::publishAppStatus(const std::string& json) {
+    const osw_result result = osw_streamer_publish_app_status(_streamer, json.c_str());
+    if (result != OSW_RESULT_OK) {
+        std::fprintf(stderr, "osw-gl-host: app status: %s\n",
+            describeFailure(result).c_str());
+    }
+}
+
 std::string Streamer::statsJson() const {
     // Grown and retried on BUFFER_TOO_SMALL; the stats can grow between the two calls
     // (another viewer joins), hence the loop.

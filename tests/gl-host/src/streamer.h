@@ -36,6 +36,14 @@ public:
 
     bool pollEvent(osw_event& event);
 
+    // Takes the next owner's request of the `app` channel into `request` and its text
+    // (script or view name) into `text`; false when none waits.
+    bool pollAppRequest(osw_app_request& request, std::string& text);
+    // Answers app request `id`; `message` is why not, or what it gave (empty: nothing).
+    void replyAppRequest(uint64_t id, bool ok, const std::string& message);
+    // Publishes the host's status (a JSON object) to every page.
+    void publishAppStatus(const std::string& json);
+
     // The stats JSON; empty (with a message on stderr) if rust-core refused.
     std::string statsJson() const;
 
