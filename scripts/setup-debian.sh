@@ -9,6 +9,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(
+    # Sound: PulseAudio for the supervisor's per-instance servers (--audio pulse) and the
+    # sound tests, libpulse-simple's headers for the GL test host's --tone-out pulse. The
+    # package starts no system service (its user units belong to desktop sessions, left as
+    # they are); every server the tests or the supervisor need is started and ended by them.
+    pulseaudio libpulse-dev
     # GStreamer: headers for the Rust bindings, and the elements the pipeline uses
     # (webrtcbin in -bad, libnice for its ICE, x264 in -ugly, vp8 in -good, GL in -gl).
     libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use crate::instances::openspace::{
     OpenSpaceError, files_dir as openspace_files_dir, openspace_command,
 };
-use crate::instances::{InstanceSettings, SettingsError, XvfbMode};
+use crate::instances::{AudioMode, InstanceSettings, SettingsError, XvfbMode};
 use crate::secret::{SecretError, SupervisorSecret};
 use crate::server::DEFAULT_IDLE_TIMEOUT;
 use crate::web::turn::{DEFAULT_TTL as DEFAULT_TURN_TTL, TurnError};
@@ -53,6 +53,15 @@ DISPLAYS (Xvfb)
   before the instance (the supervisor waits for /tmp/.X11-unix/X<display>), passed as
   DISPLAY, and stopped after the instance. Its output goes to <log dir>/xvfb-N.log. A display
   already taken is skipped for the same place in the next range (N + slots, N + 2 slots, ...).
+
+SOUND (PulseAudio)
+  --audio pulse gives each instance its own PulseAudio server, started before it like its Xvfb:
+  `pulseaudio --daemonize=no -n --exit-idle-time=-1` with its socket and state in a private
+  folder (<temp>/osw-pulse-<pid>-N, mode 0700) and one null sink, `osw`, the default. The
+  instance gets PULSE_SERVER=unix:<that socket> (what it plays goes to the sink),
+  OSW_AUDIO=pulse and OSW_AUDIO_DEVICE=osw.monitor (rust-core streams the sink's monitor as
+  Opus to every viewer). Its output goes to <log dir>/pulse-N.log; it is stopped after the
+  instance however that ended. --audio none (the default) streams video only.
 
 WEB ROLE (the browser product)
   --role both (the default) also serves the web origin on --web-listen (127.0.0.1:4690): the
@@ -244,6 +253,15 @@ pub struct Cli {
     #[arg(long, env = "ORCHESTRATOR_XVFB_SCREEN", value_name = "GEOMETRY")]
     pub xvfb_screen: Option<String>,
 
+    /// Sound for instances: none, or pulse (a PulseAudio server per instance whose null
+    /// sink's monitor rust-core streams) [default: none].
+    #[arg(long, env = "ORCHESTRATOR_AUDIO", value_enum)]
+    pub audio: Option<AudioMode>,
+
+    /// The pulseaudio program for --audio pulse [default: pulseaudio from PATH].
+    #[arg(long, env = "ORCHESTRATOR_PULSEAUDIO_EXECUTABLE", value_name = "PATH")]
+    pub pulseaudio_executable: Option<PathBuf>,
+
     /// Roles to run: both, supervisor, web [default: both].
     #[arg(long, env = "ORCHESTRATOR_ROLE", value_enum)]
     pub role: Option<Role>,
@@ -427,6 +445,8 @@ pub struct FileConfig {
     pub instance: FileInstance,
     /// `[xvfb]`.
     pub xvfb: FileXvfb,
+    /// `[audio]`.
+    pub audio: FileAudio,
     /// `--role`.
     pub role: Option<Role>,
     /// `[web]`: the web role.
@@ -506,6 +526,18 @@ pub struct FileXvfb {
     /// Screen geometry.
     pub screen: Option<String>,
     /// Seconds Xvfb may take to open its socket.
+    pub startup_timeout: Option<f64>,
+}
+
+/// `[audio]` in the TOML file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FileAudio {
+    /// `none` or `pulse`.
+    pub mode: Option<AudioMode>,
+    /// The pulseaudio program.
+    pub executable: Option<PathBuf>,
+    /// Seconds the server may take to open its socket.
     pub startup_timeout: Option<f64>,
 }
 
@@ -689,6 +721,12 @@ impl Config {
         s.xvfb.screen = file.xvfb.screen.unwrap_or(s.xvfb.screen);
         s.xvfb.startup_timeout = seconds("xvfb.startup_timeout", file.xvfb.startup_timeout)?
             .unwrap_or(s.xvfb.startup_timeout);
+        s.audio.mode = file.audio.mode.unwrap_or(s.audio.mode);
+        if let Some(exe) = file.audio.executable {
+            s.audio.executable = program_from_file(exe);
+        }
+        s.audio.startup_timeout = seconds("audio.startup_timeout", file.audio.startup_timeout)?
+            .unwrap_or(s.audio.startup_timeout);
         let mut listen = file.listen;
 
         // The command line and environment.
@@ -743,6 +781,10 @@ impl Config {
         s.xvfb.display_base = cli.xvfb_display_base.unwrap_or(s.xvfb.display_base);
         if let Some(screen) = &cli.xvfb_screen {
             s.xvfb.screen = screen.clone();
+        }
+        s.audio.mode = cli.audio.unwrap_or(s.audio.mode);
+        if let Some(exe) = &cli.pulseaudio_executable {
+            s.audio.executable = program_from_cli(exe);
         }
 
         let listen = match listen {
@@ -1057,6 +1099,50 @@ mod tests {
         assert_eq!(s.xvfb.mode, XvfbMode::Never);
         assert_eq!(s.xvfb.display_base, 40);
         assert_eq!(s.xvfb.executable, PathBuf::from("Xvfb"));
+    }
+
+    #[test]
+    fn audio_is_off_by_default_and_pulse_reserves_its_variables() {
+        let config = Config::merge(&parse(&[]), FileConfig::default(), None).unwrap();
+        assert_eq!(config.instances.audio.mode, AudioMode::None);
+        let f = file(
+            r#"
+            [audio]
+            mode = "pulse"
+            executable = "bin/pulseaudio"
+            startup_timeout = 4
+            "#,
+        );
+        let config = Config::merge(&parse(&[]), f, Some(Path::new("/srv/osw"))).unwrap();
+        let audio = &config.instances.audio;
+        assert_eq!(audio.mode, AudioMode::Pulse);
+        assert_eq!(audio.executable, PathBuf::from("/srv/osw/bin/pulseaudio"));
+        assert_eq!(audio.startup_timeout, Duration::from_secs(4));
+        let config = Config::merge(
+            &parse(&["--audio", "none"]),
+            file("[audio]\nmode = \"pulse\"\n"),
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            config.instances.audio.mode,
+            AudioMode::None,
+            "the flag wins"
+        );
+        // With pulse, the supervisor sets PULSE_SERVER and OSW_AUDIO*; without, anyone may.
+        let err = Config::merge(
+            &parse(&["--audio", "pulse", "--instance-env", "OSW_AUDIO=host"]),
+            FileConfig::default(),
+            None,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("OSW_AUDIO"), "{err}");
+        Config::merge(
+            &parse(&["--instance-env", "OSW_AUDIO=host"]),
+            FileConfig::default(),
+            None,
+        )
+        .unwrap();
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Instances are real processes: environment, log files, readiness, crashes noticed at once,
-//! startup timeout, SIGTERM then SIGKILL, per-instance Xvfb, and shutdown leaving nothing.
+//! startup timeout, SIGTERM then SIGKILL, per-instance Xvfb and PulseAudio, and shutdown
+//! leaving nothing.
 
 mod common;
 
@@ -8,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::{TestSupervisor, alive, kill, wait_gone};
-use orchestrator::instances::XvfbMode;
+use orchestrator::instances::{AudioMode, XvfbMode};
 use tokio::time::{Instant, sleep};
 
 const SECONDS_5: Duration = Duration::from_secs(5);
@@ -320,6 +321,110 @@ async fn a_failing_xvfb_is_a_launch_failure() {
     assert_eq!(
         reply["error"],
         "launch failed: cannot run /nonexistent/Xvfb: No such file or directory (os error 2)"
+    );
+    assert_eq!(c.status(0).await["status"], "IDLE");
+    sup.shutdown().await;
+}
+
+/// Whether `program` is on PATH.
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+}
+
+/// The PulseAudio socket an instance was given, from its `PULSE_SERVER=unix:…` log line.
+fn pulse_socket(log: &str) -> PathBuf {
+    let value = log
+        .split_whitespace()
+        .find_map(|word| word.strip_prefix("PULSE_SERVER=unix:"))
+        .unwrap_or_else(|| panic!("no PULSE_SERVER in the log: {log}"));
+    PathBuf::from(value)
+}
+
+async fn wait_removed(path: &Path, what: &str) {
+    let deadline = Instant::now() + SECONDS_5;
+    while path.exists() {
+        assert!(Instant::now() < deadline, "{what} still there");
+        sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_audio_pulse_each_instance_gets_its_own_pulseaudio_with_a_null_sink() {
+    if !on_path("pulseaudio") {
+        eprintln!("SKIPPED: pulseaudio is not installed (scripts/setup-debian.sh installs it)");
+        return;
+    }
+    let sup = TestSupervisor::fake(2, |s| s.audio.mode = AudioMode::Pulse).await;
+    let mut c = sup.client().await;
+    let mut sockets = Vec::new();
+    for id in 0..2u32 {
+        assert_eq!(c.start().await["id"], id);
+        c.wait_status(id as i64, "RUNNING", SECONDS_5).await;
+        let log = sup.log(id);
+        assert!(
+            log.contains("OSW_AUDIO=pulse OSW_AUDIO_DEVICE=osw.monitor"),
+            "{log}"
+        );
+        let socket = pulse_socket(&log);
+        assert!(
+            std::os::unix::net::UnixStream::connect(&socket).is_ok(),
+            "{} does not answer",
+            socket.display()
+        );
+        sockets.push(socket);
+    }
+    assert_ne!(sockets[0], sockets[1], "one server each");
+    assert!(sup.dir.path().join("logs/pulse-0.log").exists());
+    if on_path("pactl") {
+        // The sink rust-core records from is there, and it is the server's default.
+        let info = std::process::Command::new("pactl")
+            .arg("info")
+            .env("PULSE_SERVER", format!("unix:{}", sockets[0].display()))
+            .output()
+            .unwrap();
+        let info = String::from_utf8_lossy(&info.stdout);
+        assert!(info.contains("Default Sink: osw"), "{info}");
+        assert!(info.contains("Default Source: osw.monitor"), "{info}");
+    }
+    // Stopping the instance stops its server and removes its folder.
+    c.stop(0).await;
+    wait_removed(sockets[0].parent().unwrap(), "the first server's folder").await;
+    // A crash does too.
+    let pid = sup.instances.pid(1).unwrap();
+    kill(pid, libc::SIGKILL);
+    c.wait_status(1, "IDLE", SECONDS_5).await;
+    wait_removed(
+        sockets[1].parent().unwrap(),
+        "the crashed instance's server folder",
+    )
+    .await;
+    // A new instance in the slot gets a server again.
+    c.start().await;
+    c.wait_status(0, "RUNNING", SECONDS_5).await;
+    let socket = pulse_socket(&sup.log(0));
+    assert!(std::os::unix::net::UnixStream::connect(&socket).is_ok());
+    sup.shutdown().await;
+    wait_removed(
+        socket.parent().unwrap(),
+        "the server's folder after shutdown",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_pulseaudio_is_a_launch_failure() {
+    let sup = TestSupervisor::fake(1, |s| {
+        s.audio.mode = AudioMode::Pulse;
+        s.audio.executable = PathBuf::from("/nonexistent/pulseaudio");
+    })
+    .await;
+    let mut c = sup.client().await;
+    let reply = c.start().await;
+    assert_eq!(reply["id"], -1);
+    assert_eq!(
+        reply["error"],
+        "launch failed: cannot run /nonexistent/pulseaudio: No such file or directory (os error 2)"
     );
     assert_eq!(c.status(0).await["status"], "IDLE");
     sup.shutdown().await;

@@ -90,6 +90,14 @@ async fn main() {
         var("DISPLAY"),
         var("OSW_CONTROL_SECRET").len(),
     );
+    if !var("PULSE_SERVER").is_empty() || !var("OSW_AUDIO").is_empty() {
+        println!(
+            "fake-instance: PULSE_SERVER={} OSW_AUDIO={} OSW_AUDIO_DEVICE={}",
+            var("PULSE_SERVER"),
+            var("OSW_AUDIO"),
+            var("OSW_AUDIO_DEVICE"),
+        );
+    }
     let Ok(port) = var("OSW_LISTEN_PORT").parse::<u16>() else {
         eprintln!("fake-instance: OSW_LISTEN_PORT is not a port");
         std::process::exit(2);

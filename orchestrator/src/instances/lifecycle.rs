@@ -15,8 +15,9 @@ use tracing::{error, info, warn};
 
 use super::logs::{LogFile, pump};
 use super::process::{describe_exit, signal_group, spawn_instance};
+use super::pulse::PulseServer;
 use super::xvfb::Xvfb;
-use super::{InstanceSettings, Shared, StopReason, readiness};
+use super::{AudioMode, InstanceSettings, Shared, StopReason, readiness};
 
 /// How long the end of an instance's output may take to reach its log after the process group
 /// was killed (a grandchild that left the group could keep the pipe open for good).
@@ -103,7 +104,7 @@ impl InstanceTask {
             };
             match started {
                 Ok(started) => {
-                    self.shared.xvfb_started(self.id, started.pid());
+                    self.shared.helper_started(self.id, started.pid());
                     xvfb = Some(started);
                 }
                 Err(err) => {
@@ -112,9 +113,48 @@ impl InstanceTask {
                 }
             }
         }
+        let mut pulse = None;
+        if settings.audio.mode == AudioMode::Pulse {
+            let starting = PulseServer::start(&settings.audio, self.id, &settings.log_dir);
+            let started = tokio::select! {
+                started = starting => started,
+                reason = stop_requested(&mut self.stop) => {
+                    if let Some(xvfb) = xvfb.take() {
+                        xvfb.stop().await;
+                    }
+                    return format!("{reason} before launch");
+                }
+            };
+            match started {
+                Ok(started) => {
+                    self.shared.helper_started(self.id, started.pid());
+                    pulse = Some(started);
+                }
+                Err(err) => {
+                    error!(%err, "cannot start PulseAudio");
+                    if let Some(xvfb) = xvfb.take() {
+                        xvfb.stop().await;
+                    }
+                    return err.to_string();
+                }
+            }
+        }
+        let extra_env = pulse
+            .as_ref()
+            .map(PulseServer::instance_env)
+            .unwrap_or_default();
         let ended = self
-            .launch_and_watch(&settings, &log, xvfb.as_ref().map(Xvfb::display))
+            .launch_and_watch(
+                &settings,
+                &log,
+                xvfb.as_ref().map(Xvfb::display),
+                &extra_env,
+            )
             .await;
+        // The instance is gone, however it ended: its helpers go after it.
+        if let Some(pulse) = pulse {
+            pulse.stop().await;
+        }
         if let Some(xvfb) = xvfb {
             xvfb.stop().await;
         }
@@ -126,19 +166,21 @@ impl InstanceTask {
         settings: &InstanceSettings,
         log: &Arc<LogFile>,
         display: Option<u32>,
+        extra_env: &[(String, String)],
     ) -> String {
-        let mut child = match spawn_instance(settings, self.id, &self.secret, display, log) {
-            Ok(child) => child,
-            Err(err) => {
-                let msg = format!(
-                    "cannot run {}: {err}",
-                    settings.command.executable.display()
-                );
-                error!("{msg}");
-                log.note(&msg);
-                return msg;
-            }
-        };
+        let mut child =
+            match spawn_instance(settings, self.id, &self.secret, display, extra_env, log) {
+                Ok(child) => child,
+                Err(err) => {
+                    let msg = format!(
+                        "cannot run {}: {err}",
+                        settings.command.executable.display()
+                    );
+                    error!("{msg}");
+                    log.note(&msg);
+                    return msg;
+                }
+            };
         // Held open, never written, until the instance is gone (see `spawn_instance`).
         let _stdin = child.stdin.take();
         let pumping = match (child.stdout.take(), child.stderr.take()) {

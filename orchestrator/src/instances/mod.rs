@@ -3,6 +3,7 @@
 //! - `slots.rs`: the slot table (ids `0..slots`, lowest free id first, `lastExit`).
 //! - `process.rs`: the instance's command line and environment, process groups, signals.
 //! - `xvfb.rs`: a private Xvfb per instance when there is no display.
+//! - `pulse.rs`: a private PulseAudio server per instance with `--audio pulse`.
 //! - `readiness.rs`: the probe that turns `INITIALIZING` into `RUNNING`.
 //! - `lifecycle.rs`: one task per instance, from launch to a free slot (exit watch, stop).
 //! - `logs.rs`: per-instance log files (capped) and their tails.
@@ -17,6 +18,7 @@ mod logs;
 pub mod openspace;
 pub mod orphans;
 mod process;
+mod pulse;
 mod readiness;
 mod slots;
 mod xvfb;
@@ -146,6 +148,31 @@ pub struct XvfbSettings {
     pub startup_timeout: Duration,
 }
 
+/// Where instances' sound goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum AudioMode {
+    /// No sound: instances get no audio settings and stream video only.
+    None,
+    /// A PulseAudio server per instance with a null sink; the instance plays into it and
+    /// rust-core streams the sink's monitor.
+    Pulse,
+}
+
+/// The per-instance sound server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AudioSettings {
+    /// Whether instances get one.
+    pub mode: AudioMode,
+    /// The pulseaudio program.
+    pub executable: PathBuf,
+    /// How long it may take to open its socket.
+    pub startup_timeout: Duration,
+}
+
+/// What `--audio pulse` sets for each instance; the configured env may not set them then.
+pub const PULSE_ENV: &[&str] = &["PULSE_SERVER", "OSW_AUDIO", "OSW_AUDIO_DEVICE"];
+
 /// Everything the local supervisor needs; built by [`crate::config`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstanceSettings {
@@ -172,6 +199,8 @@ pub struct InstanceSettings {
     pub resize_timeout: Duration,
     /// The per-instance Xvfb.
     pub xvfb: XvfbSettings,
+    /// The per-instance sound server.
+    pub audio: AudioSettings,
 }
 
 /// The default test host, `<repo>/build/gl-host/osw-gl-host` of the repository this binary was
@@ -212,6 +241,11 @@ impl Default for InstanceSettings {
                 executable: PathBuf::from("Xvfb"),
                 display_base: 90,
                 screen: "3840x2160x24".to_string(),
+                startup_timeout: Duration::from_secs(10),
+            },
+            audio: AudioSettings {
+                mode: AudioMode::None,
+                executable: PathBuf::from("pulseaudio"),
                 startup_timeout: Duration::from_secs(10),
             },
         }
@@ -298,10 +332,20 @@ impl InstanceSettings {
         {
             return Err(SettingsError::ReservedEnv(name.clone()));
         }
+        if self.audio.mode == AudioMode::Pulse
+            && let Some(name) = self
+                .command
+                .env
+                .keys()
+                .find(|k| PULSE_ENV.contains(&k.as_str()))
+        {
+            return Err(SettingsError::ReservedEnv(name.clone()));
+        }
         for (name, value) in [
             ("startup_timeout", self.startup_timeout),
             ("probe_interval", self.probe_interval),
             ("xvfb startup_timeout", self.xvfb.startup_timeout),
+            ("audio startup_timeout", self.audio.startup_timeout),
         ] {
             if value.is_zero() {
                 return Err(SettingsError::ZeroDuration(name));
@@ -433,8 +477,9 @@ impl Shared {
         }
     }
 
-    /// Records slot `id`'s Xvfb (its process group) in the ledger.
-    fn xvfb_started(&self, id: u32, pid: u32) {
+    /// Records a process group of slot `id` besides the instance (its Xvfb, its PulseAudio
+    /// server) in the ledger.
+    fn helper_started(&self, id: u32, pid: u32) {
         self.lock().ledger.started(id, pid);
     }
 
@@ -498,6 +543,7 @@ impl Instances {
             slots = settings.slots,
             executable = %settings.command.executable.display(),
             xvfb = use_xvfb,
+            audio = ?settings.audio.mode,
             log_dir = %settings.log_dir.display(),
             "instance supervisor ready"
         );

@@ -24,12 +24,13 @@ pub const RESERVED_ENV: &[&str] = &[
 ];
 
 /// The environment instance `id` gets on top of the orchestrator's own and the configured
-/// `env`: its id, ports, secret and (under Xvfb) display.
+/// `env`: its id, ports, secret, (under Xvfb) display and `extra` (its sound server's).
 pub(super) fn instance_env(
     settings: &InstanceSettings,
     id: u32,
     secret: &str,
     display: Option<u32>,
+    extra: &[(String, String)],
 ) -> Vec<(String, String)> {
     let ports = settings.ports;
     let mut env: Vec<(String, String)> = settings
@@ -62,6 +63,7 @@ pub(super) fn instance_env(
     if let Some(display) = display {
         env.push(("DISPLAY".to_string(), format!(":{display}")));
     }
+    env.extend(extra.iter().cloned());
     env
 }
 
@@ -74,6 +76,7 @@ pub(super) fn spawn_instance(
     id: u32,
     secret: &str,
     display: Option<u32>,
+    extra_env: &[(String, String)],
     log: &LogFile,
 ) -> std::io::Result<Child> {
     let program = &settings.command;
@@ -91,7 +94,7 @@ pub(super) fn spawn_instance(
     if display.is_some() {
         command.env_remove("DISPLAY");
     }
-    command.envs(instance_env(settings, id, secret, display));
+    command.envs(instance_env(settings, id, secret, display, extra_env));
     log.note(&format!(
         "launching instance {id}: {} {} (signaling port {}, display {})",
         program.executable.display(),
@@ -184,7 +187,8 @@ mod tests {
             .command
             .env
             .insert("OSW_ICE_ADDRESSES".into(), "127.0.0.1".into());
-        let env = instance_env(&settings, 2, "abc", Some(92));
+        let pulse = [("PULSE_SERVER".to_string(), "unix:/tmp/p/native".to_string())];
+        let env = instance_env(&settings, 2, "abc", Some(92), &pulse);
         let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
         assert_eq!(get("OSW_INSTANCE_ID"), Some("2"));
         assert_eq!(get("OSW_LISTEN_PORT"), Some("4702"));
@@ -195,6 +199,7 @@ mod tests {
         assert_eq!(get("OSW_WEBGUI_HTTP_PORT"), Some("4802"));
         assert_eq!(get("OSW_ICE_ADDRESSES"), Some("127.0.0.1"));
         assert_eq!(get("DISPLAY"), Some(":92"));
+        assert_eq!(get("PULSE_SERVER"), Some("unix:/tmp/p/native"));
     }
 
     #[test]
