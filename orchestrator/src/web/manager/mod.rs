@@ -1,37 +1,57 @@
-//! The instances the web role launched: which server and slot each runs in, its phase as a
-//! page sees it, its viewers, and the watch that notices when it is ready, ends or idles.
+//! The instances the web role launched: launching one on a rendering server, stopping and
+//! resizing it, and what pages see of it while it lives and after.
+//!
+//! This file holds [`Manager`] and the operations the API calls, which combine the jobs kept
+//! in the files beside it, one job each:
+//!
+//! | file | job |
+//! | --- | --- |
+//! | `registry.rs` | the rendering servers ([`Server`]) and which one is in this process |
+//! | `placement.rs` | which server a launch tries first, from their `SERVER_STATUS` (a pure function) |
+//! | `live.rs` | the live table of [`InstanceView`]s, pushing every change, viewers, ends |
+//! | `monitor.rs` | one task per instance polling `STATUS`; adoption at start |
+//! | `idle.rs` | the idle timeout |
+//! | `words.rs` | the sentences pages show |
 //!
 //! Every change is broadcast as an [`InstanceView`], which the pages receive over WebSocket
-//! ([`super::push`]). The supervisor protocol has no push of its own, so one task per live
-//! instance polls `STATUS` on its server: every 200 ms while it starts, every second after.
-//! That poll stays between the web role and the supervisor; pages are pushed to.
+//! ([`super::push`]).
 //!
-//! Locking: one `std::sync::Mutex` around the live table, never held across an `.await`.
+//! Locking:
+//! - the live table and the registry: a `std::sync::Mutex` each, never held across an
+//!   `.await` nor together (which server is local lives in the registry's; it had a mutex of
+//!   its own, only ever read beside the servers);
+//! - `launching`, a `tokio::sync::Mutex` held for a whole launch: one launch at a time, so the
+//!   per-session and per-address limits and the choice of server see every launch before
+//!   them (tested by `tests/web.rs`, `tests/web_roles.rs`, `tests/web_limits.rs`);
+//! - one `tokio::sync::Mutex` per live instance, held across its `RESOLUTION`: one at a time,
+//!   the latest request winning the race to the host.
+//!
+//! The tokio mutexes are taken first; the std ones only briefly inside them.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+mod idle;
+mod live;
+mod monitor;
+mod placement;
+mod registry;
+mod words;
+
+use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::future::join_all;
-use serde::Serialize;
-use tokio::sync::broadcast;
-use tokio::task::AbortHandle;
-use tokio::time::{Instant, sleep};
-use tracing::{Instrument, debug, error, info, info_span, warn};
+use tracing::{error, info, warn};
 
-use super::client::SupervisorClient;
-use super::db::{Db, DbError, InstanceRow, ServerRow, now_ms};
+pub use live::{InstanceView, Phase, ViewerGuard};
+pub use registry::Server;
+
+use super::db::{Db, DbError, InstanceRow, now_ms};
 use super::relay::Upstream;
 use super::token::{NoRandomness, new_uuid};
 use crate::cmd::MAX_DIMENSION;
-use crate::relay::{RelayEndpoint, RelayRoute};
+use crate::relay::RelayEndpoint;
 use crate::secret::SupervisorSecret;
-use crate::supervisor::{InstanceStatus, Supervisor, SupervisorError};
-
-/// First pause before recording an end again after the database refused it.
-const RECORD_RETRY_FIRST: Duration = Duration::from_millis(500);
-/// Longest pause between those tries.
-const RECORD_RETRY_MAX: Duration = Duration::from_secs(30);
+use crate::supervisor::{Supervisor, SupervisorError};
+use live::LiveTable;
+use registry::Registry;
 
 /// How the web role runs instances.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,101 +86,6 @@ impl Default for ManagerSettings {
             unreachable_grace: Duration::from_secs(30),
             default_startup: Duration::from_secs(10),
             supervisor_secret: None,
-        }
-    }
-}
-
-/// An instance's phase as pages see it: the supervisor's statuses, and `ENDED`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum Phase {
-    /// Launched; its first frame is not there yet.
-    Initializing,
-    /// Streaming.
-    Running,
-    /// Being stopped.
-    Deinitializing,
-    /// Gone; `reason` says why.
-    Ended,
-}
-
-impl Phase {
-    /// The database spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::Initializing => "INITIALIZING",
-            Phase::Running => "RUNNING",
-            Phase::Deinitializing => "DEINITIALIZING",
-            Phase::Ended => "ENDED",
-        }
-    }
-
-    fn parse(text: &str) -> Phase {
-        match text {
-            "INITIALIZING" => Phase::Initializing,
-            "RUNNING" => Phase::Running,
-            "DEINITIALIZING" => Phase::Deinitializing,
-            _ => Phase::Ended,
-        }
-    }
-
-    /// In words, for errors.
-    fn words(self) -> &'static str {
-        match self {
-            Phase::Initializing => "still starting",
-            Phase::Running => "running",
-            Phase::Deinitializing => "stopping",
-            Phase::Ended => "ended",
-        }
-    }
-}
-
-/// What a page knows about an instance: no server address, port, slot or process id.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct InstanceView {
-    /// The UUID.
-    pub id: String,
-    /// Its stream page, `/stream/<uuid>`.
-    pub url: String,
-    /// Its phase.
-    pub status: Phase,
-    /// Why it ended (for `ENDED`), a sentence for the page.
-    pub reason: Option<String>,
-    /// Launch time, ms since the epoch.
-    pub created_at: i64,
-    /// When it became `RUNNING`.
-    pub running_at: Option<i64>,
-    /// When it ended.
-    pub ended_at: Option<i64>,
-    /// How long the server's instances took to start lately (ms): the waiting page's scale.
-    pub expected_startup_ms: i64,
-    /// Signaling connections open through this web role now.
-    pub viewers: u32,
-    /// Stream width after the last resize through the web role.
-    pub width: Option<u32>,
-    /// Stream height after the last resize.
-    pub height: Option<u32>,
-    /// The owning session (never sent to pages).
-    #[serde(skip)]
-    pub session_id: String,
-}
-
-impl InstanceView {
-    fn from_row(row: &InstanceRow) -> InstanceView {
-        InstanceView {
-            id: row.instance_id.clone(),
-            url: format!("/stream/{}", row.instance_id),
-            status: Phase::parse(&row.status),
-            reason: row.end_reason.clone(),
-            created_at: row.created_at,
-            running_at: row.running_at,
-            ended_at: row.ended_at,
-            expected_startup_ms: 0,
-            viewers: 0,
-            width: row.width,
-            height: row.height,
-            session_id: row.session_id.clone(),
         }
     }
 }
@@ -208,63 +133,16 @@ pub enum ManagerError {
     Random(#[from] NoRandomness),
 }
 
-/// A rendering server: its registry row and its protocol client.
-#[derive(Debug)]
-pub struct Server {
-    /// The `servers` row.
-    pub row: ServerRow,
-    /// The supervisor protocol client.
-    pub client: SupervisorClient,
-}
-
-impl Server {
-    /// The supervisor URL that relays to instance `slot`'s `endpoint`: the web role reaches
-    /// instances only through the supervisor that owns them.
-    pub fn relay_url(&self, slot: u32, endpoint: RelayEndpoint) -> String {
-        let host = &self.row.ip_address;
-        let path = RelayRoute { id: slot, endpoint }.path();
-        if host.contains(':') && !host.starts_with('[') {
-            format!("ws://[{host}]:{}{path}", self.row.port)
-        } else {
-            format!("ws://{host}:{}{path}", self.row.port)
-        }
-    }
-}
-
-/// One live instance.
-struct Live {
-    /// What pages see.
-    view: InstanceView,
-    /// Where it runs.
-    server: Arc<Server>,
-    /// Its slot there.
-    slot: u32,
-    /// The client address key that launched it (for the per-address limit).
-    client: Option<String>,
-    /// Since when it has had no viewer while `RUNNING` (for the idle timeout).
-    idle_since: Option<Instant>,
-    /// Why we asked it to stop, once we did: its end reason, whoever notices the end.
-    stopping: Option<String>,
-    /// One `RESOLUTION` at a time per instance; the latest request wins the race to the host.
-    resize: Arc<tokio::sync::Mutex<()>>,
-    /// The watch task; once the instance has ended, the task that retries recording that.
-    monitor: Option<AbortHandle>,
-}
-
 /// The instance manager. Shared as `Arc<Manager>`.
 pub struct Manager {
     /// Sessions, instances, servers.
     db: Db,
     /// Timeouts and limits.
     settings: ManagerSettings,
-    /// Servers by `server_id`.
-    servers: Mutex<HashMap<String, Arc<Server>>>,
-    /// The server in this process, whose instances stop when this process stops.
-    local_server: Mutex<Option<String>>,
-    /// Live instances by UUID.
-    live: Mutex<HashMap<String, Live>>,
-    /// Every change of every instance.
-    changes: broadcast::Sender<InstanceView>,
+    /// The rendering servers.
+    servers: Registry,
+    /// Live instances, and the channel of their changes.
+    live: LiveTable,
     /// One launch at a time: the per-session limit and the choice of server see every launch
     /// before them.
     launching: tokio::sync::Mutex<()>,
@@ -278,65 +156,14 @@ impl std::fmt::Debug for Manager {
     }
 }
 
-/// Held by each signaling connection; counts it as a viewer until dropped.
-pub struct ViewerGuard {
-    /// The manager.
-    manager: Arc<Manager>,
-    /// The instance watched.
-    id: String,
-}
-
-impl Drop for ViewerGuard {
-    fn drop(&mut self) {
-        self.manager.viewer_left(&self.id);
-    }
-}
-
-/// "90 s", "5 min".
-pub fn describe_duration(d: Duration) -> String {
-    let secs = d.as_secs();
-    if secs >= 120 && secs.is_multiple_of(60) {
-        format!("{} min", secs / 60)
-    } else if d.subsec_millis() != 0 && secs < 10 {
-        format!("{:.1} s", d.as_secs_f64())
-    } else {
-        format!("{secs} s")
-    }
-}
-
-/// The page's sentence for a supervisor's `lastExit` of an instance that ended by itself.
-pub fn describe_exit(last_exit: Option<&str>) -> String {
-    let Some(text) = last_exit else {
-        return "The instance ended.".to_string();
-    };
-    if text.starts_with("did not become ready") {
-        return "The instance did not finish starting in time and was stopped.".to_string();
-    }
-    if text.starts_with("no frames for") {
-        return "The instance stopped delivering pictures and was ended.".to_string();
-    }
-    if text.starts_with("stopped on request") {
-        return "The instance was stopped on its rendering server.".to_string();
-    }
-    if text.starts_with("stopped at supervisor shutdown") {
-        return "The rendering server shut down, which stopped the instance.".to_string();
-    }
-    // "exited with status 1: <output tail>": the tail stays in the server's logs.
-    let how = text.split(": ").next().unwrap_or(text);
-    format!("The instance ended unexpectedly ({how}).")
-}
-
 impl Manager {
     /// A manager with no servers yet.
     pub fn new(db: Db, settings: ManagerSettings) -> Arc<Manager> {
-        let (changes, _) = broadcast::channel(256);
         Arc::new(Manager {
             db,
             settings,
-            servers: Mutex::new(HashMap::new()),
-            local_server: Mutex::new(None),
-            live: Mutex::new(HashMap::new()),
-            changes,
+            servers: Registry::default(),
+            live: LiveTable::new(),
             launching: tokio::sync::Mutex::new(()),
         })
     }
@@ -346,115 +173,14 @@ impl Manager {
         &self.db
     }
 
-    fn live(&self) -> MutexGuard<'_, HashMap<String, Live>> {
-        // Every update under this lock is a plain assignment: a panic cannot leave it torn.
-        self.live.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn server_map(&self) -> MutexGuard<'_, HashMap<String, Arc<Server>>> {
-        self.servers.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
     /// Every change of every instance from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<InstanceView> {
-        self.changes.subscribe()
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<InstanceView> {
+        self.live.subscribe()
     }
 
-    fn publish(&self, view: InstanceView) {
-        // No subscriber is fine.
-        let _ = self.changes.send(view);
-    }
-
-    /// Registers a server (or refreshes its row) and makes it available for launches.
-    /// `local` marks the supervisor in this process.
-    pub async fn register_server(&self, row: ServerRow, local: bool) -> Result<ServerRow, DbError> {
-        let stored = self.db.upsert_server(&row).await?;
-        info!(
-            server_id = %stored.server_id,
-            supervisor = %format!("{}:{}", stored.ip_address, stored.port),
-            slots = stored.num_instances,
-            local,
-            "rendering server registered"
-        );
-        self.add_server(stored.clone());
-        if local {
-            *self
-                .local_server
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner) = Some(stored.server_id.clone());
-        }
-        Ok(stored)
-    }
-
-    /// Loads every server of the `servers` table (other web roles may have added some).
-    pub async fn load_servers(&self) -> Result<(), DbError> {
-        for row in self.db.servers().await? {
-            if !self.server_map().contains_key(&row.server_id) {
-                self.add_server(row);
-            }
-        }
-        Ok(())
-    }
-
-    fn add_server(&self, row: ServerRow) {
-        let client = SupervisorClient::new(
-            &row.ip_address,
-            row.port,
-            self.settings.supervisor_secret.clone(),
-        );
-        self.server_map()
-            .insert(row.server_id.clone(), Arc::new(Server { row, client }));
-    }
-
-    fn server(&self, server_id: &str) -> Option<Arc<Server>> {
-        self.server_map().get(server_id).cloned()
-    }
-
-    /// Takes back the instances the database lists as live: those their supervisor still
-    /// runs are watched again, the others are marked ended.
-    pub async fn adopt(self: &Arc<Self>) -> Result<(), DbError> {
-        for row in self.db.live_instances().await? {
-            let id = row.instance_id.clone();
-            let Some(server) = self.server(&row.server_id) else {
-                self.db
-                    .set_ended(
-                        &id,
-                        "Its rendering server is no longer registered.",
-                        now_ms(),
-                    )
-                    .await?;
-                continue;
-            };
-            let status = server.client.status(row.slot).await;
-            let phase = match &status {
-                Ok(report) => match report.status {
-                    InstanceStatus::Initializing => Phase::Initializing,
-                    InstanceStatus::Running => Phase::Running,
-                    InstanceStatus::Deinitializing => Phase::Deinitializing,
-                    InstanceStatus::Idle | InstanceStatus::Invalid => {
-                        let reason = "The instance was gone when the orchestrator restarted.";
-                        info!(instance = %id, "not adopted: its slot is idle");
-                        self.db.set_ended(&id, reason, now_ms()).await?;
-                        continue;
-                    }
-                },
-                // Unreachable now: watch it anyway; the grace period decides.
-                Err(_) => Phase::parse(&row.status),
-            };
-            let mut view = InstanceView::from_row(&row);
-            view.status = phase;
-            view.expected_startup_ms = self.expected_startup(&server).await;
-            info!(instance = %id, slot = row.slot, status = phase.as_str(), "instance adopted");
-            if phase == Phase::Running && row.running_at.is_none() {
-                self.db.set_running(&id, now_ms()).await?;
-            }
-            self.insert_live(view, server, row.slot, row.client_address.clone());
-        }
-        Ok(())
-    }
-
-    async fn expected_startup(&self, server: &Server) -> i64 {
-        match self.db.expected_startup_ms(&server.row.server_id).await {
+    /// The mean startup time of the server's last instances (ms), or the default.
+    async fn expected_startup(&self, server_id: &str) -> i64 {
+        match self.db.expected_startup_ms(server_id).await {
             Ok(Some(ms)) => ms,
             Ok(None) => self.settings.default_startup.as_millis() as i64,
             Err(err) => {
@@ -462,73 +188,6 @@ impl Manager {
                 self.settings.default_startup.as_millis() as i64
             }
         }
-    }
-
-    fn insert_live(
-        self: &Arc<Self>,
-        view: InstanceView,
-        server: Arc<Server>,
-        slot: u32,
-        client: Option<String>,
-    ) {
-        let id = view.id.clone();
-        let running = view.status == Phase::Running;
-        let monitor = {
-            let manager = Arc::clone(self);
-            let span = info_span!(parent: None, "instance", %id, slot);
-            let id = id.clone();
-            tokio::spawn(async move { manager.monitor(id).await }.instrument(span)).abort_handle()
-        };
-        self.live().insert(
-            id,
-            Live {
-                view: view.clone(),
-                server,
-                slot,
-                client,
-                idle_since: running.then(Instant::now),
-                stopping: None,
-                resize: Arc::new(tokio::sync::Mutex::new(())),
-                monitor: Some(monitor),
-            },
-        );
-        self.publish(view);
-    }
-
-    /// Servers with a free slot, least loaded first (by `SERVER_STATUS`, asked of every
-    /// server at once; the answers are stored in `servers`).
-    async fn candidates(&self) -> Vec<Arc<Server>> {
-        let servers: Vec<Arc<Server>> = self.server_map().values().cloned().collect();
-        let answers = join_all(servers.iter().map(|s| s.client.server_status())).await;
-        let mut free = Vec::new();
-        for (server, answer) in servers.into_iter().zip(answers) {
-            let id = &server.row.server_id;
-            let stored = match answer {
-                Ok(status) => {
-                    let available = status.total.saturating_sub(status.running);
-                    if available > 0 {
-                        free.push((available, status.running, status.total, Arc::clone(&server)));
-                    }
-                    self.db
-                        .set_server_load(id, "active", available, status.total)
-                        .await
-                }
-                Err(err) => {
-                    warn!(supervisor = %server.client.url(), %err, "server did not answer SERVER_STATUS");
-                    self.db.set_server_status(id, "unreachable").await
-                }
-            };
-            if let Err(err) = stored {
-                warn!(%err, "cannot store a server's load");
-            }
-        }
-        // Most free slots first; then the smaller share of busy slots; then a stable order.
-        free.sort_by(|a, b| {
-            b.0.cmp(&a.0)
-                .then((u64::from(a.1) * u64::from(b.2)).cmp(&(u64::from(b.1) * u64::from(a.2))))
-                .then(a.3.row.server_id.cmp(&b.3.row.server_id))
-        });
-        free.into_iter().map(|(_, _, _, server)| server).collect()
     }
 
     /// Launches an instance for `session_id`, asked for from the client address key
@@ -540,7 +199,7 @@ impl Manager {
     ) -> Result<InstanceView, ManagerError> {
         let _one_at_a_time = self.launching.lock().await;
         let (by_session, by_client) = {
-            let live = self.live();
+            let live = self.live.lock();
             let running = live.values().filter(|l| l.view.status != Phase::Ended);
             running.fold((0usize, 0usize), |(session, address), l| {
                 (
@@ -559,7 +218,7 @@ impl Manager {
         if max > 0 && by_client >= max as usize {
             return Err(ManagerError::TooManyFromAddress(max));
         }
-        if self.server_map().is_empty() {
+        if self.servers.is_empty() {
             return Err(ManagerError::NoServers);
         }
         let mut failure = None;
@@ -586,14 +245,15 @@ impl Manager {
         // A slot we still thought busy was freed behind our back (the instance ended between
         // two polls): that instance is over.
         let stale: Vec<String> = self
-            .live()
+            .live
+            .lock()
             .iter()
             .filter(|(_, l)| l.slot == slot && l.server.row.server_id == server.row.server_id)
             .map(|(id, _)| id.clone())
             .collect();
         for id in stale {
             // A failure is logged and retried by `end` itself.
-            let _ = self.end(&id, "The instance ended.".to_string()).await;
+            let _ = self.end(&id, words::SLOT_TAKEN_OVER.to_string()).await;
         }
         let created = async {
             let id = new_uuid()?;
@@ -623,7 +283,7 @@ impl Manager {
             }
         };
         let mut view = InstanceView::from_row(&row);
-        view.expected_startup_ms = self.expected_startup(&server).await;
+        view.expected_startup_ms = self.expected_startup(&server.row.server_id).await;
         info!(instance = %view.id, slot, supervisor = %server.client.url(), "instance launched");
         let client = row.client_address.clone();
         self.insert_live(view.clone(), server, slot, client);
@@ -632,7 +292,7 @@ impl Manager {
 
     /// The instance as a page sees it, live or from the database.
     pub async fn view(&self, id: &str) -> Result<Option<InstanceView>, ManagerError> {
-        if let Some(live) = self.live().get(id) {
+        if let Some(live) = self.live.lock().get(id) {
             return Ok(Some(live.view.clone()));
         }
         Ok(self
@@ -649,7 +309,7 @@ impl Manager {
         session_id: &str,
     ) -> Result<Vec<InstanceView>, ManagerError> {
         let rows = self.db.instances_of_session(session_id, 10).await?;
-        let live = self.live();
+        let live = self.live.lock();
         Ok(rows
             .iter()
             .map(|row| match live.get(&row.instance_id) {
@@ -661,7 +321,7 @@ impl Manager {
 
     /// How to reach the running instance's `endpoint`: its supervisor's relay.
     pub fn upstream(&self, id: &str, endpoint: RelayEndpoint) -> Result<Upstream, ManagerError> {
-        let live = self.live();
+        let live = self.live.lock();
         let l = live.get(id).ok_or(ManagerError::NotRunning("ended"))?;
         if l.view.status != Phase::Running {
             return Err(ManagerError::NotRunning(l.view.status.words()));
@@ -670,41 +330,6 @@ impl Manager {
             url: l.server.relay_url(l.slot, endpoint),
             secret: self.settings.supervisor_secret.clone(),
         })
-    }
-
-    /// Counts a signaling connection as a viewer of `id` until the guard drops.
-    pub fn viewer_joined(self: &Arc<Self>, id: &str) -> ViewerGuard {
-        let view = {
-            let mut live = self.live();
-            live.get_mut(id).map(|l| {
-                l.view.viewers += 1;
-                l.idle_since = None;
-                l.view.clone()
-            })
-        };
-        if let Some(view) = view {
-            self.publish(view);
-        }
-        ViewerGuard {
-            manager: Arc::clone(self),
-            id: id.to_string(),
-        }
-    }
-
-    fn viewer_left(&self, id: &str) {
-        let view = {
-            let mut live = self.live();
-            live.get_mut(id).map(|l| {
-                l.view.viewers = l.view.viewers.saturating_sub(1);
-                if l.view.viewers == 0 && l.view.status == Phase::Running {
-                    l.idle_since = Some(Instant::now());
-                }
-                l.view.clone()
-            })
-        };
-        if let Some(view) = view {
-            self.publish(view);
-        }
     }
 
     /// Stops `id` for `reason` (the sentence the page will show) and returns its final view.
@@ -719,7 +344,8 @@ impl Manager {
         reason: String,
     ) -> Result<InstanceView, ManagerError> {
         let found = self
-            .live()
+            .live
+            .lock()
             .get(id)
             .filter(|l| l.view.status != Phase::Ended)
             .map(|l| (Arc::clone(&l.server), l.slot));
@@ -730,18 +356,15 @@ impl Manager {
         self.db
             .set_status(id, Phase::Deinitializing.as_str())
             .await?;
-        let view = self.live().get_mut(id).map(|l| {
+        self.live.change(id, |l| {
             if l.stopping.is_none() {
                 l.stopping = Some(reason.clone());
             }
             if l.view.status != Phase::Ended {
                 l.view.status = Phase::Deinitializing;
             }
-            l.view.clone()
+            true
         });
-        if let Some(view) = view {
-            self.publish(view);
-        }
         info!(instance = %id, %reason, "stopping instance");
         match server.client.stop(slot).await {
             Ok(()) | Err(SupervisorError::NotRunning) => {}
@@ -751,7 +374,8 @@ impl Manager {
             }
         }
         let reason = self
-            .live()
+            .live
+            .lock()
             .get(id)
             .and_then(|l| l.stopping.clone())
             .unwrap_or(reason);
@@ -775,7 +399,7 @@ impl Manager {
             return Err(ManagerError::BadSize(width, height));
         }
         let lock = {
-            let live = self.live();
+            let live = self.live.lock();
             let l = live.get(id).ok_or(ManagerError::NotRunning("ended"))?;
             if l.view.status != Phase::Running {
                 return Err(ManagerError::NotRunning(l.view.status.words()));
@@ -784,7 +408,7 @@ impl Manager {
         };
         let _one_at_a_time = lock.lock().await;
         let (server, slot) = {
-            let live = self.live();
+            let live = self.live.lock();
             let l = live.get(id).ok_or(ManagerError::NotRunning("ended"))?;
             (Arc::clone(&l.server), l.slot)
         };
@@ -796,16 +420,14 @@ impl Manager {
                 SupervisorError::NotRunning => ManagerError::NotRunning("not running any more"),
                 err => ManagerError::Supervisor(err),
             })?;
-        let view = {
-            let mut live = self.live();
-            live.get_mut(id).map(|l| {
+        let view = self
+            .live
+            .change(id, |l| {
                 l.view.width = Some(width);
                 l.view.height = Some(height);
-                l.view.clone()
+                true
             })
-        };
-        let view = view.ok_or(ManagerError::NotRunning("ended"))?;
-        self.publish(view.clone());
+            .ok_or(ManagerError::NotRunning("ended"))?;
         self.db
             .set_size(id, width, height)
             .await
@@ -816,233 +438,21 @@ impl Manager {
         Ok(view)
     }
 
-    /// Marks `id` ended for `reason`: to the pages at once, into the database, then out of
-    /// the live table. If the database cannot take it, the live table keeps the ended view
-    /// (so this web role never shows the instance as running) and a task retries the write
-    /// until it works; the first failure is returned.
-    async fn end(self: &Arc<Self>, id: &str, reason: String) -> Result<(), DbError> {
-        let at = now_ms();
-        let ended = {
-            let mut live = self.live();
-            live.get_mut(id)
-                .filter(|l| l.view.status != Phase::Ended)
-                .map(|l| {
-                    l.view.status = Phase::Ended;
-                    l.view.reason = Some(reason.clone());
-                    l.view.ended_at = Some(at);
-                    l.view.viewers = 0;
-                    (l.view.clone(), l.monitor.take())
-                })
-        };
-        // Not live, or ended already and its record under way.
-        let Some((view, monitor)) = ended else {
-            return Ok(());
-        };
-        info!(instance = %id, %reason, "instance ended");
-        self.publish(view);
-        let recorded = self.db.set_ended(id, &reason, at).await;
-        match &recorded {
-            Ok(()) => {
-                self.live().remove(id);
-            }
-            Err(err) => {
-                error!(
-                    %err,
-                    instance = %id,
-                    "cannot record the end of an instance; retrying until the database takes it"
-                );
-                let retry = tokio::spawn(Arc::clone(self).record_end(id.to_string(), reason, at));
-                if let Some(l) = self.live().get_mut(id) {
-                    l.monitor = Some(retry.abort_handle());
-                }
-            }
-        }
-        // Last: this may be the monitor itself, which stops at its next await.
-        if let Some(monitor) = monitor {
-            monitor.abort();
-        }
-        recorded
-    }
-
-    /// Retries recording an end, with growing pauses, until the database takes it.
-    async fn record_end(self: Arc<Self>, id: String, reason: String, at: i64) {
-        let mut pause = RECORD_RETRY_FIRST;
-        loop {
-            sleep(pause).await;
-            match self.db.set_ended(&id, &reason, at).await {
-                Ok(()) => {
-                    info!(instance = %id, "the end of the instance is recorded now");
-                    self.live().remove(&id);
-                    return;
-                }
-                Err(err) => {
-                    debug!(%err, instance = %id, "still cannot record the end");
-                    pause = (pause * 2).min(RECORD_RETRY_MAX);
-                }
-            }
-        }
-    }
-
-    /// Watches one instance until it ends.
-    async fn monitor(self: Arc<Self>, id: String) {
-        let mut failing_since: Option<Instant> = None;
-        // Whether recording RUNNING failed at the last poll (warned once, not every poll).
-        let mut unrecorded = false;
-        loop {
-            let Some((server, slot, phase)) = self
-                .live()
-                .get(&id)
-                .map(|l| (Arc::clone(&l.server), l.slot, l.view.status))
-            else {
-                return;
-            };
-            sleep(if phase == Phase::Initializing {
-                self.settings.poll_initializing
-            } else {
-                self.settings.poll_running
-            })
-            .await;
-            match server.client.status(slot).await {
-                Ok(report) => {
-                    failing_since = None;
-                    match report.status {
-                        InstanceStatus::Initializing => {}
-                        InstanceStatus::Running => match self.mark_running(&id).await {
-                            Ok(()) => unrecorded = false,
-                            Err(err) => {
-                                if !unrecorded {
-                                    warn!(
-                                        %err,
-                                        "cannot record RUNNING; the page waits until the \
-                                         database takes it"
-                                    );
-                                }
-                                unrecorded = true;
-                            }
-                        },
-                        InstanceStatus::Deinitializing => self.mark_deinitializing(&id),
-                        InstanceStatus::Idle | InstanceStatus::Invalid => {
-                            let stopping = self.live().get(&id).and_then(|l| l.stopping.clone());
-                            let reason = stopping
-                                .unwrap_or_else(|| describe_exit(report.last_exit.as_deref()));
-                            if report.last_exit.is_some() {
-                                debug!(last_exit = ?report.last_exit, "instance gone");
-                            }
-                            // A failure is logged and retried by `end` itself.
-                            let _ = self.end(&id, reason).await;
-                            return;
-                        }
-                    }
-                }
-                Err(err) => {
-                    let since = *failing_since.get_or_insert_with(Instant::now);
-                    warn!(%err, "STATUS failed");
-                    if since.elapsed() >= self.settings.unreachable_grace {
-                        let _ = self
-                            .end(&id, "Its rendering server stopped answering.".to_string())
-                            .await;
-                        return;
-                    }
-                }
-            }
-            self.check_idle(&id);
-        }
-    }
-
-    /// `RUNNING`, recorded first: until the database takes it, the page keeps waiting (and
-    /// the next poll tries again), so it never shows what the database does not hold.
-    async fn mark_running(&self, id: &str) -> Result<(), DbError> {
-        let starting = self
-            .live()
-            .get(id)
-            .is_some_and(|l| l.view.status == Phase::Initializing);
-        if !starting {
-            return Ok(());
-        }
-        let at = now_ms();
-        self.db.set_running(id, at).await?;
-        let view = {
-            let mut live = self.live();
-            match live.get_mut(id) {
-                Some(l) if l.view.status == Phase::Initializing => {
-                    l.view.status = Phase::Running;
-                    l.view.running_at = Some(at);
-                    if l.view.viewers == 0 {
-                        l.idle_since = Some(Instant::now());
-                    }
-                    Some(l.view.clone())
-                }
-                _ => None,
-            }
-        };
-        if let Some(view) = view {
-            info!(took_ms = at - view.created_at, "instance running");
-            self.publish(view);
-        }
-        Ok(())
-    }
-
-    fn mark_deinitializing(&self, id: &str) {
-        let view = {
-            let mut live = self.live();
-            match live.get_mut(id) {
-                Some(l) if l.view.status != Phase::Deinitializing => {
-                    l.view.status = Phase::Deinitializing;
-                    Some(l.view.clone())
-                }
-                _ => None,
-            }
-        };
-        if let Some(view) = view {
-            self.publish(view);
-        }
-    }
-
-    /// Stops `id` if it has been `RUNNING` without a viewer for the idle timeout.
-    fn check_idle(self: &Arc<Self>, id: &str) {
-        let Some(limit) = self.settings.idle_timeout else {
-            return;
-        };
-        let idle = self.live().get(id).is_some_and(|l| {
-            l.stopping.is_none()
-                && l.view.status == Phase::Running
-                && l.idle_since.is_some_and(|since| since.elapsed() >= limit)
-        });
-        if idle {
-            let reason = format!(
-                "Stopped after {} without a viewer.",
-                describe_duration(limit)
-            );
-            info!(instance = %id, "idle timeout");
-            let manager = Arc::clone(self);
-            let id = id.to_string();
-            // Not awaited here: the stop ends this very monitor.
-            tokio::spawn(async move {
-                if let Err(err) = manager.stop(&id, reason).await {
-                    warn!(instance = %id, %err, "idle stop failed");
-                }
-            });
-        }
-    }
-
     /// Stops watching. With `local_stops`, the supervisor in this process is about to stop
     /// its instances: they are marked ended now. Instances elsewhere stay live in the
     /// database, for the next start to adopt. Ends still waiting to be recorded get one last
     /// try; those that fail are marked ended by the next start, which finds their slots idle.
     pub async fn shutdown(self: &Arc<Self>, local_stops: bool) {
-        let local = self
-            .local_server
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
+        let local = self.servers.local();
         let all: Vec<(String, String, Phase)> = self
-            .live()
+            .live
+            .lock()
             .iter()
             .map(|(id, l)| (id.clone(), l.server.row.server_id.clone(), l.view.status))
             .collect();
         for (id, server_id, phase) in all {
             if phase == Phase::Ended {
-                let removed = self.live().remove(&id);
+                let removed = self.live.lock().remove(&id);
                 if let Some(l) = removed {
                     if let Some(retry) = l.monitor {
                         retry.abort();
@@ -1058,87 +468,23 @@ impl Manager {
                     }
                 }
             } else if local_stops && local.as_deref() == Some(server_id.as_str()) {
-                let _ = self
-                    .end(
-                        &id,
-                        "The orchestrator shut down, which stopped the instance.".into(),
-                    )
-                    .await;
+                let _ = self.end(&id, words::STOPPED_AT_SHUTDOWN.to_string()).await;
             } else {
-                let removed = self.live().remove(&id);
+                let removed = self.live.lock().remove(&id);
                 if let Some(monitor) = removed.and_then(|mut l| l.monitor.take()) {
                     monitor.abort();
                 }
             }
         }
         // Ends that failed just now: their retry tasks stop here, the next start records them.
-        let pending: Vec<String> = self.live().keys().cloned().collect();
+        let pending: Vec<String> = self.live.lock().keys().cloned().collect();
         for id in pending {
-            if let Some(retry) = self.live().remove(&id).and_then(|l| l.monitor) {
+            if let Some(retry) = self.live.lock().remove(&id).and_then(|l| l.monitor) {
                 retry.abort();
             }
         }
-        let servers: Vec<Arc<Server>> = self.server_map().values().cloned().collect();
-        for server in servers {
+        for server in self.servers.all() {
             server.client.shutdown().await;
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn exits_are_told_in_sentences_without_the_output() {
-        assert_eq!(
-            describe_exit(Some("exited with status 1: segfault in frame.cpp line 3")),
-            "The instance ended unexpectedly (exited with status 1)."
-        );
-        assert_eq!(
-            describe_exit(Some("killed by signal 9 (SIGKILL): tail")),
-            "The instance ended unexpectedly (killed by signal 9 (SIGKILL))."
-        );
-        assert!(
-            describe_exit(Some("did not become ready within 60s (x); stopped")).contains("in time")
-        );
-        assert_eq!(
-            describe_exit(Some(
-                "no frames for 30s (no frame came out of the encoder); stopped"
-            )),
-            "The instance stopped delivering pictures and was ended."
-        );
-        assert_eq!(describe_exit(None), "The instance ended.");
-    }
-
-    #[test]
-    fn durations_read_naturally() {
-        assert_eq!(describe_duration(Duration::from_secs(300)), "5 min");
-        assert_eq!(describe_duration(Duration::from_secs(90)), "90 s");
-        assert_eq!(describe_duration(Duration::from_millis(2500)), "2.5 s");
-    }
-
-    #[test]
-    fn views_never_carry_addresses_or_slots() {
-        let view = InstanceView::from_row(&InstanceRow {
-            instance_id: "u".into(),
-            session_id: "secret-session".into(),
-            server_id: "s".into(),
-            slot: 2,
-            status: "RUNNING".into(),
-            end_reason: None,
-            created_at: 1,
-            running_at: Some(2),
-            ended_at: None,
-            width: None,
-            height: None,
-            client_address: Some("203.0.113.7".into()),
-        });
-        let json = serde_json::to_string(&view).unwrap();
-        assert!(json.contains(r#""status":"RUNNING""#), "{json}");
-        assert!(json.contains(r#""url":"/stream/u""#), "{json}");
-        for hidden in ["secret-session", "slot", "server", "port", "203.0.113.7"] {
-            assert!(!json.contains(hidden), "{hidden} in {json}");
         }
     }
 }
