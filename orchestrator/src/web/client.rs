@@ -14,9 +14,6 @@ use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::tungstenite::http::header::AUTHORIZATION;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tracing::debug;
 
@@ -117,16 +114,7 @@ impl SupervisorClient {
     }
 
     async fn connect(&self) -> Result<Socket, String> {
-        let mut request = self
-            .url
-            .as_str()
-            .into_client_request()
-            .map_err(|err| format!("bad supervisor URL {}: {err}", self.url))?;
-        if let Some(secret) = &self.secret {
-            let value = HeaderValue::from_str(&format!("Bearer {}", secret.expose()))
-                .map_err(|err| format!("the supervisor secret is not a header value: {err}"))?;
-            request.headers_mut().insert(AUTHORIZATION, value);
-        }
+        let request = SupervisorSecret::client_request(self.secret.as_ref(), &self.url)?;
         match timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(request)).await {
             Ok(Ok((socket, _))) => Ok(socket),
             Ok(Err(err)) => Err(format!("cannot connect to {}: {err}", self.url)),
