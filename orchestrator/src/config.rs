@@ -358,9 +358,10 @@ pub struct Cli {
     #[arg(long, env = "ORCHESTRATOR_TURN_CREDENTIAL_TTL", value_name = "SECONDS", value_parser = parse_seconds)]
     pub turn_credential_ttl: Option<Duration>,
 
-    /// A remote supervisor for the web role,
-    /// HOST:PORT[/SIGNALING-BASE-PORT[/API-WEBSOCKET-BASE-PORT]] (defaults 4700, 4682);
-    /// repeat for several (added to the file's). In the environment variable, separate with ';'.
+    /// A remote supervisor for the web role, HOST:PORT; repeat for several (added to the
+    /// file's). In the environment variable, separate with ';'. Base ports after it (the old
+    /// HOST:PORT/SIGNALING-BASE[/API-WEBSOCKET-BASE]) are no longer needed: ignored, with a
+    /// warning.
     #[arg(
         long = "supervisor",
         env = "ORCHESTRATOR_SUPERVISORS",
@@ -481,7 +482,7 @@ pub struct FileWeb {
     pub session_expiry: Option<f64>,
     /// `--http-header-timeout`, seconds.
     pub http_header_timeout: Option<f64>,
-    /// `--supervisor`, as `HOST:PORT[/SIGNALING-BASE-PORT[/API-WEBSOCKET-BASE-PORT]]` strings.
+    /// `--supervisor`, as `HOST:PORT` strings (old base ports after them are ignored).
     pub supervisors: Vec<String>,
     /// `--turn-url`, a list.
     pub turn_urls: Vec<String>,
@@ -1279,14 +1280,19 @@ mod tests {
         assert_eq!(w.limits.new_sessions_per_minute, 3);
         assert_eq!(w.limits.token_failures_per_minute, 7);
         assert_eq!(w.limits.header_timeout, Duration::from_millis(2500));
+        // An old-style address (with base ports) still loads; its ports are ignored.
         let hosts: Vec<_> = w
             .supervisors
             .iter()
-            .map(|s| (s.host.as_str(), s.signaling_base_port))
+            .map(|s| (s.host.as_str(), s.port, s.ignored_ports.as_deref()))
             .collect();
         assert_eq!(
             hosts,
-            [("render-1", 4700), ("render-2", 5700), ("render-3", 4700)]
+            [
+                ("render-1", 4699, None),
+                ("render-2", 4699, Some("5700")),
+                ("render-3", 4699, None)
+            ]
         );
         assert_eq!(
             (w.server_info.region.as_str(), w.server_info.ram.as_str()),

@@ -92,8 +92,6 @@ async fn both(
     signals: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let slots = config.instances.slots;
-    let signaling_base_port = config.instances.ports.signaling_base;
-    let api_websocket_base_port = config.instances.ports.api_websocket_base;
     let server = server_settings(&config);
     let instances = Instances::new(config.instances).context("instance settings")?;
     let supervisor_listener = bind(config.listen, "supervisor").await?;
@@ -115,8 +113,6 @@ async fn both(
     let local = LocalSupervisor {
         listen: supervisor_address,
         slots,
-        signaling_base_port,
-        api_websocket_base_port,
     };
     let served = web::run(web_listener, config.web, Some(local), signals).await;
     let _ = stop_supervisor.send(());

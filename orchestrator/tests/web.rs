@@ -130,12 +130,7 @@ async fn launches_go_to_the_least_loaded_server_until_none_is_free() {
     let small = TestSupervisor::fake(1, |_| {}).await;
     let large = TestSupervisor::fake(2, |_| {}).await;
     let dir = TempDir::new("web-servers");
-    let address = |sup: &TestSupervisor| SupervisorAddress {
-        host: "127.0.0.1".into(),
-        port: sup.addr.port(),
-        signaling_base_port: sup.instances.settings().ports.signaling_base,
-        api_websocket_base_port: sup.instances.settings().ports.api_websocket_base,
-    };
+    let address = |sup: &TestSupervisor| SupervisorAddress::new("127.0.0.1", sup.addr.port());
     let (a, b) = (address(&small), address(&large));
     let web = TestWeb::start(dir.path(), None, |s| {
         s.supervisors = vec![a, b];
@@ -423,12 +418,7 @@ async fn idle_instances_are_stopped_and_crashes_are_told_in_words() {
 async fn a_restarted_web_role_keeps_sessions_and_adopts_instances_still_running() {
     let sup = TestSupervisor::fake(3, |_| {}).await;
     let dir = TempDir::new("web-restart");
-    let address = SupervisorAddress {
-        host: "127.0.0.1".into(),
-        port: sup.addr.port(),
-        signaling_base_port: sup.instances.settings().ports.signaling_base,
-        api_websocket_base_port: sup.instances.settings().ports.api_websocket_base,
-    };
+    let address = SupervisorAddress::new("127.0.0.1", sup.addr.port());
     let remote = |s: &mut WebSettings| s.supervisors = vec![address.clone()];
     let web = TestWeb::start(dir.path(), None, remote).await;
     let token = web.session().await;

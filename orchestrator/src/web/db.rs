@@ -35,6 +35,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "api websocket base port",
         include_str!("../../migrations/0003_api_websocket_base_port.sql"),
     ),
+    (
+        4,
+        "no instance base ports",
+        include_str!("../../migrations/0004_no_instance_base_ports.sql"),
+    ),
 ];
 
 /// A migrator of `migrations` (all of [`MIGRATIONS`], or the first few in a test of an
@@ -94,8 +99,8 @@ pub enum DbError {
     },
 }
 
-/// A row of `servers` (the seeds' columns plus `signaling_base_port` and
-/// `api_websocket_base_port`).
+/// A row of `servers` (the seeds' columns). Nothing about a server's instances' ports: the web
+/// role reaches them through the supervisor ([`crate::relay`]), which knows its own.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerRow {
     /// A UUID, made when the server is first registered.
@@ -118,10 +123,6 @@ pub struct ServerRow {
     pub graphics_card: String,
     /// Disk, as text.
     pub storage: String,
-    /// Instance N's rust-core signaling endpoint is `ip_address:(signaling_base_port + N)`.
-    pub signaling_base_port: u16,
-    /// Instance N's OpenSpace JSON API WebSocket is `ip_address:(api_websocket_base_port + N)`.
-    pub api_websocket_base_port: u16,
 }
 
 /// A row of `instances`.
@@ -310,8 +311,6 @@ fn server_of(row: &AnyRow) -> Result<ServerRow, sqlx::Error> {
         ram: row.try_get("ram")?,
         graphics_card: row.try_get("graphics_card")?,
         storage: row.try_get("storage")?,
-        signaling_base_port: u16_of(row, "signaling_base_port")?,
-        api_websocket_base_port: u16_of(row, "api_websocket_base_port")?,
     })
 }
 
@@ -491,12 +490,11 @@ impl Db {
     pub async fn upsert_server(&self, server: &ServerRow) -> Result<ServerRow, DbError> {
         sqlx::query(
             "INSERT INTO servers (server_id, region, ip_address, port, status, \
-             available_instances, num_instances, ram, graphics_card, storage, signaling_base_port, \
-             api_websocket_base_port) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+             available_instances, num_instances, ram, graphics_card, storage) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
              ON CONFLICT (ip_address, port) DO UPDATE SET region = $2, status = $5, \
              available_instances = $6, num_instances = $7, ram = $8, graphics_card = $9, \
-             storage = $10, signaling_base_port = $11, api_websocket_base_port = $12",
+             storage = $10",
         )
         .bind(&server.server_id)
         .bind(&server.region)
@@ -508,8 +506,6 @@ impl Db {
         .bind(&server.ram)
         .bind(&server.graphics_card)
         .bind(&server.storage)
-        .bind(i64::from(server.signaling_base_port))
-        .bind(i64::from(server.api_websocket_base_port))
         .execute(&self.pool)
         .await?;
         let row = sqlx::query("SELECT * FROM servers WHERE ip_address = $1 AND port = $2")
@@ -755,8 +751,6 @@ mod tests {
             ram: "64GB".into(),
             graphics_card: "NVIDIA Tesla T4".into(),
             storage: "1TB SSD".into(),
-            signaling_base_port: 4700,
-            api_websocket_base_port: 4682,
         }
     }
 
@@ -930,52 +924,70 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn servers_registered_before_the_api_port_column_get_openspaces_default_base() {
+    async fn a_database_from_before_0004_keeps_its_servers_and_instances_without_the_ports() {
         let dir = std::env::temp_dir().join(format!("osw-db-upgrade-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::create_dir_all(&dir);
         let url = dir.join("orchestrator.db").to_string_lossy().to_string();
+        upgrade_drops_the_base_ports(&normalize_url(&url).unwrap()).await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// The same upgrade on PostgreSQL, given `OSW_TEST_POSTGRES` (see above).
+    #[cfg(feature = "postgres")]
+    #[tokio::test]
+    async fn a_postgres_database_from_before_0004_keeps_its_servers_and_instances() {
+        let Ok(admin) = std::env::var("OSW_TEST_POSTGRES") else {
+            eprintln!(
+                "\n!!!!! SKIPPED: set OSW_TEST_POSTGRES=postgres://user@host/db to test PostgreSQL !!!!!\n"
+            );
+            return;
+        };
+        upgrade_drops_the_base_ports(&fresh_postgres(&admin, "upgrade").await).await;
+    }
+
+    /// A database at migration 3, with a server that has base ports and a live instance on it,
+    /// opened by this version: both rows are kept, the port columns are gone, and the server
+    /// registers again under its id.
+    async fn upgrade_drops_the_base_ports(url: &str) {
         sqlx::any::install_default_drivers();
         {
-            // The schema as it was before 0003, with a server registered then.
-            let _ = std::fs::create_dir_all(&dir);
             let pool = AnyPoolOptions::new()
                 .max_connections(1)
-                .connect(&normalize_url(&url).unwrap())
+                .connect(url)
                 .await
                 .unwrap();
-            migrator(&MIGRATIONS[..2]).run(&pool).await.unwrap();
-            sqlx::query(
+            migrator(&MIGRATIONS[..3]).run(&pool).await.unwrap();
+            for statement in [
                 "INSERT INTO servers (server_id, region, ip_address, port, status, \
                  available_instances, num_instances, ram, graphics_card, storage, \
-                 signaling_base_port) VALUES ('old', 'local', '127.0.0.1', 4699, 'active', \
-                 3, 3, '64GB', 'none', '1TB', 4700)",
-            )
-            .execute(&pool)
-            .await
-            .unwrap();
+                 signaling_base_port, api_websocket_base_port) VALUES ('old', 'local', \
+                 '127.0.0.1', 4699, 'active', 3, 3, '64GB', 'none', '1TB', 5700, 5682)",
+                "INSERT INTO sessions (session_id, token_hash, created_at, last_seen_at) \
+                 VALUES ('sess', 'hash', 1, 1)",
+                "INSERT INTO instances (instance_id, session_id, server_id, slot, status, \
+                 created_at) VALUES ('i', 'sess', 'old', 1, 'RUNNING', 1)",
+            ] {
+                sqlx::query(statement).execute(&pool).await.unwrap();
+            }
             pool.close().await;
         }
-        let db = Db::open(&url).await.unwrap();
+        let db = Db::open(url).await.unwrap();
         let servers = db.servers().await.unwrap();
         assert_eq!(servers.len(), 1);
         assert_eq!(
-            (
-                servers[0].signaling_base_port,
-                servers[0].api_websocket_base_port
-            ),
-            (4700, 4682)
+            (servers[0].server_id.as_str(), servers[0].port),
+            ("old", 4699)
         );
-        // And a later registration sets it.
-        let mut row = servers[0].clone();
-        row.api_websocket_base_port = 5682;
-        assert_eq!(
-            db.upsert_server(&row)
-                .await
-                .unwrap()
-                .api_websocket_base_port,
-            5682
-        );
+        let instance = db.instance("i").await.unwrap().unwrap();
+        assert_eq!((instance.server_id.as_str(), instance.slot), ("old", 1));
+        let gone = sqlx::query("SELECT signaling_base_port FROM servers")
+            .fetch_all(&db.pool)
+            .await;
+        assert!(gone.is_err(), "the column is still there");
+        let again = db.upsert_server(&server("127.0.0.1", 4699)).await.unwrap();
+        assert_eq!(again.server_id, "old");
         db.close().await;
-        let _ = std::fs::remove_dir_all(dir);
     }
 
     fn instance(id: &str, session: &str, server_id: &str) -> InstanceRow {

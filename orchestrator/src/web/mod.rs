@@ -86,42 +86,53 @@ pub struct TlsFiles {
     pub key: PathBuf,
 }
 
-/// OpenSpace's own JSON API WebSocket port, the base of the instances' ones (the seeds' 4682 +
-/// id), where a supervisor's address does not say otherwise.
-pub const DEFAULT_API_WEBSOCKET_BASE_PORT: u16 = 4682;
-
-/// A supervisor the web role should know, besides the one in its own process.
+/// A supervisor the web role should know, besides the one in its own process: `HOST:PORT`
+/// (`[ADDRESS]:PORT` for IPv6).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SupervisorAddress {
     /// Host name or address.
     pub host: String,
     /// Supervisor protocol port.
     pub port: u16,
-    /// Base of its instances' signaling ports (4700).
-    pub signaling_base_port: u16,
-    /// Base of its instances' OpenSpace JSON API WebSocket ports (4682).
-    pub api_websocket_base_port: u16,
+    /// The `/SIGNALING-BASE[/API-WEBSOCKET-BASE]` an address of the old syntax had after its
+    /// port, without the first `/`: ignored, and warned about at start.
+    pub ignored_ports: Option<String>,
+}
+
+impl SupervisorAddress {
+    /// The supervisor at `host:port`.
+    pub fn new(host: impl Into<String>, port: u16) -> SupervisorAddress {
+        SupervisorAddress {
+            host: host.into(),
+            port,
+            ignored_ports: None,
+        }
+    }
 }
 
 impl std::str::FromStr for SupervisorAddress {
     type Err = String;
 
-    /// `host:port`, `host:port/signaling-base-port` or
-    /// `host:port/signaling-base-port/api-websocket-base-port`.
+    /// `host:port`. The old `host:port/signaling-base-port[/api-websocket-base-port]` is
+    /// accepted too, its ports ignored: they told the web role where a server's instances
+    /// listened, and the web role now reaches them only through their supervisor's relay,
+    /// which knows its own. Accepted rather than refused so that a configuration written for
+    /// the old syntax keeps starting after an upgrade, with a warning, for something that
+    /// changes nothing about where the web role connects; anything else after the port is
+    /// still refused.
     fn from_str(text: &str) -> Result<SupervisorAddress, String> {
-        let mut parts = text.splitn(3, '/');
-        let address = parts.next().unwrap_or_default();
-        let base = match parts.next() {
-            Some(base) => base
-                .parse()
-                .map_err(|_| format!("bad signaling base port in {text:?}"))?,
-            None => 4700,
-        };
-        let api_base = match parts.next() {
-            Some(base) => base
-                .parse()
-                .map_err(|_| format!("bad API WebSocket base port in {text:?}"))?,
-            None => DEFAULT_API_WEBSOCKET_BASE_PORT,
+        let (address, ignored_ports) = match text.split_once('/') {
+            Some((address, ports)) => {
+                let parts: Vec<&str> = ports.split('/').collect();
+                if parts.len() > 2 || parts.iter().any(|port| port.parse::<u16>().is_err()) {
+                    return Err(format!(
+                        "expected HOST:PORT, got {text:?} (the signaling and API WebSocket base \
+                         ports once allowed after it are no longer needed)"
+                    ));
+                }
+                (address, Some(ports.to_string()))
+            }
+            None => (text, None),
         };
         let (host, port) = address
             .rsplit_once(':')
@@ -134,8 +145,7 @@ impl std::str::FromStr for SupervisorAddress {
         Ok(SupervisorAddress {
             host: host.to_string(),
             port,
-            signaling_base_port: base,
-            api_websocket_base_port: api_base,
+            ignored_ports,
         })
     }
 }
@@ -253,10 +263,6 @@ pub struct LocalSupervisor {
     pub listen: SocketAddr,
     /// Its slots.
     pub slots: u32,
-    /// Its instances' signaling base port.
-    pub signaling_base_port: u16,
-    /// Its instances' OpenSpace JSON API WebSocket base port (its `PortPlan`'s).
-    pub api_websocket_base_port: u16,
 }
 
 /// Why the web role could not start.
@@ -322,8 +328,6 @@ fn server_row(address: &SupervisorAddress, slots: u32, info: &ServerInfo) -> Ser
         ram: info.ram.clone(),
         graphics_card: info.graphics_card.clone(),
         storage: info.storage.clone(),
-        signaling_base_port: address.signaling_base_port,
-        api_websocket_base_port: address.api_websocket_base_port,
     }
 }
 
@@ -351,12 +355,7 @@ pub async fn run(
             ip if ip.is_unspecified() => IpAddr::from(Ipv4Addr::LOCALHOST),
             ip => ip,
         };
-        let address = SupervisorAddress {
-            host: host.to_string(),
-            port: local.listen.port(),
-            signaling_base_port: local.signaling_base_port,
-            api_websocket_base_port: local.api_websocket_base_port,
-        };
+        let address = SupervisorAddress::new(host.to_string(), local.listen.port());
         manager
             .register_server(
                 server_row(&address, local.slots, &settings.server_info),
@@ -365,6 +364,16 @@ pub async fn run(
             .await?;
     }
     for address in &settings.supervisors {
+        if let Some(ports) = &address.ignored_ports {
+            warn!(
+                host = %address.host,
+                port = address.port,
+                ignored = %format!("/{ports}"),
+                "a supervisor address no longer takes base ports after HOST:PORT (the web role \
+                 reaches instances through their supervisor, which knows its own); they are \
+                 ignored: remove them"
+            );
+        }
         // The slot count is learnt from its first SERVER_STATUS.
         manager
             .register_server(server_row(address, 0, &settings.server_info), false)
@@ -434,27 +443,27 @@ mod tests {
     #[test]
     fn supervisor_addresses_parse() {
         let a: SupervisorAddress = "render-1:4699".parse().unwrap();
-        assert_eq!(
-            (a.host.as_str(), a.port, a.signaling_base_port),
-            ("render-1", 4699, 4700)
-        );
-        assert_eq!(a.api_websocket_base_port, 4682);
-        let b: SupervisorAddress = "[::1]:4699/5700".parse().unwrap();
-        assert_eq!(
-            (b.host.as_str(), b.port, b.signaling_base_port),
-            ("::1", 4699, 5700)
-        );
-        assert_eq!(b.api_websocket_base_port, 4682);
-        let c: SupervisorAddress = "render-2:4699/5700/5682".parse().unwrap();
-        assert_eq!(
-            (c.signaling_base_port, c.api_websocket_base_port),
-            (5700, 5682)
-        );
-        assert!("h:4699/5700/x".parse::<SupervisorAddress>().is_err());
-        assert!("h:4699/5700/5682/1".parse::<SupervisorAddress>().is_err());
+        assert_eq!(a, SupervisorAddress::new("render-1", 4699));
+        let b: SupervisorAddress = "[::1]:4699".parse().unwrap();
+        assert_eq!(b, SupervisorAddress::new("::1", 4699));
         assert!("nohost".parse::<SupervisorAddress>().is_err());
         assert!(":4699".parse::<SupervisorAddress>().is_err());
         assert!("h:x".parse::<SupervisorAddress>().is_err());
+    }
+
+    #[test]
+    fn old_addresses_with_base_ports_are_taken_with_the_ports_ignored() {
+        let b: SupervisorAddress = "[::1]:4699/5700".parse().unwrap();
+        assert_eq!((b.host.as_str(), b.port), ("::1", 4699));
+        assert_eq!(b.ignored_ports.as_deref(), Some("5700"));
+        let c: SupervisorAddress = "render-2:4699/5700/5682".parse().unwrap();
+        assert_eq!((c.host.as_str(), c.port), ("render-2", 4699));
+        assert_eq!(c.ignored_ports.as_deref(), Some("5700/5682"));
+        // Only the old syntax: anything else after the port is refused, saying why.
+        for bad in ["h:4699/5700/x", "h:4699/5700/5682/1", "h:4699/", "h:4699/x"] {
+            let err = bad.parse::<SupervisorAddress>().unwrap_err();
+            assert!(err.contains("no longer needed"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -192,8 +192,6 @@ impl TestWeb {
         let local = local.map(|sup| LocalSupervisor {
             listen: sup.addr,
             slots: sup.instances.settings().slots,
-            signaling_base_port: sup.instances.settings().ports.signaling_base,
-            api_websocket_base_port: sup.instances.settings().ports.api_websocket_base,
         });
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
