@@ -58,6 +58,7 @@
 #include <cmath>
 #include <csignal>
 #include <cstdlib>
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -153,6 +154,12 @@ namespace {
         // with GStreamer, `readback` reads them back asynchronously into system memory.
         // Defaults to `readback`.
         std::optional<std::string> captureMode [[codegen::inlist("gl", "readback")]];
+
+        // A folder of navigation states (`.navstate` files, as
+        // `openspace.navigation.saveNavigationState` writes them): each is a view the
+        // owner's page can fly to, named by its file name without the extension.
+        // Defaults to none.
+        std::optional<std::filesystem::path> viewsFolder [[codegen::directory()]];
     };
 } // namespace
 #include "webrtcmodule_codegen.cpp"
@@ -294,6 +301,7 @@ void WebRtcModule::internalInitialize(const ghoul::Dictionary& configuration) {
         _enabled = *fromEnvironment;
     }
     _configJson = configurationJson(p);
+    _appChannel = AppChannel(p.viewsFolder.value_or(std::filesystem::path()));
 
     // The configuration itself is not logged: TURN server URLs carry credentials
     LINFO(std::format(
@@ -429,6 +437,7 @@ bool WebRtcModule::createStreamer() {
     }
 
     _streamer = streamer;
+    _appChannel.attach(_streamer);
     _lastSubmitResult = OSW_RESULT_OK;
     updateFramebufferSize();
     // The render loop waits for this once per start; the log says how long
@@ -444,6 +453,7 @@ void WebRtcModule::destroyStreamer() {
         return;
     }
     const auto start = std::chrono::steady_clock::now();
+    _appChannel.detach();
     osw_streamer_free(_streamer);
     _streamer = nullptr;
     _window = nullptr;
@@ -521,6 +531,8 @@ void WebRtcModule::drainEvents() {
         handleEvent(event);
     }
 
+    _appChannel.drain();
+
     // A viewer dragging its browser window sends many sizes; only the latest counts
     if (_pendingResize.has_value()) {
         resizeWindow(_pendingResize->first, _pendingResize->second);
@@ -594,6 +606,9 @@ void WebRtcModule::handleEvent(const osw_event& event) {
             break;
         case OSW_EVENT_KIND_VIEWER_LEFT:
             LINFO(std::format("Viewer {} left", event.viewer_id));
+            break;
+        case OSW_EVENT_KIND_CONTROLS_CHANGED:
+            LINFO(std::format("Viewer {} has the controls", event.viewer_id));
             break;
     }
 }

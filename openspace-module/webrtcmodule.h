@@ -27,6 +27,7 @@
 
 #include <openspace/util/openspacemodule.h>
 
+#include <modules/webrtc/include/appchannel.h>
 #include <modules/webrtc/include/framecostmeter.h>
 #include <openspace/properties/scalar/boolproperty.h>
 #include <cstdint>
@@ -112,6 +113,8 @@ private:
     bool _isTerminating = false;
     /// Duration of the module's work in each `postDraw` while streaming
     FrameCostMeter _postDrawCost;
+    /// The owners' scripts and views from the `app` channel
+    AppChannel _appChannel;
 };
 
 } // namespace openspace

@@ -78,6 +78,11 @@ pub fn openspace_command(
         "OSW_OPENSPACE_CFG".to_string(),
         shipped_cfg.display().to_string(),
     );
+    // The named views the owner's page offers (webrtc.cfg hands the folder to the module).
+    let views = files.join("views");
+    if views.is_dir() {
+        env.insert("OSW_VIEWS_FOLDER".to_string(), views.display().to_string());
+    }
     Ok(InstanceCommand {
         executable,
         args: vec![
@@ -126,6 +131,7 @@ mod tests {
             root.join("openspace.cfg").display().to_string()
         );
         assert_eq!(command.env["MESA_GL_VERSION_OVERRIDE"], "4.6");
+        assert!(command.env["OSW_VIEWS_FOLDER"].ends_with("orchestrator/openspace/views"));
         let named = openspace_command(&root, Some("default"), &files_dir()).unwrap();
         assert!(named.args.windows(2).any(|w| w == ["--profile", "default"]));
         std::fs::remove_dir_all(&root).unwrap();
