@@ -7,17 +7,21 @@
  * itself) → `ended` (the page says why). `refused` when this browser may not watch.
  *
  * The owner's window size is the stream's size: a resize is sent (debounced) through the
- * orchestrator's RESOLUTION. Spectators (share links) watch only.
+ * orchestrator's RESOLUTION. Spectators (share links) watch, and steer only while an owner
+ * has handed them the controls. The show panel (F8, show-panel.js) says who has them and
+ * gives the owner views, scripts and handing over, through the `app` channel.
  *
  * @module stream-page
  */
 
+import AppChannel from './app-channel.js';
 import confirmClick from './confirm-click.js';
 import InstanceFeed, { reconnectDelay } from './instance-feed.js';
 import ProductApi, {
     instanceIdFromPath, shareTokenFromHash, socketUrl, startupProgress, streamSize,
 } from './product-api.js';
 import SessionState from './session-state.js';
+import ShowPanel from './show-panel.js';
 import StreamView from './stream-view.js';
 
 /** Quiet time after the last window resize before the stream follows. */
@@ -44,6 +48,23 @@ const elements = {
     shareUrl: $('share-url'),
     shareClose: $('share-close'),
     notice: $('notice'),
+    toggleShow: $('toggle-show'),
+    show: {
+        panel: $('show-panel'),
+        controlsLine: $('controls-line'),
+        ownerTools: $('owner-tools'),
+        spectatorList: $('spectator-list'),
+        noSpectators: $('no-spectators'),
+        takeBack: $('take-back'),
+        controlsReply: $('controls-reply'),
+        viewButtons: $('view-buttons'),
+        noViews: $('no-views'),
+        viewReply: $('view-reply'),
+        scriptForm: $('script-form'),
+        script: $('script'),
+        runScript: $('run-script'),
+        scriptReply: $('script-reply'),
+    },
 };
 
 const api = new ProductApi();
@@ -62,6 +83,12 @@ const state = {
     instance: null,
     /** @type {StreamView | null} */
     view: null,
+    /** The current connection's `app` channel. @type {AppChannel | null} */
+    app: null,
+    /** The show panel, made once the access is known. @type {ShowPanel | null} */
+    panel: null,
+    /** Whether this page held the controls at the last `controls` message. */
+    holding: null,
     /** Whether a connection is waiting for its ICE servers (no second one may start). */
     preparing: false,
     /** Reconnection attempts since the last time the stream played. */
@@ -110,7 +137,8 @@ function refuse(reason) {
     elements.endedReason.textContent = reason;
     elements.ended.hidden = false;
     elements.waiting.hidden = true;
-    for (const owned of [elements.share, elements.stop, elements.toggleStats, elements.fullscreen]) {
+    for (const owned of [elements.share, elements.stop, elements.toggleStats, elements.fullscreen,
+        elements.toggleShow]) {
         owned.hidden = true;
     }
 }
@@ -160,6 +188,9 @@ function end(reason) {
     elements.share.hidden = true;
     elements.stop.hidden = true;
     elements.shareBox.hidden = true;
+    if (state.panel) {
+        state.panel.visible = false;
+    }
 }
 
 /** What to do with an instance's (new) state. */
@@ -186,6 +217,14 @@ function apply(view) {
 }
 
 function closeView() {
+    state.app?.close();
+    state.app = null;
+    // A new connection is a new viewer, which holds nothing until told.
+    state.holding = null;
+    if (state.access !== 'owner') {
+        elements.role.textContent = 'View only';
+        delete elements.role.dataset.holding;
+    }
     if (state.view) {
         state.statsVisible = state.view.statsOverlay.visible;
         const view = state.view;
@@ -241,8 +280,14 @@ async function connect() {
         signalUrl: socketUrl(window.location, `/api/instances/${id}/signal`, token),
         viewOnly: state.access !== 'owner',
         iceServers,
+        reservedCodes: state.panel ? [state.panel.toggleCode] : [],
     });
     view.statsOverlay.visible = state.statsVisible;
+    view.session.addEventListener('appchannel', ({ detail }) => {
+        if (state.view === view) {
+            attachApp(view, new AppChannel(detail.channel));
+        }
+    });
     state.view = view;
     if (state.phases.includes('streaming')) {
         state.reconnects += 1;
@@ -270,6 +315,37 @@ async function connect() {
         }
     });
     view.start();
+}
+
+/** A connection's `app` channel opened: the panel speaks on it; the controls steer input. */
+function attachApp(view, app) {
+    state.app = app;
+    state.panel?.attach(app, { viewerId: view.session.viewerId });
+    app.addEventListener('controls', ({ detail }) => {
+        if (state.app === app) {
+            onControls(view, detail);
+        }
+    });
+}
+
+/** Who has the controls changed: this page captures input while it holds them. */
+function onControls(view, { holder }) {
+    const holding = holder !== null && holder === view.session.viewerId;
+    view.holdsControls = holding;
+    const before = state.holding;
+    state.holding = holding;
+    if (state.access === 'owner') {
+        return;
+    }
+    elements.role.textContent = holding ? 'You have the controls' : 'View only';
+    elements.role.dataset.holding = String(holding);
+    if (holding && before !== true) {
+        notice('You have the controls: your mouse and keys now steer the view.',
+            { kind: 'ok', forMs: 5000 });
+    }
+    else if (!holding && before === true) {
+        notice('The controls went back to the owner.', { forMs: 4000 });
+    }
 }
 
 function scheduleReconnect(reason) {
@@ -341,6 +417,13 @@ function setUpToolbar() {
     elements.share.hidden = !owner;
     elements.stop.hidden = !owner;
     elements.role.hidden = owner;
+    state.panel = new ShowPanel(elements.show, { owner });
+    state.panel.addEventListener('visibility', ({ detail }) => {
+        elements.toggleShow.setAttribute('aria-expanded', String(detail.visible));
+    });
+    onTool(elements.toggleShow, () => {
+        state.panel.visible = !state.panel.visible;
+    });
     onTool(elements.toggleStats, () => {
         const visible = state.view ? !state.view.statsOverlay.visible : !state.statsVisible;
         state.statsVisible = visible;
@@ -452,7 +535,7 @@ const idleSession = Object.freeze({ state: 'idle', reason: '', viewerId: null, v
 /**
  * Test hooks, the viewer page's (`session`, `stats`, `readStrip()`, `frameClock`, `view`:
  * tests/e2e/lib/browser.js reads them) plus the product's (`phase`, `phases`, `access`,
- * `instance`, `reconnects`).
+ * `instance`, `reconnects`, `app`: the connection's AppChannel, `controls`: who has them).
  */
 window.__osw = Object.freeze({
     get session() { return state.view?.session ?? idleSession; },
@@ -465,6 +548,8 @@ window.__osw = Object.freeze({
     get access() { return state.access; },
     get instance() { return state.instance; },
     get reconnects() { return state.reconnects; },
+    get app() { return state.app; },
+    get controls() { return state.app?.controls ?? null; },
 });
 
 main();

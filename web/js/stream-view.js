@@ -61,6 +61,10 @@ export default class StreamView extends EventTarget {
     #pictureWatch;
     /** @type {RemoteController | null} */
     #controller = null;
+    /** The open `input` channel, kept to capture once this page may send. */
+    #inputChannel = null;
+    /** Whether this page holds the controls; null while unknown (see holdsControls). */
+    #holdsControls = null;
     #noticeTimer = null;
 
     /**
@@ -74,6 +78,8 @@ export default class StreamView extends EventTarget {
      * @param {string} options.signalUrl
      * @param {boolean} [options.viewOnly=false]
      * @param {RTCIceServer[]} [options.iceServers]
+     * @param {string[]} [options.reservedCodes=[]] - more `KeyboardEvent.code`s the page
+     *   keeps for itself (besides the stats toggle): never sent to the host
      */
     constructor(elements, options) {
         super();
@@ -111,6 +117,22 @@ export default class StreamView extends EventTarget {
         return this.#controller;
     }
 
+    /** Whether this page holds the controls, as last set; null while unknown. */
+    get holdsControls() {
+        return this.#holdsControls;
+    }
+
+    /**
+     * Who has the controls, from the `app` channel: input is captured exactly while this page
+     * holds them (a spectator an owner handed them to as well). While unknown (null, and on
+     * pages without the `app` channel) it is captured unless `viewOnly`.
+     * @param {boolean | null} holds
+     */
+    set holdsControls(holds) {
+        this.#holdsControls = holds === null ? null : Boolean(holds);
+        this.#updateCapture();
+    }
+
     start() {
         this.#session.start();
     }
@@ -126,6 +148,7 @@ export default class StreamView extends EventTarget {
         if (state === SessionState.CLOSED || state === SessionState.FAILED) {
             this.#controller?.close();
             this.#controller = null;
+            this.#inputChannel = null;
             this.#overlay.detach();
             this.#frameClock.stop();
         }
@@ -186,11 +209,22 @@ export default class StreamView extends EventTarget {
     }
 
     #capture(channel) {
-        if (this.#options.viewOnly || this.#controller) {
+        this.#inputChannel = channel;
+        this.#updateCapture();
+    }
+
+    #updateCapture() {
+        const wanted = this.#holdsControls ?? !this.#options.viewOnly;
+        if (!wanted) {
+            this.#controller?.close();
+            this.#controller = null;
             return;
         }
-        this.#controller = new RemoteController(this.#elements.video, channel, {
-            reservedCodes: [this.#overlay.toggleCode],
+        if (this.#controller || this.#inputChannel?.readyState !== 'open') {
+            return;
+        }
+        this.#controller = new RemoteController(this.#elements.video, this.#inputChannel, {
+            reservedCodes: [this.#overlay.toggleCode, ...(this.#options.reservedCodes ?? [])],
         });
     }
 }

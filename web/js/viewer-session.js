@@ -1,6 +1,6 @@
 /**
  * One viewer's WebRTC session with a streamer: signaling, the peer connection, the video
- * track and the server's `input` data channel.
+ * track and the server's data channels, `input` and `app`.
  *
  * The sequence (rust-core/SIGNALING.md): `join` → `welcome` → the server's `offer` → our
  * `answer`, ICE candidates trickled both ways, and `bye` from either side.
@@ -14,11 +14,14 @@ import SignalingChannel from './signaling-channel.js';
 
 /** Label of the data channel the server creates for input. */
 const INPUT_CHANNEL_LABEL = 'input';
+/** Label of the data channel for show control (requests, replies, controls, status). */
+const APP_CHANNEL_LABEL = 'app';
 
 /**
  * @fires ViewerSession#statechange - `detail`: `{state, previous, reason}`
  * @fires ViewerSession#stream - the remote video arrived; `detail`: `{stream}` (a MediaStream)
  * @fires ViewerSession#inputchannel - the `input` data channel is open; `detail`: `{channel}`
+ * @fires ViewerSession#appchannel - the `app` data channel is open; `detail`: `{channel}`
  * @fires ViewerSession#notice - something worth telling the viewer that does not end the
  *   session (a refused request, a connection hiccup); `detail`: `{message}`
  */
@@ -39,6 +42,8 @@ export default class ViewerSession extends EventTarget {
     #stream = null;
     /** @type {RTCDataChannel | null} */
     #inputChannel = null;
+    /** @type {RTCDataChannel | null} */
+    #appChannel = null;
     #sentEndOfCandidates = false;
     #connectTimer = null;
     /**
@@ -106,6 +111,11 @@ export default class ViewerSession extends EventTarget {
     /** The `input` data channel once open, else null. */
     get inputChannel() {
         return this.#inputChannel?.readyState === 'open' ? this.#inputChannel : null;
+    }
+
+    /** The `app` data channel once open, else null (web/js/app-channel.js speaks on it). */
+    get appChannel() {
+        return this.#appChannel?.readyState === 'open' ? this.#appChannel : null;
     }
 
     /**
@@ -240,13 +250,28 @@ export default class ViewerSession extends EventTarget {
             this.dispatchEvent(new CustomEvent('stream', { detail: { stream: this.#stream } }));
         });
         pc.addEventListener('datachannel', ({ channel }) => {
-            if (channel.label !== INPUT_CHANNEL_LABEL) {
+            const event = {
+                [INPUT_CHANNEL_LABEL]: 'inputchannel',
+                [APP_CHANNEL_LABEL]: 'appchannel',
+            }[channel.label];
+            if (!event) {
                 return;
             }
-            this.#inputChannel = channel;
-            channel.addEventListener('open', () => {
-                this.dispatchEvent(new CustomEvent('inputchannel', { detail: { channel } }));
-            });
+            if (channel.label === INPUT_CHANNEL_LABEL) {
+                this.#inputChannel = channel;
+            }
+            else {
+                this.#appChannel = channel;
+            }
+            const announce = () => {
+                this.dispatchEvent(new CustomEvent(event, { detail: { channel } }));
+            };
+            if (channel.readyState === 'open') {
+                announce();
+            }
+            else {
+                channel.addEventListener('open', announce, { once: true });
+            }
         });
         pc.addEventListener('connectionstatechange', () => {
             switch (pc.connectionState) {
@@ -301,6 +326,7 @@ export default class ViewerSession extends EventTarget {
             this.#signaling.close();
         }
         this.#inputChannel?.close();
+        this.#appChannel?.close();
         this.#pc?.close();
         this.#setState(state);
     }
