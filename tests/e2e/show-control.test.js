@@ -123,6 +123,20 @@ describe('show control on the stream page, through the orchestrator', { skip }, 
     }
 
     /**
+     * Waits until the host printed no CAMERA line over a whole stats interval: a drag's last
+     * events may still be on their way when the first of its lines appears.
+     */
+    async function cameraSettled() {
+        for (;;) {
+            const count = cameraLines().length;
+            await hostRanOn();
+            if (cameraLines().length === count) {
+                return;
+            }
+        }
+    }
+
+    /**
      * `steer` holds the controls and `idle` does not: a drag on `steer`'s video turns the
      * camera; `idle`'s page captures nothing, its drag moves nothing, and what it forges on
      * its input channel is refused by the instance.
@@ -138,6 +152,7 @@ describe('show control on the stream page, through the orchestrator', { skip }, 
         await dragOnVideo(steer, 120, 40);
         await eventually(() => cameraLines().length > before.length, 'a CAMERA line after the holder\'s drag');
         assert.notEqual(cameraLines().at(-1), before.at(-1), 'the camera moved');
+        await cameraSettled();
 
         const still = cameraLines();
         const refused = stats().inputRefused ?? 0;
