@@ -67,8 +67,10 @@ WEB ROLE (the browser product)
   --role both (the default) also serves the web origin on --web-listen (127.0.0.1:4690): the
   home page at /, the stream page at /stream/<uuid>, the JSON API under /api/ and each viewer's
   signaling WebSocket, proxied to its instance. It reaches this process's supervisor through
-  the supervisor protocol, like any other (--supervisor HOST:PORT adds remote ones; --role web
-  runs the web role alone, --role supervisor the supervisor alone). Sessions, share links,
+  the supervisor protocol, like any other (--supervisor HOST:PORT adds remote ones,
+  --supervisor wss://HOST:PORT one whose port has TLS, its certificate checked against
+  --supervisor-ca or else the system's roots; --role web runs the web role alone,
+  --role supervisor the supervisor alone). Sessions, share links,
   instances and the servers table live in --database (a SQLite file by default, created with
   its schema; postgres://… with the `postgres` feature). --tls-cert/--tls-key serve HTTPS.
   An instance without a viewer for --idle-timeout seconds is stopped.
@@ -80,6 +82,12 @@ WEB ROLE (the browser product)
   --turn-url (stun:, turn:, turns:) gives the stream page ICE servers; turn: and turns: get
   short-lived credentials made with --turn-secret (coturn's use-auth-secret and
   static-auth-secret), good for new relays for --turn-credential-ttl seconds.
+
+SUPERVISOR TLS
+  --supervisor-tls-cert/--supervisor-tls-key make the supervisor port wss://: every
+  connection, protocol and relay, starts with TLS, within the same 5 s handshake deadline as
+  the upgrade. It does not replace --supervisor-secret. With --role both, this process's web
+  role reaches its supervisor in the clear, on a loopback listener of its own.
 
 SHUTDOWN
   Ctrl-C or SIGTERM closes every client connection, stops every instance and its Xvfb, and
@@ -132,6 +140,17 @@ pub struct Cli {
         hide_env_values = true
     )]
     pub supervisor_secret: Option<String>,
+
+    /// TLS certificate chain (PEM) for wss:// on the supervisor port: every connection, the
+    /// protocol and the relays, then starts with TLS; needs --supervisor-tls-key. With
+    /// --role both, the web role in this process still reaches it in the clear, on a loopback
+    /// listener of its own.
+    #[arg(long, env = "ORCHESTRATOR_SUPERVISOR_TLS_CERT", value_name = "PATH")]
+    pub supervisor_tls_cert: Option<PathBuf>,
+
+    /// TLS private key (PEM) for wss:// on the supervisor port; needs --supervisor-tls-cert.
+    #[arg(long, env = "ORCHESTRATOR_SUPERVISOR_TLS_KEY", value_name = "PATH")]
+    pub supervisor_tls_key: Option<PathBuf>,
 
     /// Seconds a supervisor-protocol connection may send nothing before it is closed; keep
     /// it above 30 (the web role drops its pooled connections after 30 s idle) [default: 120].
@@ -358,17 +377,23 @@ pub struct Cli {
     #[arg(long, env = "ORCHESTRATOR_TURN_CREDENTIAL_TTL", value_name = "SECONDS", value_parser = parse_seconds)]
     pub turn_credential_ttl: Option<Duration>,
 
-    /// A remote supervisor for the web role, HOST:PORT; repeat for several (added to the
-    /// file's). In the environment variable, separate with ';'. Base ports after it (the old
-    /// HOST:PORT/SIGNALING-BASE[/API-WEBSOCKET-BASE]) are no longer needed: ignored, with a
-    /// warning.
+    /// A remote supervisor for the web role, HOST:PORT (plain ws://) or wss://HOST:PORT (its
+    /// port has TLS; its certificate must name HOST); repeat for several (added to the
+    /// file's). In the environment variable, separate with ';'. Base ports after HOST:PORT
+    /// (the old HOST:PORT/SIGNALING-BASE[/API-WEBSOCKET-BASE]) are no longer needed: ignored,
+    /// with a warning.
     #[arg(
         long = "supervisor",
         env = "ORCHESTRATOR_SUPERVISORS",
-        value_name = "HOST:PORT",
+        value_name = "[wss://]HOST:PORT",
         value_delimiter = ';'
     )]
     pub supervisors: Vec<SupervisorAddress>,
+
+    /// PEM bundle of the CA certificates a wss:// supervisor's certificate must chain to;
+    /// given, only these are trusted [default: the system's root certificates].
+    #[arg(long, env = "ORCHESTRATOR_SUPERVISOR_CA", value_name = "PATH")]
+    pub supervisor_ca: Option<PathBuf>,
 
     /// Log filter (tracing EnvFilter syntax, e.g. `info`, `orchestrator=debug`).
     #[arg(
@@ -414,6 +439,10 @@ pub struct FileConfig {
     pub connection_idle_timeout: Option<f64>,
     /// `--supervisor-secret`.
     pub supervisor_secret: Option<String>,
+    /// `--supervisor-tls-cert`.
+    pub supervisor_tls_cert: Option<PathBuf>,
+    /// `--supervisor-tls-key`.
+    pub supervisor_tls_key: Option<PathBuf>,
     /// `--slots`.
     pub slots: Option<u32>,
     /// `--signaling-base-port`.
@@ -482,8 +511,11 @@ pub struct FileWeb {
     pub session_expiry: Option<f64>,
     /// `--http-header-timeout`, seconds.
     pub http_header_timeout: Option<f64>,
-    /// `--supervisor`, as `HOST:PORT` strings (old base ports after them are ignored).
+    /// `--supervisor`, as `HOST:PORT` or `wss://HOST:PORT` strings (old base ports after
+    /// `HOST:PORT` are ignored).
     pub supervisors: Vec<String>,
+    /// `--supervisor-ca`.
+    pub supervisor_ca: Option<PathBuf>,
     /// `--turn-url`, a list.
     pub turn_urls: Vec<String>,
     /// `--turn-secret`.
@@ -581,6 +613,18 @@ pub enum ConfigError {
     /// The STUN/TURN settings do not work.
     #[error(transparent)]
     Turn(#[from] TurnError),
+    /// Only one of the supervisor port's certificate and key.
+    #[error(
+        "TLS on the supervisor port needs both --supervisor-tls-cert and --supervisor-tls-key \
+         (supervisor_tls_cert and supervisor_tls_key)"
+    )]
+    SupervisorTlsPair,
+    /// TLS asked for, in a build without it.
+    #[error("{what} needs TLS, but this orchestrator was built without the `tls` feature")]
+    TlsNotCompiled {
+        /// What asked for it.
+        what: String,
+    },
     /// A supervisor listening beyond loopback without a secret.
     #[error(
         "the supervisor would listen on {listen} without a secret: anyone who reaches it could \
@@ -630,6 +674,8 @@ pub struct Config {
     pub connection_idle_timeout: Duration,
     /// What supervisor-protocol connections present; also given to the web role's clients.
     pub supervisor_secret: Option<SupervisorSecret>,
+    /// TLS on the supervisor port (`wss://`), its certificate chain and key; `None`: plain.
+    pub supervisor_tls: Option<TlsFiles>,
     /// The local supervisor's settings.
     pub instances: InstanceSettings,
     /// The web role's settings.
@@ -839,8 +885,22 @@ impl Config {
             .or(file.supervisor_secret.as_deref())
             .map(SupervisorSecret::new)
             .transpose()?;
+        // TLS hides the secret on the wire; it does not say who may connect, so a port beyond
+        // loopback needs the secret all the same.
         if role != Role::Web && supervisor_secret.is_none() && !listen.ip().is_loopback() {
             return Err(ConfigError::OpenWithoutSecret { listen });
+        }
+        let supervisor_tls = tls_pair(
+            cli.supervisor_tls_cert.as_ref().map(from_cli),
+            cli.supervisor_tls_key.as_ref().map(from_cli),
+            file.supervisor_tls_cert.map(from_file),
+            file.supervisor_tls_key.map(from_file),
+        )
+        .ok_or(ConfigError::SupervisorTlsPair)?;
+        if supervisor_tls.is_some() && !cfg!(feature = "tls") {
+            return Err(ConfigError::TlsNotCompiled {
+                what: "--supervisor-tls-cert".into(),
+            });
         }
         let mut web = web;
         web.manager.supervisor_secret = supervisor_secret.clone();
@@ -849,9 +909,25 @@ impl Config {
             listen,
             connection_idle_timeout,
             supervisor_secret,
+            supervisor_tls,
             instances: s,
             web,
         })
+    }
+}
+
+/// A certificate and key from the command line (each replacing the file's): `Some(None)`
+/// for neither, `None` for only one of them.
+fn tls_pair(
+    cli_cert: Option<PathBuf>,
+    cli_key: Option<PathBuf>,
+    file_cert: Option<PathBuf>,
+    file_key: Option<PathBuf>,
+) -> Option<Option<TlsFiles>> {
+    match (cli_cert.or(file_cert), cli_key.or(file_key)) {
+        (Some(cert), Some(key)) => Some(Some(TlsFiles { cert, key })),
+        (None, None) => Some(None),
+        _ => None,
     }
 }
 
@@ -876,26 +952,16 @@ fn merge_web(
         (None, Some(url)) => sqlite_relative(file_base, &url),
         (None, None) => sqlite_relative(cwd, &w.database),
     };
-    let cert = cli
-        .tls_cert
-        .as_ref()
-        .map(|p| resolve(cwd, p.clone()))
-        .or(file.tls_cert.map(|p| resolve(file_base, p)));
-    let key = cli
-        .tls_key
-        .as_ref()
-        .map(|p| resolve(cwd, p.clone()))
-        .or(file.tls_key.map(|p| resolve(file_base, p)));
-    w.tls = match (cert, key) {
-        (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
-        (None, None) => None,
-        _ => {
-            return Err(ConfigError::Web {
-                key: "tls_cert",
-                message: "TLS needs both a certificate and a key".into(),
-            });
-        }
-    };
+    w.tls = tls_pair(
+        cli.tls_cert.as_ref().map(|p| resolve(cwd, p.clone())),
+        cli.tls_key.as_ref().map(|p| resolve(cwd, p.clone())),
+        file.tls_cert.map(|p| resolve(file_base, p)),
+        file.tls_key.map(|p| resolve(file_base, p)),
+    )
+    .ok_or_else(|| ConfigError::Web {
+        key: "tls_cert",
+        message: "TLS needs both a certificate and a key".into(),
+    })?;
     let idle = match cli.idle_timeout {
         Some(idle) => Some(idle),
         None => file
@@ -951,6 +1017,18 @@ fn merge_web(
             .push(text.parse().map_err(web_error("supervisors"))?);
     }
     w.supervisors.extend(cli.supervisors.iter().cloned());
+    if let Some(address) = w.supervisors.iter().find(|address| address.tls)
+        && !cfg!(feature = "tls")
+    {
+        return Err(ConfigError::TlsNotCompiled {
+            what: format!("the supervisor wss://{}:{}", address.host, address.port),
+        });
+    }
+    w.manager.supervisor_ca = match (&cli.supervisor_ca, file.supervisor_ca) {
+        (Some(ca), _) => Some(resolve(cwd, ca.clone())),
+        (None, Some(ca)) => Some(resolve(file_base, ca)),
+        (None, None) => None,
+    };
     // TURN: the command line's URLs replace the file's (a list of servers is one setting).
     let turn_urls = if cli.turn_urls.is_empty() {
         file.turn_urls
@@ -1432,6 +1510,137 @@ mod tests {
         let negative = file("[web]\nturn_credential_ttl = -5");
         let err = Config::merge(&Cli::default(), negative, None).unwrap_err();
         assert!(err.to_string().contains("turn_credential_ttl"), "{err}");
+    }
+
+    #[test]
+    fn supervisor_tls_comes_from_the_file_then_flags_with_paths_relative_to_where_given() {
+        let config = Config::merge(&Cli::default(), FileConfig::default(), None).unwrap();
+        assert_eq!(config.supervisor_tls, None);
+        assert_eq!(config.web.manager.supervisor_ca, None);
+
+        let f = || {
+            file(
+                r#"
+                listen = "0.0.0.0:4699"
+                supervisor_secret = "a-secret-of-20-chars"
+                supervisor_tls_cert = "tls/supervisor.pem"
+                supervisor_tls_key = "tls/supervisor-key.pem"
+                [web]
+                supervisors = ["wss://render-1.example.org:4699", "render-2:4699"]
+                supervisor_ca = "tls/ca.pem"
+                "#,
+            )
+        };
+        let config = Config::merge(&Cli::default(), f(), Some(Path::new("/etc/osw"))).unwrap();
+        assert_eq!(
+            config.supervisor_tls,
+            Some(TlsFiles {
+                cert: PathBuf::from("/etc/osw/tls/supervisor.pem"),
+                key: PathBuf::from("/etc/osw/tls/supervisor-key.pem"),
+            })
+        );
+        assert_eq!(
+            config.web.manager.supervisor_ca,
+            Some(PathBuf::from("/etc/osw/tls/ca.pem"))
+        );
+        let schemes: Vec<_> = config
+            .web
+            .supervisors
+            .iter()
+            .map(|s| (s.host.as_str(), s.tls))
+            .collect();
+        assert_eq!(
+            schemes,
+            [("render-1.example.org", true), ("render-2", false)]
+        );
+
+        // Flags replace the file's files, relative to the current directory; one pair wins
+        // whole, the file's key with the flag's certificate included.
+        let cli = parse(&[
+            "--supervisor-tls-cert",
+            "/srv/cert.pem",
+            "--supervisor-tls-key",
+            "/srv/key.pem",
+            "--supervisor-ca",
+            "ca.pem",
+            "--supervisor",
+            "wss://[::1]:4699",
+        ]);
+        let config = Config::merge(&cli, f(), Some(Path::new("/etc/osw"))).unwrap();
+        let tls = config.supervisor_tls.unwrap();
+        assert_eq!(
+            (tls.cert, tls.key),
+            (
+                PathBuf::from("/srv/cert.pem"),
+                PathBuf::from("/srv/key.pem")
+            )
+        );
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(config.web.manager.supervisor_ca, Some(cwd.join("ca.pem")));
+        assert_eq!(
+            config.web.supervisors.last(),
+            Some(&SupervisorAddress::tls("::1", 4699))
+        );
+        // A supervisor with TLS on loopback needs no secret, like one without.
+        let local = parse(&[
+            "--supervisor-tls-cert",
+            "c.pem",
+            "--supervisor-tls-key",
+            "k.pem",
+        ]);
+        let config = Config::merge(&local, FileConfig::default(), None).unwrap();
+        assert!(config.supervisor_tls.is_some() && config.supervisor_secret.is_none());
+    }
+
+    #[test]
+    fn bad_supervisor_tls_settings_are_refused_with_a_reason() {
+        let refused = |args: &[&str], f: FileConfig| Config::merge(&parse(args), f, None);
+        for args in [
+            &["--supervisor-tls-cert", "c.pem"][..],
+            &["--supervisor-tls-key", "k.pem"][..],
+        ] {
+            let err = refused(args, FileConfig::default()).unwrap_err();
+            assert!(matches!(err, ConfigError::SupervisorTlsPair), "{err}");
+            assert!(err.to_string().contains("--supervisor-tls-key"), "{err}");
+        }
+        let half = file("supervisor_tls_cert = \"c.pem\"");
+        let err = refused(&[], half).unwrap_err();
+        assert!(matches!(err, ConfigError::SupervisorTlsPair), "{err}");
+        // TLS hides the secret on the wire; it does not replace it: an open port needs one.
+        let open = refused(
+            &[
+                "--listen",
+                "0.0.0.0:4699",
+                "--supervisor-tls-cert",
+                "c.pem",
+                "--supervisor-tls-key",
+                "k.pem",
+            ],
+            FileConfig::default(),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(open, ConfigError::OpenWithoutSecret { .. }),
+            "{open}"
+        );
+        // Only ws:// and wss:// are supervisor schemes, and a URL takes no base ports.
+        for bad in [
+            "https://render-1:4699",
+            "wss://render-1:4699/5700",
+            "wss://render-1",
+        ] {
+            assert!(
+                Cli::try_parse_from(["orchestrator", "--supervisor", bad]).is_err(),
+                "{bad}"
+            );
+            let f = file(&format!("[web]\nsupervisors = [\"{bad}\"]"));
+            let err = refused(&[], f).unwrap_err();
+            assert!(
+                err.to_string().starts_with("web.supervisors:"),
+                "{bad}: {err}"
+            );
+        }
+        assert!(toml::from_str::<FileConfig>("[supervisor]\ntls_cert = \"c.pem\"").is_err());
     }
 
     const EXAMPLE: &str = include_str!("../orchestrator.example.toml");

@@ -2,8 +2,8 @@
 //!
 //! Instances listen on loopback only, so a rendering server exposes its supervisor port and
 //! media (UDP), nothing else. A web role opens `ws://<supervisor>/instances/<id>/signal?role=…`
-//! (or `/instances/<id>/openspace`) with the supervisor's secret, like any supervisor
-//! connection; the supervisor connects to the instance on loopback and copies messages both
+//! (`wss://` when the supervisor port has TLS; or `/instances/<id>/openspace`) with the
+//! supervisor's secret, like any supervisor connection; the supervisor connects to the instance on loopback and copies messages both
 //! ways until either side closes. For signaling it first asks the instance for a join ticket
 //! over the control channel, with the role the web role vouches for, and connects with it:
 //! rust-core alone decides what the viewer may do (see `rust-core/SIGNALING.md`), and the
@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use openspace_webrtc_protocol::ViewerRole;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{Instant, interval_at, timeout};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -121,11 +121,12 @@ fn close_frame(code: CloseCode, reason: &str) -> Message {
     }))
 }
 
-/// Relays between the web role's `client` socket and `target` (the instance's `ws://` URL,
-/// or why there is none, which the web role is told in the close frame) until either side
-/// closes or the supervisor shuts down.
-pub async fn serve(
-    mut client: WebSocketStream<TcpStream>,
+/// Relays between the web role's `client` socket (over TCP, or TLS when the supervisor port
+/// has it) and `target` (the instance's `ws://` URL on loopback, or why there is none, which
+/// the web role is told in the close frame) until either side closes or the supervisor shuts
+/// down.
+pub async fn serve<T: AsyncRead + AsyncWrite + Unpin>(
+    mut client: WebSocketStream<T>,
     target: Result<String, String>,
     shutdown: &mut Shutdown,
 ) {

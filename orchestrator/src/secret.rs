@@ -5,6 +5,9 @@
 //! role's client) or as `?token=<secret>` in the URL (for clients that cannot set headers, such
 //! as the seeds' backend configured with `ws://host:4699/?token=<secret>`). The protocol's
 //! messages stay exactly the seeds'. A supervisor without a secret only listens on loopback.
+//! On plain `ws://` the secret crosses the network as written; with TLS on the supervisor port
+//! (`wss://`, [`crate::server::ServerSettings::tls`]) it travels inside the TLS session, the
+//! same request either way ([`SupervisorSecret::client_request`] takes both schemes).
 
 use std::fmt;
 
@@ -47,8 +50,9 @@ impl SupervisorSecret {
         &self.0
     }
 
-    /// A WebSocket client request for `url` that presents this secret, or none if `None`: how
-    /// the web role opens every supervisor connection (protocol and relay alike).
+    /// A WebSocket client request for `url` (`ws://` or `wss://`) that presents this secret,
+    /// or none if `None`: how the web role opens every supervisor connection (protocol and
+    /// relay alike, through [`crate::web::client::SupervisorAccess::connect`]).
     pub fn client_request(
         secret: Option<&SupervisorSecret>,
         url: &str,

@@ -17,6 +17,14 @@
 //! connect and walk away (the seeds' backend leaves one open after every `STOP`) never keep
 //! the next one waiting. The web role's own client drops pooled connections long before the
 //! idle timeout, so the two never race.
+//!
+//! TLS ([`ServerSettings::tls`], `--supervisor-tls-cert`/`--supervisor-tls-key`): every
+//! connection of the listener then starts with a TLS handshake, before the upgrade of either
+//! kind (protocol or relay), so the secret and the relayed signaling never cross the network
+//! in the clear. The handshake deadline covers the TLS handshake and the upgrade together: a
+//! client that connects and never sends a ClientHello holds its connection slot no longer
+//! than one that never sends its upgrade. [`run_with_loopback`] adds a plain listener on
+//! loopback beside a TLS one, for the web role in the same process.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -24,9 +32,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, broadcast, mpsc};
-use tokio::time::{sleep, timeout};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc};
+use tokio::time::{Instant, sleep, timeout, timeout_at};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -39,6 +48,7 @@ use crate::relay::{self, RelayRoute};
 use crate::secret::SupervisorSecret;
 use crate::shutdown::Shutdown;
 use crate::supervisor::Supervisor;
+use crate::web::tls::ServerTls;
 
 /// Largest WebSocket message or frame buffered at all.
 pub const MAX_FRAME_BYTES: usize = 1024 * 1024;
@@ -51,7 +61,8 @@ pub struct ConnectionLimits {
     /// Connections served at once; more wait in the accept queue. Each costs a task and a
     /// file descriptor (`main` raises the process's descriptor limit to match).
     pub max_connections: usize,
-    /// Time a client gets to finish the WebSocket handshake.
+    /// Time a client gets to finish the handshake: TLS (when the port has it) and the
+    /// WebSocket upgrade together, counted from the accept.
     pub handshake_timeout: Duration,
     /// A connection that brings no request for this long is closed (code 1000, "idle").
     /// Never while a request is being served.
@@ -76,12 +87,18 @@ pub struct ServerSettings {
     /// The secret every connection must present on its upgrade (`None`: anyone who reaches
     /// the port; the configuration allows that on loopback only).
     pub secret: Option<SupervisorSecret>,
+    /// TLS on the listener (`wss://`); `None`: plain `ws://`.
+    pub tls: Option<ServerTls>,
 }
 
 /// The accept loop's state.
 struct Listener<S> {
     /// The bound socket (tests bind port 0).
     listener: TcpListener,
+    /// TLS on `listener`.
+    tls: Option<ServerTls>,
+    /// A plain listener on loopback beside a TLS `listener`, for this process's web role.
+    loopback: Option<TcpListener>,
     /// What the commands run against.
     supervisor: Arc<S>,
     /// Caps concurrent connections at `limits.max_connections`; a permit per connection.
@@ -97,11 +114,11 @@ struct Listener<S> {
 }
 
 /// One connection's state.
-struct Handler<S> {
+struct Handler<S, T> {
     /// The client's address, for logs.
     peer: SocketAddr,
-    /// The WebSocket.
-    ws: WebSocketStream<TcpStream>,
+    /// The WebSocket, over TCP or TLS.
+    ws: WebSocketStream<T>,
     /// What the commands run against.
     supervisor: Arc<S>,
     /// The server's shutdown notice.
@@ -126,11 +143,36 @@ pub async fn run_with<S: Supervisor>(
     settings: ServerSettings,
     shutdown: impl Future,
 ) {
+    serve(listener, None, supervisor, settings, shutdown).await;
+}
+
+/// [`run_with`], also serving `loopback`, a plain listener on a loopback address, beside a
+/// `listener` with TLS: how the web role in the same process reaches its own supervisor
+/// without TLS. Everything else (secret, limits, shutdown) is the same for both.
+pub async fn run_with_loopback<S: Supervisor>(
+    listener: TcpListener,
+    loopback: TcpListener,
+    supervisor: S,
+    settings: ServerSettings,
+    shutdown: impl Future,
+) {
+    serve(listener, Some(loopback), supervisor, settings, shutdown).await;
+}
+
+async fn serve<S: Supervisor>(
+    listener: TcpListener,
+    loopback: Option<TcpListener>,
+    supervisor: S,
+    settings: ServerSettings,
+    shutdown: impl Future,
+) {
     let limits = settings.limits;
     let (notify_shutdown, _) = broadcast::channel(1);
     let (shutdown_complete_tx, mut shutdown_complete_rx) = mpsc::channel(1);
     let mut server = Listener {
         listener,
+        tls: settings.tls,
+        loopback,
         supervisor: Arc::new(supervisor),
         limit_connections: Arc::new(Semaphore::new(limits.max_connections)),
         limits,
@@ -166,95 +208,169 @@ impl<S: Supervisor> Listener<S> {
                 .acquire_owned()
                 .await
                 .map_err(std::io::Error::other)?;
-            let (socket, peer) = self.accept().await?;
-            let supervisor = Arc::clone(&self.supervisor);
-            let mut shutdown = Shutdown::new(self.notify_shutdown.subscribe());
-            let shutdown_complete = self.shutdown_complete_tx.clone();
-            let limits = self.limits;
-            let secret = self.secret.clone();
+            // Either listener; only the main one has TLS.
+            let (socket, peer, tls) = tokio::select! {
+                accepted = accept(&self.listener) => {
+                    let (socket, peer) = accepted?;
+                    (socket, peer, self.tls.clone())
+                }
+                accepted = accept_optional(self.loopback.as_ref()) => {
+                    let (socket, peer) = accepted?;
+                    (socket, peer, None)
+                }
+            };
+            let mut connection = Connection {
+                peer,
+                supervisor: Arc::clone(&self.supervisor),
+                shutdown: Shutdown::new(self.notify_shutdown.subscribe()),
+                shutdown_complete: self.shutdown_complete_tx.clone(),
+                limits: self.limits,
+                secret: self.secret.clone(),
+                permit,
+            };
             let task = async move {
-                // What the upgrade asked for: the protocol, or a relay to an instance.
-                let mut route = None;
-                // The callback's type is tungstenite's, large error response included.
-                #[allow(clippy::result_large_err)]
-                let check = |request: &Request, response: Response| {
-                    if let Some(secret) = &secret
-                        && !presents(secret, request)
-                    {
-                        return Err(refusal());
+                // The deadline starts at the accept and covers TLS and the upgrade alike.
+                let deadline = Instant::now() + connection.limits.handshake_timeout;
+                match tls {
+                    None => connection.serve(socket, deadline).await,
+                    Some(tls) => {
+                        let stream = tokio::select! {
+                            stream = timeout_at(deadline, tls.accept(socket)) => match stream {
+                                Ok(Ok(stream)) => stream,
+                                Ok(Err(err)) => return debug!(%err, "TLS handshake failed"),
+                                Err(_) => return debug!("TLS handshake timed out"),
+                            },
+                            _ = connection.shutdown.recv() => return,
+                        };
+                        connection.serve(stream, deadline).await;
                     }
-                    let uri = request.uri();
-                    match RelayRoute::parse(uri.path(), uri.query()) {
-                        Ok(parsed) => {
-                            route = parsed;
-                            Ok(response)
-                        }
-                        Err(reason) => Err(not_found(reason)),
-                    }
-                };
-                let handshake = timeout(
-                    limits.handshake_timeout,
-                    tokio_tungstenite::accept_hdr_async_with_config(
-                        socket,
-                        check,
-                        Some(ws_config()),
-                    ),
-                );
-                let ws = tokio::select! {
-                    ws = handshake => match ws {
-                        Ok(Ok(ws)) => ws,
-                        Ok(Err(err)) => return debug!(%err, "WebSocket handshake failed"),
-                        Err(_) => return debug!("WebSocket handshake timed out"),
-                    },
-                    _ = shutdown.recv() => return,
-                };
-                if let Some(route) = route {
-                    debug!(?route, "relay connected");
-                    let target = supervisor
-                        .relay_target(route.id, route.endpoint)
-                        .await
-                        .map_err(|err| err.to_string());
-                    relay::serve(ws, target, &mut shutdown).await;
-                    debug!(?route, "relay closed");
-                    drop(shutdown_complete);
-                    drop(permit);
-                    return;
                 }
-                debug!("client connected");
-                let mut handler = Handler {
-                    peer,
-                    ws,
-                    supervisor,
-                    shutdown,
-                    idle_timeout: limits.idle_timeout,
-                    _shutdown_complete: shutdown_complete,
-                };
-                if let Err(err) = handler.run().await {
-                    debug!(%err, "connection ended with an error");
-                }
-                debug!("client disconnected");
-                drop(permit);
             };
             tokio::spawn(task.instrument(info_span!("client", %peer)));
         }
     }
+}
 
-    /// Accepts one connection, retrying transient errors with backoff (1, 2, 4 … 64 s).
-    async fn accept(&mut self) -> std::io::Result<(TcpStream, SocketAddr)> {
-        let mut backoff = 1;
-        loop {
-            match self.listener.accept().await {
-                Ok(accepted) => return Ok(accepted),
-                Err(err) => {
-                    if backoff > 64 {
-                        return Err(err);
-                    }
-                    warn!(%err, retry_in_s = backoff, "accept failed");
+/// Accepts one connection, retrying transient errors with backoff (1, 2, 4 … 64 s).
+async fn accept(listener: &TcpListener) -> std::io::Result<(TcpStream, SocketAddr)> {
+    let mut backoff = 1;
+    loop {
+        match listener.accept().await {
+            Ok(accepted) => return Ok(accepted),
+            Err(err) => {
+                if backoff > 64 {
+                    return Err(err);
                 }
+                warn!(%err, retry_in_s = backoff, "accept failed");
             }
-            sleep(Duration::from_secs(backoff)).await;
-            backoff *= 2;
         }
+        sleep(Duration::from_secs(backoff)).await;
+        backoff *= 2;
+    }
+}
+
+/// [`accept`] on `listener`, or never when there is none.
+async fn accept_optional(
+    listener: Option<&TcpListener>,
+) -> std::io::Result<(TcpStream, SocketAddr)> {
+    match listener {
+        Some(listener) => accept(listener).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// One accepted connection, before its handshake.
+struct Connection<S> {
+    /// The client's address, for logs.
+    peer: SocketAddr,
+    /// What the commands run against.
+    supervisor: Arc<S>,
+    /// The server's shutdown notice.
+    shutdown: Shutdown,
+    /// Held so `run` can tell when this connection is gone.
+    shutdown_complete: mpsc::Sender<()>,
+    /// Timeouts.
+    limits: ConnectionLimits,
+    /// What the client must present.
+    secret: Option<Arc<SupervisorSecret>>,
+    /// This connection's slot among [`ConnectionLimits::max_connections`]; freed when the
+    /// connection is dropped, however it ends.
+    permit: OwnedSemaphorePermit,
+}
+
+impl<S: Supervisor> Connection<S> {
+    /// The WebSocket upgrade on `stream` (TCP, or TLS already through its handshake) by
+    /// `deadline`, then the protocol or a relay until either side ends.
+    async fn serve<T>(self, stream: T, deadline: Instant)
+    where
+        T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let Connection {
+            peer,
+            supervisor,
+            mut shutdown,
+            shutdown_complete,
+            limits,
+            secret,
+            permit,
+        } = self;
+        // What the upgrade asked for: the protocol, or a relay to an instance.
+        let mut route = None;
+        // The callback's type is tungstenite's, large error response included.
+        #[allow(clippy::result_large_err)]
+        let check = |request: &Request, response: Response| {
+            if let Some(secret) = &secret
+                && !presents(secret, request)
+            {
+                return Err(refusal());
+            }
+            let uri = request.uri();
+            match RelayRoute::parse(uri.path(), uri.query()) {
+                Ok(parsed) => {
+                    route = parsed;
+                    Ok(response)
+                }
+                Err(reason) => Err(not_found(reason)),
+            }
+        };
+        let handshake = timeout_at(
+            deadline,
+            tokio_tungstenite::accept_hdr_async_with_config(stream, check, Some(ws_config())),
+        );
+        let ws = tokio::select! {
+            ws = handshake => match ws {
+                Ok(Ok(ws)) => ws,
+                Ok(Err(err)) => return debug!(%err, "WebSocket handshake failed"),
+                Err(_) => return debug!("WebSocket handshake timed out"),
+            },
+            _ = shutdown.recv() => return,
+        };
+        if let Some(route) = route {
+            debug!(?route, "relay connected");
+            let target = supervisor
+                .relay_target(route.id, route.endpoint)
+                .await
+                .map_err(|err| err.to_string());
+            relay::serve(ws, target, &mut shutdown).await;
+            debug!(?route, "relay closed");
+            drop(shutdown_complete);
+            drop(permit);
+            return;
+        }
+        debug!("client connected");
+        let mut handler = Handler {
+            peer,
+            ws,
+            supervisor,
+            shutdown,
+            idle_timeout: limits.idle_timeout,
+            _shutdown_complete: shutdown_complete,
+        };
+        if let Err(err) = handler.run().await {
+            debug!(%err, "connection ended with an error");
+        }
+        debug!("client disconnected");
+        drop(permit);
     }
 }
 
@@ -317,7 +433,7 @@ fn ws_config() -> WebSocketConfig {
         .max_frame_size(Some(MAX_FRAME_BYTES))
 }
 
-impl<S: Supervisor> Handler<S> {
+impl<S: Supervisor, T: AsyncRead + AsyncWrite + Unpin> Handler<S, T> {
     /// Reads requests and writes replies until the client leaves or the server stops.
     async fn run(&mut self) -> Result<(), tungstenite::Error> {
         let mut closing = CloseFrame {

@@ -26,6 +26,7 @@ async fn secured() -> TestSupervisor {
     let server = ServerSettings {
         limits: ConnectionLimits::default(),
         secret: Some(SupervisorSecret::new(SECRET).unwrap()),
+        ..ServerSettings::default()
     };
     TestSupervisor::start_with(settings, dir, server).await
 }

@@ -22,7 +22,7 @@ async fn supervisor(limits: ConnectionLimits) -> TestSupervisor {
     let settings = fake_settings(1, dir.path());
     let server = ServerSettings {
         limits,
-        secret: None,
+        ..ServerSettings::default()
     };
     TestSupervisor::start_with(settings, dir, server).await
 }

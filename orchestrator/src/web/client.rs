@@ -6,17 +6,23 @@
 //! all are busy. Requests and replies are the server's own types ([`crate::cmd`]), and a
 //! reply's `error` becomes the [`SupervisorError`] that printed it, so a caller cannot tell a
 //! remote supervisor from a local one.
+//!
+//! Every supervisor connection of the web role, this client's and the instance relays'
+//! ([`super::relay::connect`]), is opened by [`SupervisorAccess::connect`]: the secret on the
+//! upgrade, and for a `wss://` supervisor the one TLS configuration ([`ClientTls`]) built for
+//! the whole web role.
 
-use std::sync::Mutex;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use futures_util::{FutureExt, SinkExt, StreamExt};
-use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tracing::debug;
 
+use super::tls::{self, ClientTls, TlsError};
 use crate::cmd::{self, NO_ERROR, Reply, Request, Resolution, Start, Status, Stop};
 use crate::secret::SupervisorSecret;
 use crate::supervisor::{ServerStatus, StatusReport, Supervisor, SupervisorError};
@@ -32,17 +38,146 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// (SIGTERM, then SIGKILL), `RESOLUTION` for frames of the new size.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(40);
 
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+/// A WebSocket to a supervisor, plain or TLS.
+pub type Socket = tls::ClientSocket;
 
-/// A client of one supervisor (`ws://host:port/`).
+/// The base URL of the supervisor at `host:port`: `wss://` when it speaks TLS, else `ws://`;
+/// an IPv6 literal gets its brackets.
+pub fn supervisor_url(host: &str, port: u16, tls: bool) -> String {
+    let scheme = if tls { "wss" } else { "ws" };
+    if host.contains(':') && !host.starts_with('[') {
+        format!("{scheme}://[{host}]:{port}")
+    } else {
+        format!("{scheme}://{host}:{port}")
+    }
+}
+
+/// Why a supervisor connection could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The URL or the secret's header could not be made into a request.
+    #[error("{0}")]
+    Request(String),
+    /// A `wss://` URL, but no TLS client configuration could be built.
+    #[error("cannot connect to {url}: {source}")]
+    Tls {
+        /// The supervisor.
+        url: String,
+        /// Why.
+        source: TlsError,
+    },
+    /// Refused, reset, a failed TLS handshake (an untrusted certificate, a plain server), or
+    /// no WebSocket upgrade (a wrong secret: 401).
+    #[error("cannot connect to {url}: {source}")]
+    WebSocket {
+        /// The supervisor.
+        url: String,
+        /// tungstenite's error, which names the TLS failure.
+        source: Box<tokio_tungstenite::tungstenite::Error>,
+    },
+}
+
+impl ConnectError {
+    /// What went wrong, without the URL (for messages that name it already).
+    pub fn reason(&self) -> String {
+        match self {
+            ConnectError::Request(reason) => reason.clone(),
+            ConnectError::Tls { source, .. } => source.to_string(),
+            ConnectError::WebSocket { source, .. } => source.to_string(),
+        }
+    }
+}
+
+/// How the web role reaches supervisors: the secret every connection presents, and what a
+/// `wss://` supervisor's certificate is checked against. Cloned freely (one shared state).
+#[derive(Clone)]
+pub struct SupervisorAccess {
+    inner: Arc<Access>,
+}
+
+struct Access {
+    /// Presented as `Authorization: Bearer` on every connection, when supervisors need it.
+    secret: Option<SupervisorSecret>,
+    /// `--supervisor-ca`: the only certificates trusted; the system's roots when `None`.
+    ca: Option<PathBuf>,
+    /// Built at the first `wss://` connection (or by [`SupervisorAccess::trust`] at start),
+    /// then shared: a web role with only `ws://` supervisors never reads a trust store.
+    tls: OnceLock<Result<ClientTls, TlsError>>,
+}
+
+impl std::fmt::Debug for SupervisorAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SupervisorAccess")
+            .field("secret", &self.inner.secret)
+            .field("ca", &self.inner.ca)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SupervisorAccess {
+    /// Presenting `secret`, trusting the PEM bundle `ca` (else the system's roots) on
+    /// `wss://`. Reads nothing yet.
+    pub fn new(secret: Option<SupervisorSecret>, ca: Option<PathBuf>) -> SupervisorAccess {
+        SupervisorAccess {
+            inner: Arc::new(Access {
+                secret,
+                ca,
+                tls: OnceLock::new(),
+            }),
+        }
+    }
+
+    /// The secret presented.
+    pub fn secret(&self) -> Option<&SupervisorSecret> {
+        self.inner.secret.as_ref()
+    }
+
+    /// The TLS client configuration, built on first use. The web role calls it at start when
+    /// `--supervisor-ca` is given, so a bad bundle stops the start instead of every launch.
+    pub fn trust(&self) -> Result<&ClientTls, TlsError> {
+        self.inner
+            .tls
+            .get_or_init(|| ClientTls::new(self.inner.ca.as_deref()))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// Opens a WebSocket to `url` (`ws://` or `wss://`) presenting the secret; `config`
+    /// bounds what is read from it. No deadline of its own: callers have theirs.
+    pub async fn connect(
+        &self,
+        url: &str,
+        config: Option<WebSocketConfig>,
+    ) -> Result<Socket, ConnectError> {
+        let request =
+            SupervisorSecret::client_request(self.secret(), url).map_err(ConnectError::Request)?;
+        // The trust is built (or its failure reported) only for a `wss://` URL.
+        let tls = if request.uri().scheme_str() == Some("wss") {
+            Some(self.trust().map_err(|source| ConnectError::Tls {
+                url: url.to_string(),
+                source,
+            })?)
+        } else {
+            None
+        };
+        tls::connect_websocket(request, config, tls)
+            .await
+            .map_err(|source| ConnectError::WebSocket {
+                url: url.to_string(),
+                source: Box::new(source),
+            })
+    }
+}
+
+/// A client of one supervisor (`ws://host:port/` or `wss://host:port/`).
 pub struct SupervisorClient {
     /// The supervisor's WebSocket URL.
     url: String,
     /// Connections that answered their last request and wait for the next one, with the
     /// time each was put back.
     idle: Mutex<Vec<(Socket, Instant)>>,
-    /// Presented as `Authorization: Bearer` on every connection, when the supervisor needs it.
-    secret: Option<SupervisorSecret>,
+    /// The secret presented and the TLS trusted.
+    access: SupervisorAccess,
 }
 
 impl std::fmt::Debug for SupervisorClient {
@@ -62,18 +197,24 @@ struct CallError {
 }
 
 impl SupervisorClient {
-    /// A client of the supervisor at `host:port`, presenting `secret` if given. Connects
-    /// lazily.
+    /// A client of the plain (`ws://`) supervisor at `host:port`, presenting `secret` if
+    /// given. Connects lazily.
     pub fn new(host: &str, port: u16, secret: Option<SupervisorSecret>) -> SupervisorClient {
-        let host = if host.contains(':') && !host.starts_with('[') {
-            format!("[{host}]") // an IPv6 literal
-        } else {
-            host.to_string()
-        };
+        SupervisorClient::with_access(host, port, false, SupervisorAccess::new(secret, None))
+    }
+
+    /// A client of the supervisor at `host:port`, over `wss://` when `tls`, reaching it with
+    /// `access`. Connects lazily.
+    pub fn with_access(
+        host: &str,
+        port: u16,
+        tls: bool,
+        access: SupervisorAccess,
+    ) -> SupervisorClient {
         SupervisorClient {
-            url: format!("ws://{host}:{port}/"),
+            url: format!("{}/", supervisor_url(host, port, tls)),
             idle: Mutex::new(Vec::new()),
-            secret,
+            access,
         }
     }
 
@@ -114,10 +255,10 @@ impl SupervisorClient {
     }
 
     async fn connect(&self) -> Result<Socket, String> {
-        let request = SupervisorSecret::client_request(self.secret.as_ref(), &self.url)?;
-        match timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(request)).await {
-            Ok(Ok((socket, _))) => Ok(socket),
-            Ok(Err(err)) => Err(format!("cannot connect to {}: {err}", self.url)),
+        // The deadline covers TCP, TLS and the upgrade alike.
+        match timeout(CONNECT_TIMEOUT, self.access.connect(&self.url, None)).await {
+            Ok(Ok(socket)) => Ok(socket),
+            Ok(Err(err)) => Err(err.to_string()),
             Err(_) => Err(format!(
                 "cannot connect to {}: no answer within {CONNECT_TIMEOUT:?}",
                 self.url
@@ -356,5 +497,40 @@ mod tests {
             SupervisorClient::new("127.0.0.1", 4699, None).url(),
             "ws://127.0.0.1:4699/"
         );
+    }
+
+    #[test]
+    fn tls_supervisors_are_reached_over_wss() {
+        let access = SupervisorAccess::new(None, None);
+        let client = SupervisorClient::with_access("render-1", 4699, true, access.clone());
+        assert_eq!(client.url(), "wss://render-1:4699/");
+        assert_eq!(supervisor_url("::1", 4699, true), "wss://[::1]:4699");
+        assert_eq!(
+            supervisor_url("10.0.1.11", 4699, false),
+            "ws://10.0.1.11:4699"
+        );
+    }
+
+    /// A bundle that cannot be used is an error of the trust, every time it is asked for
+    /// (it is built once), and a connection to a `wss://` supervisor says so without trying.
+    #[cfg(feature = "tls")]
+    #[tokio::test]
+    async fn an_unusable_ca_bundle_is_refused_before_any_connection() {
+        let dir = std::env::temp_dir().join(format!("osw-client-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let empty = dir.join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        for ca in [dir.join("missing.pem"), empty] {
+            let access = SupervisorAccess::new(None, Some(ca.clone()));
+            let err = access.trust().unwrap_err().to_string();
+            assert!(err.contains(&ca.display().to_string()), "{err}");
+            assert!(access.trust().is_err());
+            let err = access
+                .connect("wss://127.0.0.1:1/", None)
+                .await
+                .unwrap_err();
+            assert!(matches!(err, ConnectError::Tls { .. }), "{err}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -40,6 +40,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "no instance base ports",
         include_str!("../../migrations/0004_no_instance_base_ports.sql"),
     ),
+    (
+        5,
+        "server tls",
+        include_str!("../../migrations/0005_server_tls.sql"),
+    ),
 ];
 
 /// A migrator of `migrations` (all of [`MIGRATIONS`], or the first few in a test of an
@@ -123,6 +128,9 @@ pub struct ServerRow {
     pub graphics_card: String,
     /// Disk, as text.
     pub storage: String,
+    /// Whether its supervisor port speaks TLS (`wss://`), a column beside the seeds' (see
+    /// `migrations/0005_server_tls.sql`).
+    pub tls: bool,
 }
 
 /// A row of `instances`.
@@ -311,6 +319,7 @@ fn server_of(row: &AnyRow) -> Result<ServerRow, sqlx::Error> {
         ram: row.try_get("ram")?,
         graphics_card: row.try_get("graphics_card")?,
         storage: row.try_get("storage")?,
+        tls: row.try_get::<i64, _>("tls")? != 0,
     })
 }
 
@@ -486,15 +495,16 @@ impl Db {
     // Servers.
 
     /// Registers a server, or updates the row with the same address and port (keeping its
-    /// `server_id`). Returns the stored row.
+    /// `server_id`). Returns the stored row. Whether it speaks TLS is the registering web
+    /// role's word, like the rest of the row: the last configuration started wins.
     pub async fn upsert_server(&self, server: &ServerRow) -> Result<ServerRow, DbError> {
         sqlx::query(
             "INSERT INTO servers (server_id, region, ip_address, port, status, \
-             available_instances, num_instances, ram, graphics_card, storage) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             available_instances, num_instances, ram, graphics_card, storage, tls) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
              ON CONFLICT (ip_address, port) DO UPDATE SET region = $2, status = $5, \
              available_instances = $6, num_instances = $7, ram = $8, graphics_card = $9, \
-             storage = $10",
+             storage = $10, tls = $11",
         )
         .bind(&server.server_id)
         .bind(&server.region)
@@ -506,6 +516,7 @@ impl Db {
         .bind(&server.ram)
         .bind(&server.graphics_card)
         .bind(&server.storage)
+        .bind(i64::from(server.tls))
         .execute(&self.pool)
         .await?;
         let row = sqlx::query("SELECT * FROM servers WHERE ip_address = $1 AND port = $2")
@@ -751,6 +762,7 @@ mod tests {
             ram: "64GB".into(),
             graphics_card: "NVIDIA Tesla T4".into(),
             storage: "1TB SSD".into(),
+            tls: false,
         }
     }
 
@@ -777,6 +789,12 @@ mod tests {
             (s.status.as_str(), s.available_instances),
             ("unreachable", 1)
         );
+        // Whether it speaks TLS is stored, and follows the latest registration.
+        assert!(!s.tls);
+        let mut tls = server("localhost", 4699);
+        tls.tls = true;
+        assert!(db.upsert_server(&tls).await.unwrap().tls);
+        assert!(db.servers().await.unwrap()[0].tls);
     }
 
     #[tokio::test]
@@ -979,6 +997,8 @@ mod tests {
             (servers[0].server_id.as_str(), servers[0].port),
             ("old", 4699)
         );
+        // A server from before TLS existed (0005) is reached as it was: plain.
+        assert!(!servers[0].tls);
         let instance = db.instance("i").await.unwrap().unwrap();
         assert_eq!((instance.server_id.as_str(), instance.slot), ("old", 1));
         let gone = sqlx::query("SELECT signaling_base_port FROM servers")

@@ -87,25 +87,37 @@ pub struct TlsFiles {
 }
 
 /// A supervisor the web role should know, besides the one in its own process: `HOST:PORT`
-/// (`[ADDRESS]:PORT` for IPv6).
+/// (`[ADDRESS]:PORT` for IPv6), reached over plain `ws://`, or `wss://HOST:PORT` for a
+/// supervisor whose port speaks TLS (`ws://HOST:PORT` is the plain one spelt out).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SupervisorAddress {
-    /// Host name or address.
+    /// Host name or address; for `wss://`, what its certificate must name.
     pub host: String,
     /// Supervisor protocol port.
     pub port: u16,
+    /// Whether it is reached over TLS (`wss://`).
+    pub tls: bool,
     /// The `/SIGNALING-BASE[/API-WEBSOCKET-BASE]` an address of the old syntax had after its
     /// port, without the first `/`: ignored, and warned about at start.
     pub ignored_ports: Option<String>,
 }
 
 impl SupervisorAddress {
-    /// The supervisor at `host:port`.
+    /// The plain supervisor at `host:port`.
     pub fn new(host: impl Into<String>, port: u16) -> SupervisorAddress {
         SupervisorAddress {
             host: host.into(),
             port,
+            tls: false,
             ignored_ports: None,
+        }
+    }
+
+    /// The TLS supervisor at `wss://host:port`.
+    pub fn tls(host: impl Into<String>, port: u16) -> SupervisorAddress {
+        SupervisorAddress {
+            tls: true,
+            ..SupervisorAddress::new(host, port)
         }
     }
 }
@@ -113,38 +125,58 @@ impl SupervisorAddress {
 impl std::str::FromStr for SupervisorAddress {
     type Err = String;
 
-    /// `host:port`. The old `host:port/signaling-base-port[/api-websocket-base-port]` is
-    /// accepted too, its ports ignored: they told the web role where a server's instances
-    /// listened, and the web role now reaches them only through their supervisor's relay,
-    /// which knows its own. Accepted rather than refused so that a configuration written for
-    /// the old syntax keeps starting after an upgrade, with a warning, for something that
-    /// changes nothing about where the web role connects; anything else after the port is
-    /// still refused.
+    /// `host:port`, `ws://host:port` or `wss://host:port` (a URL's `/` after the port is
+    /// allowed). A scheme on the address, rather than a flag beside it, keeps one supervisor
+    /// one word wherever addresses are listed (`--supervisor`, `;` in the environment, the
+    /// file's list) and reads as the URL the web role opens.
+    ///
+    /// The old `host:port/signaling-base-port[/api-websocket-base-port]` is accepted too,
+    /// its ports ignored: they told the web role where a server's instances listened, and
+    /// the web role now reaches them only through their supervisor's relay, which knows its
+    /// own. Accepted rather than refused so that a configuration written for the old syntax
+    /// keeps starting after an upgrade, with a warning, for something that changes nothing
+    /// about where the web role connects; anything else after the port is still refused.
+    /// That syntax never had a scheme, so a URL with ports after it is refused.
     fn from_str(text: &str) -> Result<SupervisorAddress, String> {
-        let (address, ignored_ports) = match text.split_once('/') {
-            Some((address, ports)) => {
-                let parts: Vec<&str> = ports.split('/').collect();
-                if parts.len() > 2 || parts.iter().any(|port| port.parse::<u16>().is_err()) {
-                    return Err(format!(
-                        "expected HOST:PORT, got {text:?} (the signaling and API WebSocket base \
-                         ports once allowed after it are no longer needed)"
-                    ));
-                }
-                (address, Some(ports.to_string()))
-            }
-            None => (text, None),
+        let expected = || format!("expected HOST:PORT or wss://HOST:PORT, got {text:?}");
+        let (tls, rest) = match text.split_once("://") {
+            Some(("wss", rest)) => (true, Some(rest)),
+            Some(("ws", rest)) => (false, Some(rest)),
+            Some(_) => return Err(expected()),
+            None => (false, None),
         };
-        let (host, port) = address
-            .rsplit_once(':')
-            .ok_or_else(|| format!("expected HOST:PORT, got {text:?}"))?;
+        let (address, ignored_ports) = match rest {
+            Some(rest) => {
+                let address = rest.strip_suffix('/').unwrap_or(rest);
+                if address.contains('/') {
+                    return Err(expected());
+                }
+                (address, None)
+            }
+            None => match text.split_once('/') {
+                Some((address, ports)) => {
+                    let parts: Vec<&str> = ports.split('/').collect();
+                    if parts.len() > 2 || parts.iter().any(|port| port.parse::<u16>().is_err()) {
+                        return Err(format!(
+                            "expected HOST:PORT, got {text:?} (the signaling and API WebSocket \
+                             base ports once allowed after it are no longer needed)"
+                        ));
+                    }
+                    (address, Some(ports.to_string()))
+                }
+                None => (text, None),
+            },
+        };
+        let (host, port) = address.rsplit_once(':').ok_or_else(expected)?;
         let port = port.parse().map_err(|_| format!("bad port in {text:?}"))?;
         let host = host.trim_start_matches('[').trim_end_matches(']');
         if host.is_empty() {
-            return Err(format!("expected HOST:PORT, got {text:?}"));
+            return Err(expected());
         }
         Ok(SupervisorAddress {
             host: host.to_string(),
             port,
+            tls,
             ignored_ports,
         })
     }
@@ -259,10 +291,14 @@ impl Default for WebSettings {
 /// The supervisor in the same process (plain `orchestrator`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LocalSupervisor {
-    /// Where it listens (an unspecified address is reached on loopback).
+    /// Where it listens (an unspecified address is reached on loopback); its `servers` row.
     pub listen: SocketAddr,
     /// Its slots.
     pub slots: u32,
+    /// When `listen` speaks TLS: the plain loopback listener it keeps for this process, which
+    /// the web role uses instead. The web role never needs TLS to reach itself, nor a
+    /// certificate naming loopback.
+    pub loopback: Option<SocketAddr>,
 }
 
 /// Why the web role could not start.
@@ -322,6 +358,7 @@ fn server_row(address: &SupervisorAddress, slots: u32, info: &ServerInfo) -> Ser
         region: info.region.clone(),
         ip_address: address.host.clone(),
         port: address.port,
+        tls: address.tls,
         status: "active".into(),
         available_instances: slots,
         num_instances: slots,
@@ -350,16 +387,26 @@ pub async fn run(
     let tls = settings.tls.as_ref().map(tls::acceptor).transpose()?;
     let db = Db::open(&settings.database).await?;
     let manager = Manager::new(db.clone(), settings.manager.clone());
+    if settings.manager.supervisor_ca.is_some() {
+        // A bundle that cannot be read stops the start, not every launch after it.
+        manager.supervisor_access().trust()?;
+    }
     if let Some(local) = local {
         let host = match local.listen.ip() {
             ip if ip.is_unspecified() => IpAddr::from(Ipv4Addr::LOCALHOST),
             ip => ip,
         };
-        let address = SupervisorAddress::new(host.to_string(), local.listen.port());
+        // The row tells the truth about the port (other web roles may read it), though this
+        // web role itself goes through the plain loopback listener when there is one.
+        let address = SupervisorAddress {
+            tls: local.loopback.is_some(),
+            ..SupervisorAddress::new(host.to_string(), local.listen.port())
+        };
         manager
             .register_server(
                 server_row(&address, local.slots, &settings.server_info),
                 true,
+                local.loopback,
             )
             .await?;
     }
@@ -376,7 +423,7 @@ pub async fn run(
         }
         // The slot count is learnt from its first SERVER_STATUS.
         manager
-            .register_server(server_row(address, 0, &settings.server_info), false)
+            .register_server(server_row(address, 0, &settings.server_info), false, None)
             .await?;
     }
     manager.load_servers().await?;
@@ -449,6 +496,27 @@ mod tests {
         assert!("nohost".parse::<SupervisorAddress>().is_err());
         assert!(":4699".parse::<SupervisorAddress>().is_err());
         assert!("h:x".parse::<SupervisorAddress>().is_err());
+    }
+
+    #[test]
+    fn supervisor_addresses_with_a_scheme_choose_tls() {
+        let a: SupervisorAddress = "wss://render-1.example.org:4699".parse().unwrap();
+        assert_eq!(a, SupervisorAddress::tls("render-1.example.org", 4699));
+        let b: SupervisorAddress = "wss://[::1]:4699/".parse().unwrap();
+        assert_eq!(b, SupervisorAddress::tls("::1", 4699));
+        let c: SupervisorAddress = "ws://10.0.1.11:4699".parse().unwrap();
+        assert_eq!(c, SupervisorAddress::new("10.0.1.11", 4699));
+        for bad in [
+            "https://render-1:4699",
+            "wss://render-1",
+            "wss://:4699",
+            "wss://render-1:4699/5700",
+            "wss://render-1:4699/x",
+            "WSS://render-1:4699",
+        ] {
+            let err = bad.parse::<SupervisorAddress>().unwrap_err();
+            assert!(err.contains(bad), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -11,32 +11,32 @@
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tracing::debug;
 
+use super::client::{Socket, SupervisorAccess};
 use super::ws::{BrowserSocket, Liveness, close_for};
-use crate::secret::SupervisorSecret;
 
 /// The web role's client end of an instance's WebSocket.
-pub type InstanceSocket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub type InstanceSocket = Socket;
 
-/// Time to reach an instance's endpoint.
+/// Time to reach an instance's endpoint (TCP, TLS and both upgrades, the supervisor's and
+/// the instance's behind it).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Where an instance's endpoint is reached: its supervisor's relay URL
-/// ([`crate::relay::RelayRoute`]) and the secret that supervisor wants.
+/// ([`crate::relay::RelayRoute`]) and how that supervisor is reached (its secret, and its
+/// TLS for a `wss://` URL), the same as the protocol client's.
 #[derive(Debug, Clone)]
 pub struct Upstream {
-    /// `ws://<supervisor>/instances/<slot>/…`.
+    /// `ws://<supervisor>/instances/<slot>/…`, or `wss://…` for a TLS supervisor.
     pub url: String,
-    /// Presented as `Authorization: Bearer`.
-    pub secret: Option<SupervisorSecret>,
+    /// The secret presented and the TLS trusted.
+    pub access: SupervisorAccess,
 }
 
 /// Why an instance's endpoint could not be reached.
@@ -66,22 +66,15 @@ pub async fn connect(
     max_message_bytes: usize,
 ) -> Result<InstanceSocket, UpstreamError> {
     let url = upstream.url.clone();
-    let request =
-        SupervisorSecret::client_request(upstream.secret.as_ref(), &url).map_err(|reason| {
-            UpstreamError::Connect {
-                url: url.clone(),
-                reason,
-            }
-        })?;
     let config = WebSocketConfig::default()
         .max_message_size(Some(max_message_bytes))
         .max_frame_size(Some(max_message_bytes));
-    let connect = tokio_tungstenite::connect_async_with_config(request, Some(config), true);
+    let connect = upstream.access.connect(&url, Some(config));
     match timeout(CONNECT_TIMEOUT, connect).await {
-        Ok(Ok((socket, _))) => Ok(socket),
+        Ok(Ok(socket)) => Ok(socket),
         Ok(Err(err)) => Err(UpstreamError::Connect {
             url,
-            reason: err.to_string(),
+            reason: err.reason(),
         }),
         Err(_) => Err(UpstreamError::Timeout { url }),
     }

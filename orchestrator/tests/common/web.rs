@@ -180,6 +180,21 @@ impl TestWeb {
         local: Option<&TestSupervisor>,
         tweak: impl FnOnce(&mut WebSettings),
     ) -> TestWeb {
+        let local = local.map(|sup| LocalSupervisor {
+            listen: sup.addr,
+            slots: sup.instances.settings().slots,
+            loopback: None,
+        });
+        TestWeb::start_with_local(dir, local, tweak).await
+    }
+
+    /// [`TestWeb::start`] with the local supervisor described by hand (a TLS port with a
+    /// plain loopback listener beside it, as `--role both` makes one).
+    pub async fn start_with_local(
+        dir: &Path,
+        local: Option<LocalSupervisor>,
+        tweak: impl FnOnce(&mut WebSettings),
+    ) -> TestWeb {
         let mut settings = WebSettings {
             root: web_root(dir),
             database: database_url(dir).await,
@@ -189,10 +204,6 @@ impl TestWeb {
         settings.manager.poll_running = Duration::from_millis(100);
         settings.manager.default_startup = Duration::from_secs(2);
         tweak(&mut settings);
-        let local = local.map(|sup| LocalSupervisor {
-            listen: sup.addr,
-            slots: sup.instances.settings().slots,
-        });
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         #[cfg(feature = "tls")]

@@ -35,6 +35,7 @@ mod placement;
 mod registry;
 mod words;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,6 +44,7 @@ use tracing::{error, info, warn};
 pub use live::{InstanceView, Phase, ViewerGuard};
 pub use registry::Server;
 
+use super::client::SupervisorAccess;
 use super::db::{Db, DbError, InstanceRow, now_ms};
 use super::relay::Upstream;
 use super::token::{NoRandomness, new_uuid};
@@ -73,6 +75,9 @@ pub struct ManagerSettings {
     pub default_startup: Duration,
     /// What every supervisor connection presents (`--supervisor-secret`), if they need one.
     pub supervisor_secret: Option<SupervisorSecret>,
+    /// The PEM bundle a `wss://` supervisor's certificate must chain to
+    /// (`--supervisor-ca`); the system's roots when `None`.
+    pub supervisor_ca: Option<PathBuf>,
 }
 
 impl Default for ManagerSettings {
@@ -86,6 +91,7 @@ impl Default for ManagerSettings {
             unreachable_grace: Duration::from_secs(30),
             default_startup: Duration::from_secs(10),
             supervisor_secret: None,
+            supervisor_ca: None,
         }
     }
 }
@@ -139,6 +145,8 @@ pub struct Manager {
     db: Db,
     /// Timeouts and limits.
     settings: ManagerSettings,
+    /// How every supervisor connection is opened (secret, TLS), protocol and relay alike.
+    access: SupervisorAccess,
     /// The rendering servers.
     servers: Registry,
     /// Live instances, and the channel of their changes.
@@ -159,13 +167,23 @@ impl std::fmt::Debug for Manager {
 impl Manager {
     /// A manager with no servers yet.
     pub fn new(db: Db, settings: ManagerSettings) -> Arc<Manager> {
+        let access = SupervisorAccess::new(
+            settings.supervisor_secret.clone(),
+            settings.supervisor_ca.clone(),
+        );
         Arc::new(Manager {
             db,
             settings,
+            access,
             servers: Registry::default(),
             live: LiveTable::new(),
             launching: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// How supervisors are reached (the web role checks its TLS trust at start).
+    pub fn supervisor_access(&self) -> &SupervisorAccess {
+        &self.access
     }
 
     /// The database.
@@ -328,7 +346,7 @@ impl Manager {
         }
         Ok(Upstream {
             url: l.server.relay_url(l.slot, endpoint),
-            secret: self.settings.supervisor_secret.clone(),
+            access: self.access.clone(),
         })
     }
 

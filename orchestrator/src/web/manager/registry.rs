@@ -8,14 +8,14 @@
 //! them), and is only needed at shutdown.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tracing::info;
 
 use super::Manager;
 use crate::relay::{RelayEndpoint, RelayRoute};
-use crate::secret::SupervisorSecret;
-use crate::web::client::SupervisorClient;
+use crate::web::client::{SupervisorAccess, SupervisorClient, supervisor_url};
 use crate::web::db::{DbError, ServerRow};
 
 /// A rendering server: its registry row and its protocol client.
@@ -25,25 +25,31 @@ pub struct Server {
     pub row: ServerRow,
     /// The supervisor protocol client.
     pub client: SupervisorClient,
+    /// The supervisor's base URL, for the protocol and the relays alike: the row's
+    /// `ws(s)://ip_address:port`, or the plain loopback listener of the supervisor in this
+    /// process when its port speaks TLS.
+    base: String,
 }
 
 impl Server {
-    /// The server of `row`, its client presenting `secret` (connects lazily).
-    fn new(row: ServerRow, secret: Option<SupervisorSecret>) -> Server {
-        let client = SupervisorClient::new(&row.ip_address, row.port, secret);
-        Server { row, client }
+    /// The server of `row`, reached with `access` (connects lazily); at `loopback` instead of
+    /// the row's address when given (see [`Manager::register_server`]).
+    fn new(row: ServerRow, access: SupervisorAccess, loopback: Option<SocketAddr>) -> Server {
+        let (host, port, tls) = match loopback {
+            Some(addr) => (addr.ip().to_string(), addr.port(), false),
+            None => (row.ip_address.clone(), row.port, row.tls),
+        };
+        let client = SupervisorClient::with_access(&host, port, tls, access);
+        let base = supervisor_url(&host, port, tls);
+        Server { row, client, base }
     }
 
     /// The supervisor URL that relays to instance `slot`'s `endpoint`: the web role reaches
-    /// instances only through the supervisor that owns them.
+    /// instances only through the supervisor that owns them, over the same scheme (`wss://`
+    /// for a TLS supervisor) as its protocol.
     pub fn relay_url(&self, slot: u32, endpoint: RelayEndpoint) -> String {
-        let host = &self.row.ip_address;
         let path = RelayRoute { id: slot, endpoint }.path();
-        if host.contains(':') && !host.starts_with('[') {
-            format!("ws://[{host}]:{}{path}", self.row.port)
-        } else {
-            format!("ws://{host}:{}{path}", self.row.port)
-        }
+        format!("{}{path}", self.base)
     }
 }
 
@@ -113,29 +119,35 @@ impl Registry {
 
 impl Manager {
     /// Registers a server (or refreshes its row) and makes it available for launches.
-    /// `local` marks the supervisor in this process.
-    pub async fn register_server(&self, row: ServerRow, local: bool) -> Result<ServerRow, DbError> {
+    /// `local` marks the supervisor in this process; `loopback` is where this web role
+    /// reaches it instead of the row's address: the plain listener on loopback that a
+    /// supervisor whose port speaks TLS keeps for the web role in its own process (its row
+    /// keeps the port's address, so it stays the same row across restarts).
+    pub async fn register_server(
+        &self,
+        row: ServerRow,
+        local: bool,
+        loopback: Option<SocketAddr>,
+    ) -> Result<ServerRow, DbError> {
         let stored = self.db.upsert_server(&row).await?;
+        let server = Server::new(stored.clone(), self.access.clone(), loopback);
         info!(
             server_id = %stored.server_id,
-            supervisor = %format!("{}:{}", stored.ip_address, stored.port),
+            supervisor = %server.client.url(),
             slots = stored.num_instances,
             local,
             "rendering server registered"
         );
-        self.servers.insert(self.new_server(stored.clone()), local);
+        self.servers.insert(server, local);
         Ok(stored)
     }
 
     /// Loads every server of the `servers` table (other web roles may have added some).
     pub async fn load_servers(&self) -> Result<(), DbError> {
         for row in self.db.servers().await? {
-            self.servers.insert_new(self.new_server(row));
+            self.servers
+                .insert_new(Server::new(row, self.access.clone(), None));
         }
         Ok(())
-    }
-
-    fn new_server(&self, row: ServerRow) -> Server {
-        Server::new(row, self.settings.supervisor_secret.clone())
     }
 }
