@@ -202,6 +202,23 @@ osw_result osw_streamer_submit_pixels(struct osw_streamer *streamer,
                                       uint32_t height,
                                       size_t stride);
 
+// Hands over sound (with `"audio": "host"` in the configuration): `frames` sample frames of
+// signed 16-bit PCM, `channels` (1 or 2) interleaved, at `rate` Hz (8000..=192000), at most a
+// second per call. The samples start now: they play with the frame the host submits next,
+// so hand each frame's sound right before its `osw_streamer_submit_*`, in real-time amounts
+// (on average `rate` frames a second). Consecutive calls are laid end to end (a frame loop's
+// jitter averages out); after a gap of 250 ms, or once the calls run 20 ms from the clock on
+// average, the sound starts afresh at the call's time (stats `audioResyncs`). One Opus
+// encoder takes it for every viewer. Never waits; any thread may call it (calls from several
+// threads at once are safe, but their order is the sound's). Returns
+// `FrameDropped` (not taken, counted in stats as `audioDropped`) before the first frame was
+// submitted, `InvalidArgument` for another audio mode or a format outside the ranges.
+osw_result osw_streamer_submit_audio(struct osw_streamer *streamer,
+                                     const int16_t *interleaved,
+                                     size_t frames,
+                                     uint32_t rate,
+                                     uint32_t channels);
+
 // Takes the oldest queued input or control event. Returns true and fills `*event_out` when
 // there was one, false when the queue is empty (or on a NULL argument). Call on the host's
 // main thread, typically in a loop at the start of each frame.

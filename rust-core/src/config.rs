@@ -35,6 +35,30 @@ pub enum CaptureMode {
     Readback,
 }
 
+/// Where the stream's sound comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AudioMode {
+    /// No sound: offers carry no audio section, as before audio existed.
+    None,
+    /// A PulseAudio source (`audioDevice`, e.g. a null sink's `.monitor`), on the server that
+    /// `PULSE_SERVER` names (libpulse's own lookup otherwise).
+    Pulse,
+    /// PCM the host hands in (`osw_streamer_submit_audio`).
+    Host,
+}
+
+impl AudioMode {
+    /// Name in configuration and stats.
+    pub fn name(self) -> &'static str {
+        match self {
+            AudioMode::None => "none",
+            AudioMode::Pulse => "pulse",
+            AudioMode::Host => "host",
+        }
+    }
+}
+
 /// A TURN server.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -100,6 +124,12 @@ pub struct StreamerConfig {
     pub ice_port_max: u32,
     /// Key frame interval in frames (0 = only on demand).
     pub key_frame_interval: u32,
+    /// Where sound comes from (`none`: no audio section in the offer).
+    pub audio: AudioMode,
+    /// With `audio: pulse`, the PulseAudio source to capture (empty: the server's default).
+    pub audio_device: String,
+    /// Bitrate of the one Opus encoder every viewer shares, kbit/s.
+    pub audio_bitrate_kbps: u32,
 }
 
 impl Default for StreamerConfig {
@@ -128,6 +158,9 @@ impl Default for StreamerConfig {
             ice_port_min: 0,
             ice_port_max: 0,
             key_frame_interval: 120,
+            audio: AudioMode::None,
+            audio_device: String::new(),
+            audio_bitrate_kbps: 64,
         }
     }
 }
@@ -175,6 +208,9 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("OSW_ICE_PORT_MIN", "icePortMin"),
     ("OSW_ICE_PORT_MAX", "icePortMax"),
     ("OSW_KEY_FRAME_INTERVAL", "keyFrameInterval"),
+    ("OSW_AUDIO", "audio"),
+    ("OSW_AUDIO_DEVICE", "audioDevice"),
+    ("OSW_AUDIO_BITRATE_KBPS", "audioBitrateKbps"),
 ];
 
 impl StreamerConfig {
@@ -278,6 +314,15 @@ impl StreamerConfig {
                     && self.ice_port_max <= 65535,
             "icePortMin and icePortMax must both be 0 (any port) or 1024 <= icePortMin <= icePortMax <= 65535",
         )?;
+        // Opus's own range.
+        check(
+            (6..=510).contains(&self.audio_bitrate_kbps),
+            "audioBitrateKbps must be 6..=510",
+        )?;
+        check(
+            self.audio_device.len() <= 256 && !self.audio_device.contains('\0'),
+            "audioDevice must be a PulseAudio source name of at most 256 bytes",
+        )?;
         for turn in &self.turn_servers {
             check(
                 turn.starts_with("turn://") || turn.starts_with("turns://"),
@@ -311,7 +356,8 @@ fn env_value(name: &'static str, field: &str, raw: &str) -> Result<serde_json::V
         | "maxHeight"
         | "icePortMin"
         | "icePortMax"
-        | "keyFrameInterval" => {
+        | "keyFrameInterval"
+        | "audioBitrateKbps" => {
             let n: u64 = raw
                 .trim()
                 .parse()
@@ -375,6 +421,30 @@ mod tests {
         assert_eq!(config.control_secret, "abc");
         assert_eq!(config.encoder, EncoderChoice::Vp8);
         assert_eq!(config.ice_addresses, vec![IpAddr::from([127, 0, 0, 1])]);
+    }
+
+    #[test]
+    fn audio_is_off_unless_asked_for_and_the_env_can_turn_it_on() {
+        let config = StreamerConfig::from_json_with_env("{}", no_env).unwrap();
+        assert_eq!(config.audio, AudioMode::None);
+        let config = StreamerConfig::from_json_with_env(r#"{"audio":"host"}"#, no_env).unwrap();
+        assert_eq!(config.audio, AudioMode::Host);
+        let env = |name: &str| match name {
+            "OSW_AUDIO" => Some("pulse".to_string()),
+            "OSW_AUDIO_DEVICE" => Some("osw.monitor".to_string()),
+            "OSW_AUDIO_BITRATE_KBPS" => Some("96".to_string()),
+            _ => None,
+        };
+        let config = StreamerConfig::from_json_with_env("{}", env).unwrap();
+        assert_eq!(config.audio, AudioMode::Pulse);
+        assert_eq!(config.audio_device, "osw.monitor");
+        assert_eq!(config.audio_bitrate_kbps, 96);
+        for bad in [r#"{"audio":"alsa"}"#, r#"{"audioBitrateKbps":1000}"#] {
+            assert!(
+                StreamerConfig::from_json_with_env(bad, no_env).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

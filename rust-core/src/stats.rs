@@ -24,6 +24,8 @@ struct Labels {
     codec: String,
     capture: String,
     last_error: String,
+    /// `none`, `pulse` or `host`.
+    audio: String,
 }
 
 struct Rates {
@@ -57,6 +59,14 @@ pub struct Stats {
     last_encoded_us: AtomicU64,
     started: Instant,
     encoder_rebuilds: AtomicU64,
+    /// Sample frames (one per channel set) the host handed in with `audio: host`.
+    audio_samples_in: AtomicU64,
+    /// PCM chunks the host handed in that were not taken (no stream yet, bad format, full).
+    audio_dropped: AtomicU64,
+    /// Times host PCM drifted from the clock and its timeline was started afresh.
+    audio_resyncs: AtomicU64,
+    /// Opus packets out of the shared encoder.
+    audio_packets: AtomicU64,
     signaling_port: AtomicU32,
     bitrate_target_kbps: u32,
     labels: Mutex<Labels>,
@@ -84,10 +94,15 @@ impl Stats {
             last_encoded_us: AtomicU64::new(0),
             started: Instant::now(),
             encoder_rebuilds: AtomicU64::new(0),
+            audio_samples_in: AtomicU64::new(0),
+            audio_dropped: AtomicU64::new(0),
+            audio_resyncs: AtomicU64::new(0),
+            audio_packets: AtomicU64::new(0),
             signaling_port: AtomicU32::new(0),
             bitrate_target_kbps,
             labels: Mutex::new(Labels {
                 capture: capture.to_string(),
+                audio: "none".to_string(),
                 ..Labels::default()
             }),
             tiers: Mutex::new((json!([]), json!([]))),
@@ -133,6 +148,21 @@ impl Stats {
     }
     pub(crate) fn encoder_rebuilt(&self) {
         self.encoder_rebuilds.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn set_audio_mode(&self, mode: &str) {
+        self.labels().audio = mode.to_string();
+    }
+    pub(crate) fn audio_samples(&self, frames: u64) {
+        self.audio_samples_in.fetch_add(frames, Ordering::Relaxed);
+    }
+    pub(crate) fn audio_dropped(&self) {
+        self.audio_dropped.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn audio_resynced(&self) {
+        self.audio_resyncs.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn audio_packet(&self) {
+        self.audio_packets.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Whether frames come out of tier 0's encoder now (one within the last 2 s).
@@ -286,6 +316,11 @@ impl Stats {
             "encodeLatencyMs": round(encode_latency_ms),
             "inputEvents": self.input_events.load(Ordering::Relaxed),
             "inputRefused": self.input_refused.load(Ordering::Relaxed),
+            "audio": labels.audio,
+            "audioSamplesIn": self.audio_samples_in.load(Ordering::Relaxed),
+            "audioDropped": self.audio_dropped.load(Ordering::Relaxed),
+            "audioResyncs": self.audio_resyncs.load(Ordering::Relaxed),
+            "audioPackets": self.audio_packets.load(Ordering::Relaxed),
             "signalingPort": self.signaling_port.load(Ordering::Relaxed),
             "lastError": labels.last_error,
             "tiers": tiers,

@@ -14,14 +14,14 @@ use openspace_webrtc_protocol::{ControlReply, ControlRequest, ViewerRole};
 use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::app::{AppDesk, AppError, HostRequest};
-use crate::config::{CaptureMode, StreamerConfig};
+use crate::config::{AudioMode, CaptureMode, StreamerConfig};
 use crate::ffi::OswResult;
 use crate::gl::readback::{Queued, ReadbackRing};
 use crate::gl::share::GlShare;
 use crate::gl::{GlError, GlFns, GlLoader, GlSource};
 use crate::input::{Event, EventQueue, InputError, check_size};
 use crate::pipeline::{
-    CaptureHooks, FrameMemory, PeerMessage, Pipeline, PipelineError, PushOutcome,
+    AudioError, CaptureHooks, FrameMemory, PeerMessage, Pipeline, PipelineError, PushOutcome,
 };
 use crate::signaling::{self, Engine, SignalingError};
 use crate::stats::Stats;
@@ -334,6 +334,41 @@ impl StreamerView {
         Ok(())
     }
 
+    /// Takes `frames` sample frames of interleaved signed 16-bit PCM (`audio: host`): they
+    /// start now, with the frame the host submits next. Any thread, never waits. `Dropped`
+    /// before the first frame (the stream has not started) and while it stops.
+    pub fn submit_audio(
+        &self,
+        pcm: &[i16],
+        frames: usize,
+        rate: u32,
+        channels: u32,
+    ) -> Result<SubmitOutcome, StreamerError> {
+        let stats = &self.shared.stats;
+        let refuse = |err: AudioError| {
+            stats.audio_dropped();
+            Err(StreamerError::InvalidArgument(err.to_string()))
+        };
+        if self.shared.config.audio != AudioMode::Host {
+            return refuse(AudioError::NotHost(self.shared.config.audio.name()));
+        }
+        if let Err(err) = crate::pipeline::check_pcm(pcm.len(), frames, rate, channels) {
+            return refuse(err);
+        }
+        let Some(pipeline) = self.shared.pipeline() else {
+            stats.audio_dropped();
+            return Ok(SubmitOutcome::Dropped);
+        };
+        match pipeline.push_audio(pcm, frames, rate, channels) {
+            Ok(()) => Ok(SubmitOutcome::Accepted),
+            Err(AudioError::NotRunning) => {
+                stats.audio_dropped();
+                Ok(SubmitOutcome::Dropped)
+            }
+            Err(err) => refuse(err),
+        }
+    }
+
     /// Publishes the host's status (a JSON object) to every page, now and as each joins.
     pub fn publish_app_status(&self, json: &str) -> Result<(), AppError> {
         let message = self.shared.app.publish_status(json)?;
@@ -380,6 +415,7 @@ impl Streamer {
         };
         // Probe now so a missing encoder fails creation, not the first frame.
         crate::pipeline::encoder::plan(config.encoder, config.capture)?;
+        crate::pipeline::probe_audio(&config)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("osw-signaling")
@@ -391,6 +427,7 @@ impl Streamer {
         let local_addr = listener.local_addr().map_err(StreamerError::Runtime)?;
         let stats = Arc::new(Stats::new(capture_name, config.bitrate_kbps));
         stats.set_signaling_port(local_addr.port());
+        stats.set_audio_mode(config.audio.name());
         let (ready, _) = watch::channel(false);
         let pacer = Pacer::new(config.fps_cap);
         let shared = Arc::new(Shared {

@@ -1428,3 +1428,166 @@ fn the_app_channel_runs_owners_requests_and_the_controls_pass_between_viewers() 
         std::panic::resume_unwind(err.into_panic());
     }
 }
+
+/// 1 kHz at half scale, stereo, `frames` sample frames from sample `start` on.
+fn sine(start: u64, frames: usize) -> Vec<i16> {
+    (0..frames as u64)
+        .flat_map(|i| {
+            let t = (start + i) as f64 / 48_000.0;
+            let value = (0.5 * (2.0 * std::f64::consts::PI * 1000.0 * t).sin() * 32767.0) as i16;
+            [value, value]
+        })
+        .collect()
+}
+
+/// The media kinds of an SDP's sections, in order.
+fn media_kinds(sdp: &str) -> Vec<&str> {
+    sdp.lines()
+        .filter_map(|l| l.strip_prefix("m="))
+        .filter_map(|m| m.split_whitespace().next())
+        .collect()
+}
+
+#[test]
+fn with_host_audio_every_viewer_gets_opus_from_one_encoder_beside_the_video() {
+    require_loopback_namespace!();
+    let mut config = config(EncoderChoice::X264);
+    config.audio = openspace_webrtc::config::AudioMode::Host;
+    let mut streamer = Streamer::new(config, None).expect("streamer starts");
+    let port = streamer.signaling_port();
+    let view = streamer.view();
+    // Before the first frame there is no stream: the sound is not taken, and says so.
+    let early = view.submit_audio(&sine(0, 480), 480, 48_000, 2).unwrap();
+    assert_eq!(early, openspace_webrtc::streamer::SubmitOutcome::Dropped);
+    // Outside the ranges is refused, never taken.
+    assert!(view.submit_audio(&sine(0, 480), 480, 48_000, 3).is_err());
+    assert!(
+        view.submit_audio(&sine(0, 480)[..959], 480, 48_000, 2)
+            .is_err()
+    );
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let scenario = runtime.spawn(async move {
+        let first = Receiver::join(port).await;
+        let second = Receiver::join_as(port, true).await;
+        for viewer in [&first, &second] {
+            viewer.wait_frames(10, Duration::from_secs(20)).await;
+            let deadline = Instant::now() + Duration::from_secs(10);
+            // A second of 10 ms packets, and the tone decoded at about its level.
+            while viewer
+                .received
+                .audio_packets
+                .load(std::sync::atomic::Ordering::Relaxed)
+                < 100
+                || viewer
+                    .received
+                    .audio_peak
+                    .load(std::sync::atomic::Ordering::Relaxed)
+                    < 8000
+            {
+                assert!(
+                    Instant::now() < deadline,
+                    "{} audio packets, peak {}",
+                    viewer
+                        .received
+                        .audio_packets
+                        .load(std::sync::atomic::Ordering::Relaxed),
+                    viewer
+                        .received
+                        .audio_peak
+                        .load(std::sync::atomic::Ordering::Relaxed)
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            assert_eq!(
+                viewer.received.audio_encoding.lock().unwrap().as_deref(),
+                Some("OPUS")
+            );
+            let offer = viewer.received.offer.lock().unwrap().clone().unwrap();
+            assert_eq!(media_kinds(&offer), ["video", "audio", "application"]);
+            assert_eq!(
+                sdp_lines(&offer, "a=rtpmap:111 OPUS/48000/2").len(),
+                1,
+                "{offer}"
+            );
+            // webrtcbin accepted the answer's audio section (the answer checks passed it).
+            assert!(viewer.received.errors.lock().unwrap().is_empty());
+        }
+        let stats = wait_stats(
+            port,
+            Duration::from_secs(10),
+            "both viewers' audio packets",
+            |s| {
+                s["peers"].as_array().is_some_and(|peers| {
+                    peers.len() == 2 && peers.iter().all(|p| p["audioPackets"].as_u64() > Some(50))
+                })
+            },
+        )
+        .await;
+        assert_eq!(stats["audio"], "host");
+        assert!(stats["audioPackets"].as_u64() >= Some(100), "{stats}");
+        assert!(stats["audioSamplesIn"].as_u64() >= Some(48_000), "{stats}");
+        // (`audioResyncs` stays 0 on an idle machine; a loaded one stalls this loop, so it
+        // is not asserted.)
+        assert!(stats["audioResyncs"].is_u64(), "{stats}");
+        first.leave().await;
+        second.leave().await;
+    });
+    let started = Instant::now();
+    let (mut n, mut sample) = (0u32, 0u64);
+    while !scenario.is_finished() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "scenario timed out"
+        );
+        // Each frame's sound right before it, as a host hands it: what the clock says is due
+        // until the next frame (real-time amounts, whatever this loop's pace).
+        let due = ((started.elapsed().as_secs_f64() + 0.033) * 48_000.0) as u64;
+        // After a stall (the first frame builds the pipeline) the sound it missed is
+        // skipped, not handed late.
+        if due.saturating_sub(sample) > 2 * 1600 {
+            sample = due - 1600;
+        }
+        let frames = due.saturating_sub(sample) as usize;
+        if frames > 0 {
+            view.submit_audio(&sine(sample, frames), frames, 48_000, 2)
+                .expect("sound taken");
+            sample += frames as u64;
+        }
+        submit_frame(&mut streamer, &frame(n));
+        n += 1;
+        std::thread::sleep(Duration::from_millis(33));
+    }
+    let result = runtime.block_on(scenario);
+    streamer.shutdown();
+    if let Err(err) = result {
+        std::panic::resume_unwind(err.into_panic());
+    }
+}
+
+#[test]
+fn without_audio_the_offer_has_no_audio_section_and_pcm_is_refused() {
+    require_loopback_namespace!();
+    let mut streamer = Streamer::new(config(EncoderChoice::X264), None).expect("streamer starts");
+    let err = streamer
+        .view()
+        .submit_audio(&sine(0, 480), 480, 48_000, 2)
+        .unwrap_err();
+    assert!(err.to_string().contains("audio is none"), "{err}");
+    let port = streamer.signaling_port();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let scenario = runtime.spawn(async move {
+        let viewer = Receiver::join(port).await;
+        viewer.wait_frames(5, Duration::from_secs(20)).await;
+        let offer = viewer.received.offer.lock().unwrap().clone().unwrap();
+        assert_eq!(media_kinds(&offer), ["video", "application"]);
+        let stats = wait_stats(port, Duration::from_secs(10), "one viewer", |s| {
+            s["viewers"] == 1
+        })
+        .await;
+        assert_eq!(stats["audio"], "none");
+        assert!(stats["peers"][0]["audioPackets"].is_null(), "{stats}");
+        viewer.leave().await;
+    });
+    feed_until_done(&mut streamer, &runtime, &frame(0), scenario);
+    streamer.shutdown();
+}

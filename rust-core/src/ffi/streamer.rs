@@ -7,6 +7,7 @@ use super::error::{copy_c_string, set_last_error};
 use super::event::{OswAppRequest, OswEvent};
 use crate::config::StreamerConfig;
 use crate::gl::GlLoader;
+use crate::pipeline::MAX_FRAMES_PER_CALL;
 use crate::streamer::{FrameSource, Streamer, StreamerError, StreamerView, SubmitOutcome};
 use std::cell::UnsafeCell;
 
@@ -179,6 +180,46 @@ pub extern "C" fn osw_streamer_submit_pixels(
         // (the last row needs only `width * 4`), valid for the duration of the call.
         let pixels = unsafe { std::slice::from_raw_parts(rgba, len) };
         submit_result(streamer.submit(FrameSource::Pixels { data: pixels, stride }, width, height))
+    }
+}
+
+/// Hands over sound (with `"audio": "host"` in the configuration): `frames` sample frames of
+/// signed 16-bit PCM, `channels` (1 or 2) interleaved, at `rate` Hz (8000..=192000), at most a
+/// second per call. The samples start now: they play with the frame the host submits next,
+/// so hand each frame's sound right before its `osw_streamer_submit_*`, in real-time amounts
+/// (on average `rate` frames a second). Consecutive calls are laid end to end (a frame loop's
+/// jitter averages out); after a gap of 250 ms, or once the calls run 20 ms from the clock on
+/// average, the sound starts afresh at the call's time (stats `audioResyncs`). One Opus
+/// encoder takes it for every viewer. Never waits; any thread may call it (calls from several
+/// threads at once are safe, but their order is the sound's). Returns
+/// `FrameDropped` (not taken, counted in stats as `audioDropped`) before the first frame was
+/// submitted, `InvalidArgument` for another audio mode or a format outside the ranges.
+#[unsafe(no_mangle)]
+pub extern "C" fn osw_streamer_submit_audio(
+    streamer: *mut OswStreamer,
+    interleaved: *const i16,
+    frames: usize,
+    rate: u32,
+    channels: u32,
+) -> OswResult {
+    ffi_panic_boundary! {
+        let handle = try_ref!(OswStreamer::as_handle(streamer), "streamer");
+        if interleaved.is_null() {
+            set_last_error("`interleaved` is NULL".into());
+            return OswResult::NullParameter;
+        }
+        // Checked before the slice is made: the length is the caller's promise.
+        if !(1..=2).contains(&channels) || frames == 0 || frames > MAX_FRAMES_PER_CALL {
+            set_last_error(format!(
+                "{frames} frames of {channels} channels: 1..={MAX_FRAMES_PER_CALL} frames of                  1 or 2 channels are taken"
+            ));
+            return OswResult::InvalidArgument;
+        }
+        let len = frames * channels as usize;
+        // SAFETY: `interleaved` is non-NULL and the caller promises `frames * channels`
+        // readable samples for the duration of the call; `len` is bounded above.
+        let pcm = unsafe { std::slice::from_raw_parts(interleaved, len) };
+        submit_result(handle.view.submit_audio(pcm, frames, rate, channels))
     }
 }
 

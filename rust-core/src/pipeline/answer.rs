@@ -195,7 +195,9 @@ fn check_media(
             ));
         }
     }
-    if kind == "video" {
+    // Media sections (the video, and the sound when the stream has it) must take one of
+    // the payload types offered; a data channel section has none.
+    if kind == "video" || kind == "audio" {
         let offered_formats: Vec<&str> = offered.formats().collect();
         let answered_formats: Vec<&str> = answered.formats().collect();
         if answered_formats.is_empty() {
@@ -241,6 +243,9 @@ mod tests {
     /// candidates, which do not matter here).
     pub(crate) const OFFER: &str = include_str!("../../tests/fixtures/offer.sdp");
     pub(crate) const ANSWER: &str = include_str!("../../tests/fixtures/answer.sdp");
+    /// The same with sound (`audio` not `none`): video, audio, data channel.
+    const OFFER_AUDIO: &str = include_str!("../../tests/fixtures/offer-audio.sdp");
+    const ANSWER_AUDIO: &str = include_str!("../../tests/fixtures/answer-audio.sdp");
 
     fn init() {
         let _ = gst::init();
@@ -310,6 +315,55 @@ mod tests {
         .unwrap();
         refused("hello", "v=0");
         refused("v=0\r\n", "0 media sections");
+    }
+
+    /// With sound the answer has an audio section between the video and the data channel;
+    /// it passes, and the hostile variants of it are refused as the video's are.
+    #[test]
+    fn an_answer_with_the_audio_section_passes_and_its_hostile_variants_do_not() {
+        init();
+        check_answer(OFFER_AUDIO, ANSWER_AUDIO).unwrap();
+        let refused = |answer: &str, needle: &str| {
+            let err = check_answer(OFFER_AUDIO, answer).expect_err("must be refused");
+            assert!(err.to_string().contains(needle), "{err}");
+        };
+        // Audio before video, the data channel before audio, audio left out.
+        let (head, rest) = ANSWER_AUDIO.split_at(ANSWER_AUDIO.find("m=video").unwrap());
+        let (video, rest) = rest.split_at(rest.find("m=audio").unwrap());
+        let (audio, application) = rest.split_at(rest.find("m=application").unwrap());
+        refused(
+            &format!("{head}{audio}{video}{application}"),
+            "keep the offer's order",
+        );
+        refused(
+            &format!("{head}{video}{application}{audio}"),
+            "keep the offer's order",
+        );
+        refused(
+            &format!("{head}{video}{application}"),
+            "2 media sections, the offer 3",
+        );
+        // The audio section says sendonly back, is rejected, names a payload type never
+        // offered, or another mid.
+        let audio_only = |from: &str, to: &str| {
+            let replaced = audio.replace(from, to);
+            assert_ne!(replaced, audio, "{from} is in the audio section");
+            format!("{head}{video}{replaced}{application}")
+        };
+        refused(&audio_only("a=recvonly", "a=sendonly"), "says sendonly");
+        refused(&audio_only("m=audio 9", "m=audio 0"), "rejected");
+        refused(
+            &audio_only("UDP/TLS/RTP/SAVPF 111", "UDP/TLS/RTP/SAVPF 111 0"),
+            "payload type 0",
+        );
+        refused(&audio_only("a=mid:audio1", "a=mid:video0"), "mid");
+        refused(
+            &audio_only("a=mid:audio1", "a=mid:audio1\r\na=ssrc:0 cname:x"),
+            "SSRC",
+        );
+        refused(&audio_only("a=setup:active", "a=setup:actpass"), "setup");
+        // A video answer does not answer an offer with sound.
+        refused(ANSWER, "2 media sections, the offer 3");
     }
 
     /// Seeded mutations of the real answer: reordered, dropped, duplicated and altered lines.

@@ -17,6 +17,7 @@ use gst::prelude::*;
 
 use openspace_webrtc_protocol::{AppMessage, ViewerRole};
 
+use super::audio::Audio;
 use super::controls::Controls;
 use super::peer::{Peer, PeerContext, PeerMessage, PeerOutbox};
 use super::policy::{self, Link};
@@ -130,6 +131,8 @@ pub(crate) struct Controller {
     pub(crate) last_plan: Instant,
     /// The host's real frame rate, for the tiers' bits-per-pixel floor.
     pub(crate) source_rate: SourceRate,
+    /// The shared Opus encoder every viewer gets its sound from, if there is sound.
+    pub(crate) audio: Option<Arc<Audio>>,
 }
 
 /// The frame rate the host really delivers, measured over windows of a second from the
@@ -365,6 +368,7 @@ impl Controller {
             stats: self.stats.clone(),
             app: self.app.clone(),
             holder: self.controls.cell(),
+            audio: self.audio.as_deref(),
         };
         match Peer::new(context, viewer_id, view_only, outbox.clone()) {
             Ok(peer) => {
@@ -393,12 +397,13 @@ impl Controller {
     }
 
     fn leave(&mut self, viewer_id: u32) {
-        let Some((peer, _)) = self.peers.remove(&viewer_id) else {
+        let Some((mut peer, _)) = self.peers.remove(&viewer_id) else {
             return;
         };
         if let Some(tier) = self.tiers.get_mut(peer.tier) {
             tier.detach(viewer_id);
         }
+        peer.detach_audio();
         self.assignment.remove(&viewer_id);
         self.retire(peer);
         self.events.push(Event::ViewerLeft { viewer_id });
@@ -609,6 +614,7 @@ impl Controller {
                     "estimateKbps": peer.estimate_kbps,
                     "framesSent": peer.consumer.frames_sent.load(std::sync::atomic::Ordering::Relaxed),
                     "framesDropped": peer.consumer.frames_dropped.load(std::sync::atomic::Ordering::Relaxed),
+                    "audioPackets": peer.audio_packets(),
                 })
             })
             .collect();

@@ -8,6 +8,9 @@
 //!                                                                              └ tier 1 ─ viewer
 //! ```
 //!
+//! Sound, when configured, is a pipeline of its own on the same clock ([`audio`]): one Opus
+//! encoder whose packets every viewer pipeline sends beside its video.
+//!
 //! Tiers ([`tier`]) are chosen by the policy in [`policy`]; viewers ([`peer`]) and tiers are
 //! owned by the control thread ([`control`]). The render thread only ever touches `appsrc`
 //! and the caps state here, which nothing else locks: a viewer joining or leaving cannot
@@ -15,6 +18,7 @@
 //! queued, new ones are dropped and counted instead of waiting.
 
 pub mod answer;
+mod audio;
 mod control;
 mod controls;
 pub mod encoder;
@@ -31,9 +35,13 @@ use gst::prelude::*;
 use openspace_webrtc_protocol::AppMessage;
 
 use crate::app::AppDesk;
-use crate::config::{CaptureMode, StreamerConfig};
+use crate::config::{AudioMode, CaptureMode, StreamerConfig};
 use crate::input::EventQueue;
 use crate::stats::Stats;
+pub use audio::{
+    AudioError, MAX_FRAMES_PER_CALL, OPUS_PAYLOAD_TYPE, check_format as check_pcm,
+    probe as probe_audio,
+};
 use control::{Command, ControlSender, Controller};
 pub use encoder::{Codec, EncoderPlan};
 pub use peer::{PeerMessage, PeerOutbox, TWCC_URI};
@@ -150,6 +158,9 @@ pub struct Pipeline {
     stats: Arc<Stats>,
     control: ControlSender,
     control_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// The shared Opus encoder and its source (`audio` not `none`, and it started).
+    audio: Option<Arc<audio::Audio>>,
+    audio_mode: AudioMode,
 }
 
 struct State {
@@ -293,6 +304,17 @@ impl Pipeline {
         pipeline.set_latency(Some(gst::ClockTime::ZERO));
         let tier0 = tier::Tier::new(0, &pipeline, &tee, &plan, config, &stats)?;
         pipeline.set_state(gst::State::Playing)?;
+        // Sound runs on the video's clock and base time, which exist once it plays. A sound
+        // source that cannot start costs the sound, never the picture.
+        let audio =
+            match audio::Audio::start(config, pipeline.clock(), pipeline.base_time(), &stats) {
+                Ok(audio) => audio.map(Arc::new),
+                Err(err) => {
+                    tracing::error!(%err, "the stream goes on without sound");
+                    stats.set_last_error(format!("audio: {err}"));
+                    None
+                }
+            };
         let controller = Controller {
             pipeline: pipeline.clone(),
             tee,
@@ -310,6 +332,7 @@ impl Pipeline {
             dirty: false,
             last_plan: Instant::now(),
             source_rate: control::SourceRate::new(),
+            audio: audio.clone(),
         };
         let control_thread = std::thread::Builder::new()
             .name("osw-control".into())
@@ -327,6 +350,8 @@ impl Pipeline {
             stats,
             control,
             control_thread: Mutex::new(Some(control_thread)),
+            audio,
+            audio_mode: config.audio,
         }))
     }
 
@@ -447,6 +472,23 @@ impl Pipeline {
         }
     }
 
+    /// Takes `frames` sample frames of interleaved 16-bit PCM from the host (`audio: host`),
+    /// timestamped now: they play with the frame submitted next. Never waits.
+    pub fn push_audio(
+        &self,
+        pcm: &[i16],
+        frames: usize,
+        rate: u32,
+        channels: u32,
+    ) -> Result<(), AudioError> {
+        match &self.audio {
+            Some(audio) => audio.push_pcm(pcm, frames, rate, channels),
+            // Configured, but it would not start (see lastError).
+            None if self.audio_mode == AudioMode::Host => Err(AudioError::NotRunning),
+            None => Err(AudioError::NotHost(self.audio_mode.name())),
+        }
+    }
+
     /// Asks every tier for a key frame (within each tier's rate limit).
     pub fn request_key_frame(&self) {
         self.control.notify(Command::KeyFrame { viewer_id: None });
@@ -542,6 +584,10 @@ impl Pipeline {
             .take();
         if let Some(thread) = thread {
             let _ = thread.join();
+        }
+        // Every viewer is gone: no one takes sound any more.
+        if let Some(audio) = &self.audio {
+            audio.stop();
         }
         let _ = self.appsrc.end_of_stream();
         let _ = self.pipeline.set_state(gst::State::Null);

@@ -1,5 +1,6 @@
 //! One viewer: its own small pipeline, `appsrc → payloader → webrtcbin`, fed whole encoded
-//! frames by its tier, plus its `input` and `app` data channels.
+//! frames by its tier, plus its `input` and `app` data channels and, with sound, a second
+//! `appsrc → rtpopuspay` branch fed by the shared Opus encoder ([`super::audio`]).
 //!
 //! Each viewer pipeline shares the main pipeline's clock and base time, so frames keep their
 //! running time and RTP timestamps stay continuous when the viewer switches tiers. Joining,
@@ -18,6 +19,7 @@ use gst_webrtc::prelude::*;
 use gst_webrtc::{WebRTCDataChannel, WebRTCSDPType, WebRTCSessionDescription};
 use openspace_webrtc_protocol::{AppMessage, AppRequest, InputMessage, MAX_APP_TEXT_BYTES};
 
+use super::audio::{Audio, ViewerAudio};
 use super::control::{Command, ControlSender};
 use super::controls::HolderCell;
 use super::tier::Consumer;
@@ -30,8 +32,8 @@ use crate::stats::Stats;
 /// The transport-wide congestion control header extension.
 pub const TWCC_URI: &str =
     "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
-/// Its id in every offer.
-const TWCC_ID: u32 = 1;
+/// Its id in every offer (on every media section: one BUNDLE transport, one id per URI).
+pub(super) const TWCC_ID: u32 = 1;
 
 /// What a peer tells its signaling session.
 #[derive(Debug, Clone, PartialEq)]
@@ -60,6 +62,8 @@ pub(super) struct PeerContext<'a> {
     pub(super) stats: Arc<Stats>,
     pub(super) app: Arc<AppDesk>,
     pub(super) holder: HolderCell,
+    /// The shared Opus encoder, when the stream has sound.
+    pub(super) audio: Option<&'a Audio>,
 }
 
 pub(super) struct Peer {
@@ -81,6 +85,8 @@ pub(super) struct Peer {
     _channel: Option<WebRTCDataChannel>,
     /// The `app` channel: owners' requests in, answers, the controls and the host's status out.
     app_channel: Option<WebRTCDataChannel>,
+    /// This viewer's sound branch; dropping it takes the viewer off the Opus encoder.
+    audio: Option<ViewerAudio>,
 }
 
 impl Peer {
@@ -100,6 +106,7 @@ impl Peer {
             stats,
             app,
             holder,
+            audio,
         } = context;
         let pipeline = gst::Pipeline::with_name(&format!("viewer-{viewer_id}"));
         let appsrc = gst_app::AppSrc::builder()
@@ -152,13 +159,20 @@ impl Peer {
             "direction",
             gst_webrtc::WebRTCRTPTransceiverDirection::Sendonly,
         );
-        transceiver.set_property("codec-preferences", codec.rtp_caps());
+        // The SSRC named in the offer (with its msid, see `with_ssrc`) is the one sent.
+        let ssrc = new_ssrc();
+        payloader.set_property("ssrc", ssrc);
+        transceiver.set_property("codec-preferences", with_ssrc(codec.rtp_caps(), ssrc));
         transceiver.set_property("do-nack", true);
         if config.fec_percentage > 0 {
             transceiver.set_property("fec-type", gst_webrtc::WebRTCFECType::UlpRed);
             transceiver.set_property("fec-percentage", config.fec_percentage);
         }
         forward_key_frame_requests(&payloader, viewer_id, control.clone());
+        // After the video transceiver, so the offer's audio section follows the video one.
+        let audio = audio
+            .map(|audio| ViewerAudio::add(audio, &pipeline, &webrtcbin, viewer_id))
+            .transpose()?;
         let connected = Arc::new(std::sync::atomic::AtomicBool::new(false));
         connect_signals(
             &webrtcbin,
@@ -237,7 +251,19 @@ impl Peer {
             tier: 0,
             _channel: channel,
             app_channel,
+            audio,
         })
+    }
+
+    /// Opus packets handed to this viewer, or null without sound (stats).
+    pub(super) fn audio_packets(&self) -> Option<u64> {
+        self.audio.as_ref().map(ViewerAudio::packets_sent)
+    }
+
+    /// Takes the viewer off the Opus encoder (it left; its pipeline may linger, see
+    /// `Controller::retire`).
+    pub(super) fn detach_audio(&mut self) {
+        self.audio = None;
     }
 
     /// Applies the viewer's answer once it passed [`super::answer::check_answer`]: webrtcbin
@@ -327,13 +353,31 @@ impl Peer {
     }
 
     /// Stops the viewer's pipeline and frees everything it held.
-    pub(super) fn remove(self) {
+    pub(super) fn remove(mut self) {
+        self.detach_audio();
         let _ = self.pipeline.set_state(gst::State::Null);
         if let Some(bus) = self.pipeline.bus() {
             bus.unset_sync_handler();
         }
         tracing::info!(viewer_id = self.viewer_id, "viewer removed");
     }
+}
+
+/// A random SSRC (never 0, which webrtcbin refuses).
+pub(super) fn new_ssrc() -> u32 {
+    gst::glib::random_int().max(1)
+}
+
+/// `caps` naming `ssrc`: webrtcbin then writes the section's `a=ssrc:<ssrc> msid:<cname> …`
+/// into the offer before any packet has gone out. Every section of one viewer gets the same
+/// msid stream (webrtcbin's cname), so the browser puts the video and the sound in one
+/// MediaStream, its unit of lip sync; without it the video, whose first frame comes after
+/// the offer, had no msid at all and Chromium never synchronised the two.
+pub(super) fn with_ssrc(mut caps: gst::Caps, ssrc: u32) -> gst::Caps {
+    for structure in caps.make_mut().iter_mut() {
+        structure.set("ssrc", ssrc);
+    }
+    caps
 }
 
 /// Whether an ICE candidate line names its address by an mDNS host name (`….local`).

@@ -31,6 +31,11 @@ pub struct Received {
     /// The `app` data channel, and every message that came on it.
     pub app_channel: Mutex<Option<WebRTCDataChannel>>,
     pub app_messages: Mutex<Vec<serde_json::Value>>,
+    /// RTP packets of the sound stream, its `encoding-name`, and the loudest sample decoded
+    /// from it (0..=32767).
+    pub audio_packets: AtomicU64,
+    pub audio_encoding: Mutex<Option<String>>,
+    pub audio_peak: AtomicU64,
 }
 
 /// A running receiver; dropping it does not close the connection, `leave` does.
@@ -107,6 +112,18 @@ impl Receiver {
             let Some(pipeline) = pipeline_weak.upgrade() else {
                 return;
             };
+            let caps = pad
+                .current_caps()
+                .and_then(|c| c.structure(0).map(|s| s.to_owned()));
+            if caps
+                .as_ref()
+                .and_then(|s| s.get::<String>("media").ok())
+                .as_deref()
+                == Some("audio")
+            {
+                add_audio_branch(&pipeline, pad, caps.as_ref(), &counts);
+                return;
+            }
             let decode = gst::ElementFactory::make("decodebin").build().unwrap();
             let convert = gst::ElementFactory::make("videoconvert").build().unwrap();
             let sink = gst_app::AppSink::builder().sync(false).build();
@@ -272,6 +289,58 @@ impl Receiver {
         let _ = tokio::time::timeout(Duration::from_secs(2), self.task).await;
         let _ = self.pipeline.set_state(gst::State::Null);
     }
+}
+
+/// The sound stream: counts its RTP packets, decodes the Opus and keeps the peak level.
+fn add_audio_branch(
+    pipeline: &gst::Pipeline,
+    pad: &gst::Pad,
+    caps: Option<&gst::Structure>,
+    counts: &Arc<Received>,
+) {
+    *counts.audio_encoding.lock().unwrap() =
+        caps.and_then(|s| s.get::<String>("encoding-name").ok());
+    let packets = counts.clone();
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+        packets.audio_packets.fetch_add(1, Ordering::Relaxed);
+        gst::PadProbeReturn::Ok
+    });
+    let depay = gst::ElementFactory::make("rtpopusdepay").build().unwrap();
+    let decode = gst::ElementFactory::make("opusdec").build().unwrap();
+    let convert = gst::ElementFactory::make("audioconvert").build().unwrap();
+    let sink = gst_app::AppSink::builder()
+        .sync(false)
+        .caps(
+            &gst::Caps::builder("audio/x-raw")
+                .field("format", "S16LE")
+                .build(),
+        )
+        .build();
+    let peak = counts.clone();
+    sink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |sink| {
+                let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                if let Some(map) = sample.buffer().and_then(|b| b.map_readable().ok()) {
+                    let loudest = map
+                        .chunks_exact(2)
+                        .map(|b| i16::from_le_bytes([b[0], b[1]]).unsigned_abs())
+                        .max()
+                        .unwrap_or(0);
+                    peak.audio_peak
+                        .fetch_max(u64::from(loudest), Ordering::Relaxed);
+                }
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+    let elements = [&depay, &decode, &convert, sink.upcast_ref()];
+    pipeline.add_many(elements).unwrap();
+    gst::Element::link_many(elements).unwrap();
+    for element in elements {
+        element.sync_state_with_parent().unwrap();
+    }
+    pad.link(&depay.static_pad("sink").unwrap()).unwrap();
 }
 
 fn answer(
