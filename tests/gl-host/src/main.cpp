@@ -23,6 +23,7 @@
 #include "streamer.h"
 #include "strip_renderer.h"
 #include "timestamp_strip.h"
+#include "tone_player.h"
 
 #define GLFW_INCLUDE_NONE
 #include <GLFW/glfw3.h>
@@ -95,6 +96,8 @@ struct Run {
     Scene scene;
     Camera camera;
     std::unique_ptr<Streamer> streamer;
+    // The A/V sync probe, with --tone-every.
+    std::unique_ptr<TonePlayer> tone;
     std::vector<double> submitUs;
     long long frames = 0;
     long long stripFailures = 0;
@@ -166,6 +169,10 @@ int runFrames(Run& run) {
             static_cast<double>(run.frames) / options.fps);
         const strip::Stamp stamp = { unixMillis(), static_cast<uint16_t>(run.frames) };
         drawTimestampStrip(strip::encode(stamp), fbWidth, fbHeight);
+        if (run.tone && run.tone->frame(run.frames)) {
+            drawToneMark(fbWidth, fbHeight);
+            protocol::tone(run.frames, stamp.unixMs);
+        }
 
         if (offscreen) {
             run.offscreen.copyToWindow();
@@ -336,6 +343,14 @@ int main(int argc, char** argv) {
         }
     }
 
+    if (exitCode == 0 && options.toneEvery > 0) {
+        run.tone = TonePlayer::create(options, run.streamer.get(), error);
+        if (!run.tone) {
+            std::fprintf(stderr, "osw-gl-host: --tone-out %s: %s\n", options.toneOut.c_str(),
+                error.c_str());
+            exitCode = 1;
+        }
+    }
     if (exitCode == 0) {
         exitCode = runFrames(run);
         protocol::frameCost(summarizeFrameCost(run.submitUs));

@@ -97,6 +97,10 @@ same calls as the OpenSpace module. Machine-readable lines go to stdout (see REA
   --api-port P              serve a stand-in for OpenSpace's JSON API WebSocket on
                             127.0.0.1:P (0 picks a free one); OSW_API_WEBSOCKET_PORT
                             overrides it
+  --tone-every N            every Nth frame: 40 ms of a 1 kHz tone in the sound and a
+                            white square in the bottom-left corner (A/V sync probe)
+  --tone-out streamer|pulse where the tones go: rust-core's C ABI (default; the stream
+                            gets "audio": "host") or PulseAudio's default sink
   --help                    this text
 
 rust-core applies OSW_* environment variables (OSW_LISTEN_PORT, OSW_CONTROL_SECRET, ...)
@@ -140,7 +144,7 @@ ParseResult parseOptions(int argc, const char* const* argv) {
         const bool known = oneOf(name, {
             "--width", "--height", "--fps", "--capture", "--source", "--encoder", "--port",
             "--bitrate", "--ice-address", "--config-json", "--frames", "--seconds",
-            "--stats-interval", "--screenshot", "--api-port"
+            "--stats-interval", "--screenshot", "--api-port", "--tone-every", "--tone-out"
         });
         if (!known) {
             result.error = "unknown option '" + std::string(arg) + "' (see --help)";
@@ -244,6 +248,18 @@ ParseResult parseOptions(int argc, const char* const* argv) {
             }
             o.apiPort = static_cast<int>(n);
         }
+        else if (name == "--tone-every") {
+            if (!parseInt(value, 1, 1'000'000, n)) {
+                return bad("a positive whole number of frames");
+            }
+            o.toneEvery = static_cast<int>(n);
+        }
+        else if (name == "--tone-out") {
+            if (!oneOf(value, { "streamer", "pulse" })) {
+                return bad("streamer or pulse");
+            }
+            o.toneOut = value;
+        }
     }
 
     return result;
@@ -260,6 +276,10 @@ std::string buildConfigJson(const Options& options, std::string* error) {
     };
     if (options.bitrateKbps) {
         members.emplace_back("bitrateKbps", std::to_string(*options.bitrateKbps));
+    }
+    if (options.toneEvery > 0 && options.toneOut == "streamer") {
+        // The tones are handed to rust-core as PCM.
+        members.emplace_back("audio", json::quote("host"));
     }
     if (!options.iceAddresses.empty()) {
         std::string list = "[";

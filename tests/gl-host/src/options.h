@@ -44,6 +44,12 @@ struct Options {
     // Serve the stand-in for OpenSpace's JSON API WebSocket on this port (0: any free
     // one); OSW_API_WEBSOCKET_PORT overrides it (see resolveApiPort).
     std::optional<int> apiPort;
+    // The A/V sync probe (tone.h): a tone and a marked frame every this many frames (0: off).
+    int toneEvery = 0;
+    // Where the tones go: "streamer" (osw_streamer_submit_audio; the configuration gets
+    // "audio": "host") or "pulse" (PulseAudio's default sink; the stream's audio setting is
+    // left to OSW_AUDIO, as the orchestrator's --audio pulse sets it).
+    std::string toneOut = "streamer";
 };
 
 struct ParseResult {

@@ -82,4 +82,8 @@ void controls(uint32_t viewerId) {
     line("CONTROLS %u", static_cast<unsigned>(viewerId));
 }
 
+void tone(long long frame, uint64_t unixMs) {
+    line("TONE frame=%lld unix_ms=%llu", frame, static_cast<unsigned long long>(unixMs));
+}
+
 } // namespace glhost::protocol

@@ -36,6 +36,9 @@ void appScript(uint32_t viewerId, const std::string& script);
 void appView(uint32_t viewerId, const std::string& name);
 // The controls went to `viewerId` (0: nobody).
 void controls(uint32_t viewerId);
+// Frame `frame` carries a tone (tone.h); `unixMs` is its strip's time, when the tone's
+// first sample was handed over.
+void tone(long long frame, uint64_t unixMs);
 
 } // namespace glhost::protocol
 

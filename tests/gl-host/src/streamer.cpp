@@ -67,6 +67,12 @@ osw_result Streamer::submitTexture(unsigned int texture, int width, int height) 
         static_cast<uint32_t>(height));
 }
 
+osw_result Streamer::submitAudio(const int16_t* pcm, size_t frames, uint32_t rate,
+                                 uint32_t channels)
+{
+    return osw_streamer_submit_audio(_streamer, pcm, frames, rate, channels);
+}
+
 bool Streamer::pollEvent(osw_event& event) {
     return osw_streamer_poll_event(_streamer, &event);
 }

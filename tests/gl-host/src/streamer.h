@@ -33,6 +33,9 @@ public:
     // Hands over the frame in the bound read framebuffer.
     osw_result submitFramebuffer(int width, int height);
     osw_result submitTexture(unsigned int texture, int width, int height);
+    // Hands over interleaved 16-bit PCM for the stream's sound (`audio: host`).
+    osw_result submitAudio(const int16_t* pcm, size_t frames, uint32_t rate,
+                           uint32_t channels);
 
     bool pollEvent(osw_event& event);
 

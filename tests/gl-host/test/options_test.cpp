@@ -82,6 +82,22 @@ int main() {
         }
     }
 
+    // The A/V sync probe: off by default; to the streamer it makes the stream's audio host
+    // PCM, to PulseAudio it leaves the audio setting to the environment.
+    {
+        CHECK(parse({}).options.toneEvery == 0 && parse({}).options.toneOut == "streamer");
+        const ParseResult r = parse({ "--tone-every", "15", "--tone-out=pulse" });
+        CHECK(r.error.empty() && r.options.toneEvery == 15 && r.options.toneOut == "pulse");
+        CHECK(config({ "--tone-every", "15" }) ==
+              R"({"listenPort":4700,"capture":"readback","encoder":"auto","fpsCap":30,)"
+              R"("audio":"host"})");
+        CHECK(config({ "--tone-every", "15", "--tone-out", "pulse" }) ==
+              R"({"listenPort":4700,"capture":"readback","encoder":"auto","fpsCap":30})");
+        CHECK(config({ "--tone-every", "15", "--config-json", R"({"audio":"none"})" }) ==
+              R"({"listenPort":4700,"capture":"readback","encoder":"auto","fpsCap":30,)"
+              R"("audio":"none"})");
+    }
+
     // Bad arguments are refused with a message (the host exits with 2).
     for (auto args : std::vector<std::initializer_list<const char*>>{
              { "--width" }, { "--width", "abc" }, { "--width", "63" },
@@ -91,7 +107,8 @@ int main() {
              { "--seconds", "0" }, { "--seconds", "nan" }, { "--stats-interval", "-1" },
              { "--config-json", "[1]" }, { "--config-json", "{\"a\":}" },
              { "--frobnicate" }, { "positional" }, { "--api-port", "65536" },
-             { "--api-port", "x" }, { "--api-port" } })
+             { "--api-port", "x" }, { "--api-port" }, { "--tone-every", "0" },
+             { "--tone-every", "x" }, { "--tone-out", "alsa" } })
     {
         CHECK(!parse(args).error.empty());
     }
