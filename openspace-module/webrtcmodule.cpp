@@ -608,7 +608,12 @@ void WebRtcModule::handleEvent(const osw_event& event) {
             LINFO(std::format("Viewer {} left", event.viewer_id));
             break;
         case OSW_EVENT_KIND_CONTROLS_CHANGED:
-            LINFO(std::format("Viewer {} has the controls", event.viewer_id));
+            if (event.viewer_id == 0) {
+                LINFO("Nobody has the controls");
+            }
+            else {
+                LINFO(std::format("Viewer {} has the controls", event.viewer_id));
+            }
             break;
     }
 }

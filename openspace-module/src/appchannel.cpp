@@ -44,6 +44,9 @@ namespace {
     // Requests taken per drain at most; the rest wait for the next frame
     constexpr int MaxRequestsPerDrain = 16;
 
+    // How long the camera flies to a view
+    constexpr double ViewFlightSeconds = 3.0;
+
     // A Lua string literal of `text` (long brackets cannot hold every text; this can)
     std::string luaQuoted(const std::string& text) {
         std::string quoted = "\"";
@@ -174,10 +177,12 @@ void AppChannel::goToView(std::uint64_t requestId, const std::string& name) {
         reply(requestId, false, std::format("no view named \"{}\"", name));
         return;
     }
+    // A flight of a fixed length, so the audience sees where the camera goes. (OpenSpace
+    // moves a path by at most 10 ms a frame below 10 fps: slower there, whatever we ask)
     queueAnswered(requestId, std::format(
         "openspace.navigation.flyToNavigationState("
-        "openspace.navigation.loadNavigationStateFromFile({}))",
-        luaQuoted(it->second.string())
+        "openspace.navigation.loadNavigationStateFromFile({}), {})",
+        luaQuoted(it->second.string()), ViewFlightSeconds
     ));
 }
 

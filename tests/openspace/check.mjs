@@ -329,7 +329,7 @@ async function main() {
         if (apiOpen) {
             await step('a drag in the page moves OpenSpace\'s camera', async () => {
                 const before = position(await api.lua('return openspace.navigation.getNavigationState()'));
-                await dragOnVideo(page, 300, 60, { steps: 20 });
+                await dragOnVideo(page, 300, 60, { steps: 20, stepDelayMs: 60 });
                 const after = await until(async () => {
                     const now = position(await api.lua('return openspace.navigation.getNavigationState()'));
                     const moved = Math.hypot(...now.map((v, i) => v - before[i]));
@@ -369,6 +369,63 @@ async function main() {
                     throw new Error(`the page got ${JSON.stringify(answer)}`);
                 }
                 return `openspace.time.isPaused(), viewers → ${JSON.stringify(answer.values)}`;
+            });
+
+            await step('the owner\'s app channel runs a script in OpenSpace and hears its result', async () => {
+                const replies = await page.evaluate(async () => {
+                    const app = window.__osw.app;
+                    if (!app) {
+                        return { error: 'the page has no app channel' };
+                    }
+                    return {
+                        paused: await app.runScript('return openspace.time.isPaused()'),
+                        failing: await app.runScript('error("deliberately failing")'),
+                    };
+                });
+                if (replies.error) {
+                    throw new Error(replies.error);
+                }
+                const { paused, failing } = replies;
+                if (paused.ok !== true || paused.message !== 'true') {
+                    throw new Error(`isPaused() answered ${JSON.stringify(paused)}`);
+                }
+                if (failing.ok !== false || !String(failing.message).includes('deliberately failing')) {
+                    throw new Error(`a failing script answered ${JSON.stringify(failing)}`);
+                }
+                return `isPaused() → ${paused.message}; error() → ok:false "${failing.message}"`;
+            });
+
+            await step('a view from the page flies OpenSpace\'s camera to its navigation state', async () => {
+                const views = await until(
+                    () => page.evaluate(() => window.__osw.app?.status?.views ?? null),
+                    'the module\'s status with its views', 10000,
+                );
+                if (!views.includes('Close')) {
+                    throw new Error(`the views are ${JSON.stringify(views)}`);
+                }
+                const reply = await page.evaluate(() => window.__osw.app.goToView('Close'));
+                if (!reply.ok) {
+                    throw new Error(`goToView answered ${JSON.stringify(reply)}`);
+                }
+                // orchestrator/openspace/views/Close.navstate puts the camera at (30, 20, 30).
+                // The module asks for a 3 s flight, but OpenSpace moves a camera path by at
+                // most 10 ms a frame below 10 fps, so on a software renderer the check waits
+                // for the camera to have covered a quarter of the way, not for its arrival.
+                const target = [30, 20, 30];
+                const away = async () => {
+                    const now = position(await api.lua('return openspace.navigation.getNavigationState()'));
+                    return { now, distance: Math.hypot(...now.map((v, i) => v - target[i])) };
+                };
+                const start = await away();
+                const arrived = await until(async () => {
+                    const { now, distance } = await away();
+                    return distance < 0.75 * start.distance ? now : null;
+                }, 'the camera a quarter of the way to the view', 60000);
+                const unknown = await page.evaluate(() => window.__osw.app.goToView('Nowhere'));
+                if (unknown.ok !== false) {
+                    throw new Error(`an unknown view answered ${JSON.stringify(unknown)}`);
+                }
+                return `views ${JSON.stringify(views)}; camera ${start.now.map((v) => v.toFixed(1)).join(',')} → ${arrived.map((v) => v.toFixed(1)).join(',')}, flying to 30,20,30; "Nowhere": ${unknown.message}`;
             });
 
             await step('streaming stops and starts again at run time; the page comes back by itself', async () => {

@@ -349,13 +349,22 @@ export function videoContentBox(page) {
  *   width: number, height: number}>} start and end in the coordinates the host receives
  *   (picture pixels), and the picture's displayed size
  */
-export async function dragOnVideo(page, dx, dy, { from, button = 'left', steps = 10 } = {}) {
+export async function dragOnVideo(page, dx, dy, { from, button = 'left', steps = 10, stepDelayMs = 0 } = {}) {
     const box = await videoContentBox(page);
     const start = from ?? { x: box.width / 2, y: box.height / 2 };
     const end = { x: start.x + dx, y: start.y + dy };
     await page.mouse.move(box.x + start.x, box.y + start.y);
     await page.mouse.down({ button });
-    await page.mouse.move(box.x + end.x, box.y + end.y, { steps });
+    if (stepDelayMs > 0) {
+        // Spread over several of the host's frames: a host rendering a few frames a second
+        // (OpenSpace on a software renderer) sees a quick drag as press and release at once.
+        for (let i = 1; i <= steps; i++) {
+            await page.mouse.move(box.x + start.x + (dx * i) / steps, box.y + start.y + (dy * i) / steps);
+            await new Promise((resolve) => setTimeout(resolve, stepDelayMs));
+        }
+    } else {
+        await page.mouse.move(box.x + end.x, box.y + end.y, { steps });
+    }
     await page.mouse.up({ button });
     return { start, end, width: box.width, height: box.height };
 }
