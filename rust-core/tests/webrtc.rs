@@ -1201,14 +1201,32 @@ fn viewer_churn_memory_figures() {
     streamer.shutdown();
 }
 
-/// Keys (GLFW codes) the host received, in order.
+/// Keys (GLFW codes) the host saw pressed, in order.
 fn keys_seen(events: &Mutex<Vec<Event>>) -> Vec<i32> {
     events
         .lock()
         .unwrap()
         .iter()
         .filter_map(|e| match e {
-            Event::Key { key, .. } => Some(*key),
+            Event::Key { key, action: 1, .. } => Some(*key),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Keys the host saw released, with whose release it was.
+fn keys_released(events: &Mutex<Vec<Event>>) -> Vec<(u32, i32)> {
+    events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            Event::Key {
+                viewer_id,
+                key,
+                action: 0,
+                ..
+            } => Some((*viewer_id, *key)),
             _ => None,
         })
         .collect()
@@ -1373,6 +1391,13 @@ fn the_app_channel_runs_owners_requests_and_the_controls_pass_between_viewers() 
             keys_seen(&seen),
             vec![65, 68, 70],
             "exactly one viewer's input at a time"
+        );
+        // Keys pressed and never released are let go for a holder that loses the
+        // controls: the owner's 65 at the pass, the spectator's 68 at the take.
+        assert_eq!(
+            keys_released(&seen),
+            vec![(owner_id, 65), (spectator_id, 68)],
+            "held keys are released when the controls move"
         );
         let changes: Vec<u32> = seen
             .lock()

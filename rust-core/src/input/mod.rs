@@ -203,6 +203,75 @@ pub fn events_from_message(
     Ok(Some(events))
 }
 
+/// The keys and buttons one viewer holds down, so that they can be let go for it when it
+/// loses the controls or leaves: the host must not be left with a key stuck down because
+/// the release came from a page whose input no longer reaches it.
+#[derive(Debug, Default)]
+pub struct HeldInput {
+    keys: std::collections::BTreeSet<i32>,
+    /// Each button with where it was pressed (a release needs a position).
+    buttons: std::collections::BTreeMap<i32, (f64, f64, u32, u32)>,
+}
+
+impl HeldInput {
+    /// Notes what `event`, about to reach the host, presses or releases.
+    pub fn track(&mut self, event: &Event) {
+        match *event {
+            Event::Key { key, action, .. } => match action {
+                0 => {
+                    self.keys.remove(&key);
+                }
+                1 => {
+                    self.keys.insert(key);
+                }
+                _ => {} // a repeat changes nothing
+            },
+            Event::PointerButton {
+                x,
+                y,
+                width,
+                height,
+                button,
+                pressed,
+                ..
+            } => {
+                if pressed {
+                    self.buttons.insert(button, (x, y, width, height));
+                } else {
+                    self.buttons.remove(&button);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The releases of everything held, as events of `viewer_id`; nothing is held after.
+    pub fn release_all(&mut self, viewer_id: u32) -> Vec<Event> {
+        let keys = std::mem::take(&mut self.keys)
+            .into_iter()
+            .map(|key| Event::Key {
+                viewer_id,
+                key,
+                action: 0,
+                mods: 0,
+            });
+        let buttons =
+            std::mem::take(&mut self.buttons)
+                .into_iter()
+                .map(|(button, (x, y, width, height))| Event::PointerButton {
+                    viewer_id,
+                    x,
+                    y,
+                    width,
+                    height,
+                    button,
+                    pressed: false,
+                    mods: 0,
+                });
+        keys.chain(buttons).collect()
+    }
+}
+
 /// The bounded queue between GStreamer's threads and the host's main thread.
 #[derive(Debug, Default)]
 pub struct EventQueue {
@@ -242,6 +311,39 @@ impl EventQueue {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn held_keys_and_buttons_are_released_once() {
+        let mut held = HeldInput::default();
+        let key = |key, action| Event::Key {
+            viewer_id: 1,
+            key,
+            action,
+            mods: 0,
+        };
+        let button = |button, pressed| Event::PointerButton {
+            viewer_id: 1,
+            x: 10.0,
+            y: 20.0,
+            width: 640,
+            height: 480,
+            button,
+            pressed,
+            mods: 0,
+        };
+        for event in [
+            key(87, 1),
+            key(87, 2),
+            key(65, 1),
+            key(65, 0),
+            button(0, true),
+        ] {
+            held.track(&event);
+        }
+        let releases = held.release_all(1);
+        assert_eq!(releases, vec![key(87, 0), button(0, false)]);
+        assert!(held.release_all(1).is_empty(), "nothing is held after");
+    }
+
     use super::*;
     use openspace_webrtc_protocol::StreamLimit;
 

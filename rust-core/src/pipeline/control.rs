@@ -256,12 +256,14 @@ impl Controller {
             }
             Command::AppSend { viewer_id, message } => self.send_app(viewer_id, &message),
             Command::PassControl { by, to, id } => {
+                let before = self.controls.holder();
                 let result = self.controls.pass(by, to);
-                self.answer_controls(by, id, result);
+                self.answer_controls(by, id, before, result);
             }
             Command::TakeControl { by, id } => {
+                let before = self.controls.holder();
                 let result = self.controls.take(by);
-                self.answer_controls(by, id, result);
+                self.answer_controls(by, id, before, result);
             }
             Command::ElementCount(reply) => {
                 let viewers: usize = self.peers.values().map(|(p, _)| p.element_count()).sum();
@@ -303,11 +305,13 @@ impl Controller {
         }
     }
 
-    /// Replies to a pass or take, and tells everyone (and the host) when the holder changed.
+    /// Replies to a pass or take, and tells everyone (and the host) when the holder changed;
+    /// what the previous holder (`before`) held down is let go first.
     fn answer_controls(
         &mut self,
         by: u32,
         id: u64,
+        before: Option<u32>,
         result: Result<bool, super::controls::ControlsError>,
     ) {
         let reply = match &result {
@@ -324,6 +328,9 @@ impl Controller {
         };
         self.send_app(Some(by), &reply);
         if result == Ok(true) {
+            if let Some((peer, _)) = before.and_then(|id| self.peers.get(&id)) {
+                peer.release_held(&self.events);
+            }
             self.controls_changed();
         }
     }
@@ -400,6 +407,7 @@ impl Controller {
         let Some((mut peer, _)) = self.peers.remove(&viewer_id) else {
             return;
         };
+        peer.release_held(&self.events);
         if let Some(tier) = self.tiers.get_mut(peer.tier) {
             tier.detach(viewer_id);
         }

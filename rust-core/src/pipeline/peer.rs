@@ -26,7 +26,7 @@ use super::tier::Consumer;
 use super::{Codec, PipelineError, make};
 use crate::app::AppDesk;
 use crate::config::StreamerConfig;
-use crate::input::{EventQueue, events_from_message};
+use crate::input::{EventQueue, HeldInput, events_from_message};
 use crate::stats::Stats;
 
 /// The transport-wide congestion control header extension.
@@ -87,6 +87,8 @@ pub(super) struct Peer {
     app_channel: Option<WebRTCDataChannel>,
     /// This viewer's sound branch; dropping it takes the viewer off the Opus encoder.
     audio: Option<ViewerAudio>,
+    /// What this viewer holds down at the host (only a holder's input gets there).
+    held: Arc<std::sync::Mutex<HeldInput>>,
 }
 
 impl Peer {
@@ -202,6 +204,7 @@ impl Peer {
         }
         pipeline.set_state(gst::State::Playing)?;
 
+        let held = Arc::new(std::sync::Mutex::new(HeldInput::default()));
         let channel = webrtcbin.emit_by_name::<Option<WebRTCDataChannel>>(
             "create-data-channel",
             &[&"input", &None::<gst::Structure>],
@@ -210,9 +213,17 @@ impl Peer {
             let control = control.clone();
             let limit = config.stream_limit();
             let stats = stats.clone();
+            let held = held.clone();
             channel.connect_on_message_string(move |_, text| {
                 let Some(text) = text else { return };
-                handle_input(viewer_id, &holder, text, limit, &events, &stats, &control);
+                let input = Input {
+                    holder: &holder,
+                    held: &held,
+                    events: &events,
+                    stats: &stats,
+                    control: &control,
+                };
+                handle_input(viewer_id, text, limit, input);
             });
         } else {
             tracing::warn!(viewer_id, "no data channel: input disabled for this viewer");
@@ -251,6 +262,7 @@ impl Peer {
             tier: 0,
             _channel: channel,
             app_channel,
+            held,
             audio,
         })
     }
@@ -289,6 +301,19 @@ impl Peer {
         self.webrtcbin
             .emit_by_name::<()>("set-remote-description", &[&answer, &None::<gst::Promise>]);
         Ok(())
+    }
+
+    /// Releases, at the host, every key and button this viewer holds down (it lost the
+    /// controls, or leaves).
+    pub(super) fn release_held(&self, events: &EventQueue) {
+        let releases = self
+            .held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .release_all(self.viewer_id);
+        for event in releases {
+            events.push(event);
+        }
     }
 
     /// Sends one message on the `app` channel (dropped while the channel is not open yet:
@@ -544,17 +569,30 @@ fn create_offer(
     webrtcbin.emit_by_name::<()>("create-offer", &[&None::<gst::Structure>, &promise]);
 }
 
+/// Where a viewer's input goes, and what decides whether it gets there.
+struct Input<'a> {
+    holder: &'a HolderCell,
+    held: &'a std::sync::Mutex<HeldInput>,
+    events: &'a EventQueue,
+    stats: &'a Stats,
+    control: &'a ControlSender,
+}
+
 /// Validates one data channel message and queues the events for the host. Only the holder
 /// of the controls gets through; everyone else's input is counted as refused.
 fn handle_input(
     viewer_id: u32,
-    holder: &HolderCell,
     text: &str,
     limit: openspace_webrtc_protocol::StreamLimit,
-    events: &EventQueue,
-    stats: &Stats,
-    control: &ControlSender,
+    input: Input<'_>,
 ) {
+    let Input {
+        holder,
+        held,
+        events,
+        stats,
+        control,
+    } = input;
     if !holder.holds(viewer_id) {
         stats.input_refused();
         return;
@@ -569,8 +607,10 @@ fn handle_input(
     };
     match events_from_message(viewer_id, message, limit) {
         Ok(Some(list)) => {
+            let mut held = held.lock().unwrap_or_else(|e| e.into_inner());
             for event in list {
                 stats.input_accepted();
+                held.track(&event);
                 events.push(event);
             }
         }
