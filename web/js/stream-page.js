@@ -276,6 +276,7 @@ async function connect() {
         status: elements.status,
         stats: elements.stats,
         startButton: freshStartButton(),
+        soundButton: document.getElementById('sound'),
     }, {
         signalUrl: socketUrl(window.location, `/api/instances/${id}/signal`, token),
         viewOnly: state.access !== 'owner',

@@ -11,6 +11,7 @@ import PictureWatch from './picture-watch.js';
 import RemoteController from './remote-controller.js';
 import SessionState from './session-state.js';
 import StatsOverlay from './stats-overlay.js';
+import StreamAudio from './stream-audio.js';
 import ViewerSession from './viewer-session.js';
 
 /** How long a notice stays in the status line before the state shows again. */
@@ -59,6 +60,8 @@ export default class StreamView extends EventTarget {
     #overlay;
     #frameClock;
     #pictureWatch;
+    /** The stream's sound, if it has any (stream-audio.js). */
+    #audio;
     /** @type {RemoteController | null} */
     #controller = null;
     /** The open `input` channel, kept to capture once this page may send. */
@@ -74,6 +77,8 @@ export default class StreamView extends EventTarget {
      * @param {HTMLElement} elements.status - the status line
      * @param {HTMLElement} elements.stats - the stats overlay
      * @param {HTMLButtonElement} elements.startButton - shown when the browser blocks autoplay
+     * @param {HTMLButtonElement} [elements.soundButton] - "Sound on", shown while a stream
+     *   with sound plays muted (browsers allow sound only after a click)
      * @param {object} options
      * @param {string} options.signalUrl
      * @param {boolean} [options.viewOnly=false]
@@ -90,12 +95,14 @@ export default class StreamView extends EventTarget {
         this.#frameClock = new FrameClock(elements.video);
         this.#pictureWatch = new PictureWatch(elements.video);
         this.#pictureWatch.addEventListener('change', (e) => this.#onPicture(e.detail));
+        this.#audio = new StreamAudio(elements.video, elements.soundButton ?? null);
 
         const session = this.#session;
         session.addEventListener('statechange', (e) => this.#onStateChange(e.detail.state));
         session.addEventListener('notice', (e) => this.#showNotice(e.detail.message));
         session.addEventListener('stream', (e) => this.#play(e.detail.stream));
         session.addEventListener('inputchannel', (e) => this.#capture(e.detail.channel));
+        session.addEventListener('audiotrack', (e) => this.#audio.setTrack(e.detail.track));
         elements.startButton.addEventListener('click', () => this.#play(session.stream));
         this.#showStatus(describeState(session.state, '', this.#options.viewOnly));
     }
@@ -110,6 +117,11 @@ export default class StreamView extends EventTarget {
 
     get statsOverlay() {
         return this.#overlay;
+    }
+
+    /** The stream's sound (`hasAudio`, `track`, `unmute()`). */
+    get audio() {
+        return this.#audio;
     }
 
     /** The input capture, or null (view-only, or before the data channel opens). */
@@ -142,6 +154,7 @@ export default class StreamView extends EventTarget {
         this.#session.close();
         this.#pictureWatch.stop();
         this.#overlay.close();
+        this.#audio.close();
     }
 
     #onStateChange(state) {
@@ -151,6 +164,7 @@ export default class StreamView extends EventTarget {
             this.#inputChannel = null;
             this.#overlay.detach();
             this.#frameClock.stop();
+            this.#audio.reset();
         }
         if (state === SessionState.STREAMING) {
             this.#pictureWatch.start();
@@ -197,9 +211,12 @@ export default class StreamView extends EventTarget {
             video.srcObject = stream;
             this.#overlay.attach(this.#session.peerConnection);
             this.#frameClock.start();
+            this.#audio.attach(stream);
         }
         video.play().then(() => {
             startButton.hidden = true;
+            // Playing (muted): now sound may be asked for.
+            this.#audio.tryUnmute();
         }, (err) => {
             // Browsers may refuse to play before a click despite `muted` (power saving).
             if (err.name === 'NotAllowedError') {

@@ -20,6 +20,8 @@ const APP_CHANNEL_LABEL = 'app';
 /**
  * @fires ViewerSession#statechange - `detail`: `{state, previous, reason}`
  * @fires ViewerSession#stream - the remote video arrived; `detail`: `{stream}` (a MediaStream)
+ * @fires ViewerSession#audiotrack - the streamer's sound arrived (a streamer with `audio`
+ *   set); `detail`: `{track, streams}`
  * @fires ViewerSession#inputchannel - the `input` data channel is open; `detail`: `{channel}`
  * @fires ViewerSession#appchannel - the `app` data channel is open; `detail`: `{channel}`
  * @fires ViewerSession#notice - something worth telling the viewer that does not end the
@@ -40,6 +42,8 @@ export default class ViewerSession extends EventTarget {
     #pc = null;
     /** @type {MediaStream | null} */
     #stream = null;
+    /** @type {MediaStreamTrack | null} */
+    #audioTrack = null;
     /** @type {RTCDataChannel | null} */
     #inputChannel = null;
     /** @type {RTCDataChannel | null} */
@@ -96,6 +100,11 @@ export default class ViewerSession extends EventTarget {
 
     get signalUrl() {
         return this.#signalUrl;
+    }
+
+    /** The streamer's sound, or null (a stream without it, or before it arrives). */
+    get audioTrack() {
+        return this.#audioTrack;
     }
 
     /** The remote video as a MediaStream, or null before it arrives. */
@@ -234,6 +243,12 @@ export default class ViewerSession extends EventTarget {
             });
         });
         pc.addEventListener('track', ({ track, receiver, streams }) => {
+            if (track.kind === 'audio') {
+                // The streamer's sound, in the video's MediaStream (stream-audio.js plays it).
+                this.#audioTrack = track;
+                this.dispatchEvent(new CustomEvent('audiotrack', { detail: { track, streams } }));
+                return;
+            }
             if (track.kind !== 'video') {
                 return;
             }

@@ -14,6 +14,7 @@ const view = new StreamView({
     status: document.getElementById('status'),
     stats: document.getElementById('stats'),
     startButton: document.getElementById('start'),
+    soundButton: document.getElementById('sound'),
 }, options);
 
 /**
