@@ -207,12 +207,13 @@ osw_result osw_streamer_submit_pixels(struct osw_streamer *streamer,
 // second per call. The samples start now: they play with the frame the host submits next,
 // so hand each frame's sound right before its `osw_streamer_submit_*`, in real-time amounts
 // (on average `rate` frames a second). Consecutive calls are laid end to end (a frame loop's
-// jitter averages out); after a gap of 250 ms, or once the calls run 30 ms from the clock on
-// average, the sound starts afresh at the call's time (stats `audioResyncs`). One Opus
-// encoder takes it for every viewer. Never waits; any thread may call it (calls from several
-// threads at once are safe, but their order is the sound's). Returns
-// `FrameDropped` (not taken, counted in stats as `audioDropped`) before the first frame was
-// submitted, `InvalidArgument` for another audio mode or a format outside the ranges.
+// jitter averages out); after a gap of 250 ms, or once the sound would run on average 30 ms
+// before its frames or 80 ms after them, it starts afresh at the call's time (stats
+// `audioResyncs`). One Opus encoder takes it for every viewer. Never waits; any thread may
+// call it (calls from several threads at once are safe, but their order is the sound's).
+// Returns `FrameDropped` (not taken, counted in stats as `audioDropped`) before the first
+// frame was submitted, `InvalidArgument` for another audio mode or a format outside the
+// ranges.
 osw_result osw_streamer_submit_audio(struct osw_streamer *streamer,
                                      const int16_t *interleaved,
                                      size_t frames,
