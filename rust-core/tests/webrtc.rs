@@ -1534,6 +1534,17 @@ fn with_host_audio_every_viewer_gets_opus_from_one_encoder_beside_the_video() {
                 1,
                 "{offer}"
             );
+            // Both sections name one msid stream: the browser's unit of lip sync.
+            let streams: std::collections::BTreeSet<&str> = sdp_lines(&offer, " msid:")
+                .iter()
+                .filter_map(|l| l.split(" msid:").nth(1)?.split_whitespace().next())
+                .collect();
+            let video = offer.split("m=audio").next().unwrap();
+            assert!(
+                video.contains(" msid:"),
+                "the video section names its msid: {offer}"
+            );
+            assert_eq!(streams.len(), 1, "{offer}");
             // webrtcbin accepted the answer's audio section (the answer checks passed it).
             assert!(viewer.received.errors.lock().unwrap().is_empty());
         }
@@ -1605,6 +1616,8 @@ fn without_audio_the_offer_has_no_audio_section_and_pcm_is_refused() {
         viewer.wait_frames(5, Duration::from_secs(20)).await;
         let offer = viewer.received.offer.lock().unwrap().clone().unwrap();
         assert_eq!(media_kinds(&offer), ["video", "application"]);
+        // The offer is as it was before sound: no SSRC named.
+        assert!(sdp_lines(&offer, "a=ssrc").is_empty(), "{offer}");
         let stats = wait_stats(port, Duration::from_secs(10), "one viewer", |s| {
             s["viewers"] == 1
         })

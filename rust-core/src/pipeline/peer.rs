@@ -161,10 +161,16 @@ impl Peer {
             "direction",
             gst_webrtc::WebRTCRTPTransceiverDirection::Sendonly,
         );
-        // The SSRC named in the offer (with its msid, see `with_ssrc`) is the one sent.
-        let ssrc = new_ssrc();
-        payloader.set_property("ssrc", ssrc);
-        transceiver.set_property("codec-preferences", with_ssrc(codec.rtp_caps(), ssrc));
+        // With sound, the offer names the video's SSRC (and so its msid, see `with_ssrc`),
+        // the one the payloader then sends; without, the offer stays as it was.
+        let caps = if audio.is_some() {
+            let ssrc = new_ssrc();
+            payloader.set_property("ssrc", ssrc);
+            with_ssrc(codec.rtp_caps(), ssrc)
+        } else {
+            codec.rtp_caps()
+        };
+        transceiver.set_property("codec-preferences", caps);
         transceiver.set_property("do-nack", true);
         if config.fec_percentage > 0 {
             transceiver.set_property("fec-type", gst_webrtc::WebRTCFECType::UlpRed);
