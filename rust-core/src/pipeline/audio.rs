@@ -235,15 +235,8 @@ impl Audio {
         let (source, host) = match config.audio {
             AudioMode::None => return Ok(None),
             AudioMode::Host => {
-                let appsrc = gst_app::AppSrc::builder()
-                    .name("pcm")
-                    .is_live(true)
-                    .format(gst::Format::Time)
-                    .do_timestamp(false)
-                    .build();
                 // Never blocks the host: a full queue drops its oldest chunk.
-                appsrc.set_property_from_str("leaky-type", "downstream");
-                appsrc.set_max_buffers(64);
+                let appsrc = super::leaky_appsrc("pcm", 64);
                 let host = HostInput {
                     appsrc: appsrc.clone(),
                     timeline: Mutex::new(Timeline::default()),
@@ -489,25 +482,9 @@ pub fn check_format(
 /// Hands one Opus packet to every viewer (the encoder's streaming thread). The packet keeps
 /// its running time: viewers' pipelines share the clock and base time.
 fn fan_out(fanout: &Fanout, sample: &gst::Sample) {
-    let Some(buffer) = sample.buffer() else {
+    let Some(sample) = super::at_running_time(sample) else {
         return;
     };
-    let running = sample
-        .segment()
-        .and_then(|s| s.downcast_ref::<gst::ClockTime>())
-        .and_then(|segment| segment.to_running_time(buffer.pts()));
-    let mut out = buffer.copy();
-    {
-        let out = out.make_mut();
-        out.set_pts(running);
-        out.set_dts(gst::ClockTime::NONE);
-    }
-    let mut builder = gst::Sample::builder().buffer(&out);
-    let caps = sample.caps_owned();
-    if let Some(caps) = &caps {
-        builder = builder.caps(caps);
-    }
-    let sample = builder.build();
     for consumer in fanout.consumers().iter() {
         if !consumer.live.load(Ordering::Relaxed) {
             continue;
@@ -560,14 +537,7 @@ impl ViewerAudio {
         webrtcbin: &gst::Element,
         viewer_id: u32,
     ) -> Result<ViewerAudio, PipelineError> {
-        let appsrc = gst_app::AppSrc::builder()
-            .name("audio")
-            .is_live(true)
-            .format(gst::Format::Time)
-            .do_timestamp(false)
-            .build();
-        appsrc.set_property_from_str("leaky-type", "downstream");
-        appsrc.set_max_buffers(VIEWER_QUEUE_PACKETS);
+        let appsrc = super::leaky_appsrc("audio", VIEWER_QUEUE_PACKETS);
         let pay = make("rtpopuspay", Some("audio-pay"))?;
         pay.set_property("pt", OPUS_PAYLOAD_TYPE);
         let ssrc = super::peer::new_ssrc();

@@ -120,6 +120,44 @@ pub(crate) fn make(
         .map_err(|_| PipelineError::MissingElement(factory))
 }
 
+/// A live `appsrc` that takes timestamped buffers and never blocks its pusher: once it
+/// holds `max_buffers`, it drops its oldest. How every viewer is fed, and the host's PCM.
+pub(crate) fn leaky_appsrc(name: &str, max_buffers: u64) -> gst_app::AppSrc {
+    let appsrc = gst_app::AppSrc::builder()
+        .name(name)
+        .is_live(true)
+        .format(gst::Format::Time)
+        .do_timestamp(false)
+        .build();
+    appsrc.set_property_from_str("leaky-type", "downstream");
+    appsrc.set_max_buffers(max_buffers);
+    appsrc
+}
+
+/// `sample` with its buffer stamped at its running time (and no DTS), for a viewer's
+/// pipeline: those share the main pipeline's clock and base time, so a buffer keeps its
+/// running time across pipelines, and encoders shift timestamps inside their own segment
+/// (x264 by 1000 h), so the conversion goes through it. `None` without a buffer.
+pub(crate) fn at_running_time(sample: &gst::Sample) -> Option<gst::Sample> {
+    let buffer = sample.buffer()?;
+    let running = sample
+        .segment()
+        .and_then(|s| s.downcast_ref::<gst::ClockTime>())
+        .and_then(|segment| segment.to_running_time(buffer.pts()));
+    let mut out = buffer.copy();
+    {
+        let out = out.make_mut();
+        out.set_pts(running);
+        out.set_dts(gst::ClockTime::NONE);
+    }
+    let mut builder = gst::Sample::builder().buffer(&out);
+    let caps = sample.caps_owned();
+    if let Some(caps) = &caps {
+        builder = builder.caps(caps);
+    }
+    Some(builder.build())
+}
+
 /// Where the pipeline's frames live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FrameMemory {

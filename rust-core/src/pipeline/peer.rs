@@ -111,15 +111,8 @@ impl Peer {
             audio,
         } = context;
         let pipeline = gst::Pipeline::with_name(&format!("viewer-{viewer_id}"));
-        let appsrc = gst_app::AppSrc::builder()
-            .name("frames")
-            .is_live(true)
-            .format(gst::Format::Time)
-            .do_timestamp(false)
-            .build();
         // The tier's consumer drops whole frames first; this is the backstop.
-        appsrc.set_property_from_str("leaky-type", "downstream");
-        appsrc.set_max_buffers(16);
+        let appsrc = super::leaky_appsrc("frames", 16);
         let payloader = make_payloader(codec)?;
         let webrtcbin = make("webrtcbin", Some("webrtc"))?;
         webrtcbin.set_property_from_str("bundle-policy", "max-bundle");

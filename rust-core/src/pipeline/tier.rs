@@ -494,30 +494,14 @@ pub(super) fn tier_of(element_name: &str) -> Option<usize> {
 
 /// Hands one encoded frame to every viewer of the tier (the tier's streaming thread).
 fn fan_out(fanout: &Fanout, sample: &gst::Sample) {
+    let Some(sample) = super::at_running_time(sample) else {
+        return;
+    };
     let Some(buffer) = sample.buffer() else {
         return;
     };
     let key = !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
-    // Viewers' pipelines share the main pipeline's clock and base time, so a frame keeps its
-    // running time; encoders shift timestamps inside their own segment (x264 by 1000 h), so
-    // convert through it.
-    let running = sample
-        .segment()
-        .and_then(|s| s.downcast_ref::<gst::ClockTime>())
-        .and_then(|segment| segment.to_running_time(buffer.pts()));
-    let mut out = buffer.copy();
-    {
-        let out = out.make_mut();
-        out.set_pts(running);
-        out.set_dts(gst::ClockTime::NONE);
-    }
-    let size = out.size();
-    let mut builder = gst::Sample::builder().buffer(&out);
-    let caps = sample.caps_owned();
-    if let Some(caps) = &caps {
-        builder = builder.caps(caps);
-    }
-    let sample = builder.build();
+    let size = buffer.size();
     let mut wanted = false;
     for consumer in fanout.consumers().iter() {
         wanted |= consumer.offer(&sample, size, key);
