@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use openspace_webrtc_protocol::tickets::{TICKET_LIFETIME, TicketBook, TicketError};
+use openspace_webrtc_protocol::tickets::{TicketBook, TicketError};
 use openspace_webrtc_protocol::{ControlReply, ControlRequest, ViewerRole};
 use tokio::sync::{broadcast, mpsc, watch};
 
@@ -197,15 +197,7 @@ impl Engine for Shared {
     fn control(&self, request: &ControlRequest) -> ControlReply {
         match request {
             ControlRequest::IssueTicket { role } => {
-                match self.ticket_book().issue(*role, Instant::now()) {
-                    Ok(ticket) => ControlReply::Ticket {
-                        ticket,
-                        expires_in_ms: TICKET_LIFETIME.as_millis() as u64,
-                    },
-                    Err(err) => ControlReply::Error {
-                        message: err.to_string(),
-                    },
-                }
+                self.ticket_book().answer_issue(*role, Instant::now())
             }
             ControlRequest::Ready => {
                 let (width, height) = self.stats.size();

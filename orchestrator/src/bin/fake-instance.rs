@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use openspace_webrtc_protocol::session::{Admission, Decision, Session};
-use openspace_webrtc_protocol::tickets::{TICKET_LIFETIME, TicketBook};
+use openspace_webrtc_protocol::tickets::TicketBook;
 use openspace_webrtc_protocol::{
     ControlReply, ControlRequest, PROTOCOL_VERSION, ViewerReply, ViewerRequest, ticket_in_query,
 };
@@ -245,15 +245,7 @@ fn control(request: ControlRequest, knobs: &Knobs, size: &Size, tickets: &Ticket
             message: "already authenticated".into(),
         },
         ControlRequest::IssueTicket { role } => {
-            match lock(tickets).issue(role, std::time::Instant::now()) {
-                Ok(ticket) => ControlReply::Ticket {
-                    ticket,
-                    expires_in_ms: TICKET_LIFETIME.as_millis() as u64,
-                },
-                Err(err) => ControlReply::Error {
-                    message: err.to_string(),
-                },
-            }
+            lock(tickets).answer_issue(role, std::time::Instant::now())
         }
         ControlRequest::Ready => {
             let ready = knobs.ready_at.is_some_and(|at| Instant::now() >= at);

@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use crate::ViewerRole;
+use crate::{ControlReply, ViewerRole};
 
 /// How long a ticket is good for. The supervisor connects with it at once; the margin covers
 /// a loaded machine, not a person.
@@ -83,6 +83,20 @@ impl TicketBook {
             },
         );
         Ok(ticket)
+    }
+
+    /// The answer to a control client's `issueTicket` for `role` at `now`: the ticket, or
+    /// why there is none.
+    pub fn answer_issue(&mut self, role: ViewerRole, now: Instant) -> ControlReply {
+        match self.issue(role, now) {
+            Ok(ticket) => ControlReply::Ticket {
+                ticket,
+                expires_in_ms: TICKET_LIFETIME.as_millis() as u64,
+            },
+            Err(err) => ControlReply::Error {
+                message: err.to_string(),
+            },
+        }
     }
 
     /// Uses `ticket` at `now`: its role, once.
