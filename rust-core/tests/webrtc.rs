@@ -66,11 +66,25 @@ where
     F: FnOnce(u16, Arc<Mutex<Vec<Event>>>) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    let mut streamer = Streamer::new(config, None).expect("streamer starts");
+    let streamer = Streamer::new(config, None).expect("streamer starts");
     let port = streamer.signaling_port();
     let events = Arc::new(Mutex::new(Vec::new()));
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let scenario = runtime.spawn(scenario(port, events.clone()));
+    host_until_done(streamer, &runtime, scenario, &events, |_, _| {});
+}
+
+/// Is the host of `streamer` (on this thread, its render thread) until `scenario` ends:
+/// each turn `before_frame` (given the time since the start), a frame at 30 fps, and the
+/// events the host drains into `events`. Then shuts the streamer down and passes on a
+/// panic of the scenario.
+fn host_until_done(
+    mut streamer: Streamer,
+    runtime: &tokio::runtime::Runtime,
+    scenario: tokio::task::JoinHandle<()>,
+    events: &Mutex<Vec<Event>>,
+    mut before_frame: impl FnMut(&mut Streamer, Duration),
+) {
     let started = Instant::now();
     let mut n = 0;
     while !scenario.is_finished() {
@@ -78,6 +92,7 @@ where
             started.elapsed() < Duration::from_secs(60),
             "scenario timed out"
         );
+        before_frame(&mut streamer, started.elapsed());
         submit_frame(&mut streamer, &frame(n));
         while let Some(event) = streamer.poll_event() {
             events.lock().unwrap().push(event);
@@ -1252,7 +1267,7 @@ fn key(code: i32) -> String {
 #[test]
 fn the_app_channel_runs_owners_requests_and_the_controls_pass_between_viewers() {
     require_loopback_namespace!();
-    let mut streamer = Streamer::new(
+    let streamer = Streamer::new(
         StreamerConfig {
             max_viewers: 4,
             ..config(EncoderChoice::X264)
@@ -1417,17 +1432,7 @@ fn the_app_channel_runs_owners_requests_and_the_controls_pass_between_viewers() 
         spectator.leave().await;
     });
     // The host: frames, events, and answers to the app requests.
-    let started = Instant::now();
-    let mut n = 0;
-    while !scenario.is_finished() {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "scenario timed out"
-        );
-        submit_frame(&mut streamer, &frame(n));
-        while let Some(event) = streamer.poll_event() {
-            events.lock().unwrap().push(event);
-        }
+    host_until_done(streamer, &runtime, scenario, &events, |_, _| {
         while let Ok(Some(request)) = view.poll_app_request(1024) {
             let (ok, message) = match request.kind {
                 HostRequestKind::RunScript => {
@@ -1444,14 +1449,7 @@ fn the_app_channel_runs_owners_requests_and_the_controls_pass_between_viewers() 
                 "once"
             );
         }
-        n += 1;
-        std::thread::sleep(Duration::from_millis(33));
-    }
-    let result = runtime.block_on(scenario);
-    streamer.shutdown();
-    if let Err(err) = result {
-        std::panic::resume_unwind(err.into_panic());
-    }
+    });
 }
 
 /// 1 kHz at half scale, stereo, `frames` sample frames from sample `start` on.
@@ -1478,7 +1476,7 @@ fn with_host_audio_every_viewer_gets_opus_from_one_encoder_beside_the_video() {
     require_loopback_namespace!();
     let mut config = config(EncoderChoice::X264);
     config.audio = openspace_webrtc::config::AudioMode::Host;
-    let mut streamer = Streamer::new(config, None).expect("streamer starts");
+    let streamer = Streamer::new(config, None).expect("streamer starts");
     let port = streamer.signaling_port();
     let view = streamer.view();
     // Before the first frame there is no stream: the sound is not taken, and says so.
@@ -1568,16 +1566,12 @@ fn with_host_audio_every_viewer_gets_opus_from_one_encoder_beside_the_video() {
         first.leave().await;
         second.leave().await;
     });
-    let started = Instant::now();
-    let (mut n, mut sample) = (0u32, 0u64);
-    while !scenario.is_finished() {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "scenario timed out"
-        );
+    let mut sample = 0u64;
+    let events = Mutex::new(Vec::new());
+    host_until_done(streamer, &runtime, scenario, &events, |_, elapsed| {
         // Each frame's sound right before it, as a host hands it: what the clock says is due
         // until the next frame (real-time amounts, whatever this loop's pace).
-        let due = ((started.elapsed().as_secs_f64() + 0.033) * 48_000.0) as u64;
+        let due = ((elapsed.as_secs_f64() + 0.033) * 48_000.0) as u64;
         // After a stall (the first frame builds the pipeline) the sound it missed is
         // skipped, not handed late.
         if due.saturating_sub(sample) > 2 * 1600 {
@@ -1589,15 +1583,7 @@ fn with_host_audio_every_viewer_gets_opus_from_one_encoder_beside_the_video() {
                 .expect("sound taken");
             sample += frames as u64;
         }
-        submit_frame(&mut streamer, &frame(n));
-        n += 1;
-        std::thread::sleep(Duration::from_millis(33));
-    }
-    let result = runtime.block_on(scenario);
-    streamer.shutdown();
-    if let Err(err) = result {
-        std::panic::resume_unwind(err.into_panic());
-    }
+    });
 }
 
 #[test]
