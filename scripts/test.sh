@@ -21,9 +21,20 @@ stage() { printf '\n==== %s (%ds)\n' "$1" "$((SECONDS - started))"; }
 stage "setup"
 scripts/setup-debian.sh
 
+# Every cargo step below selects the same packages and features, so each crate and test
+# binary is built once: a step that picks one package (`-p`) or other features resolves the
+# dependencies' features anew and builds a second copy of them. `postgres` only adds a
+# driver: SQLite stays the default, and the tests use PostgreSQL only when OSW_TEST_POSTGRES
+# is set. A run that starts clean (CI) has no use for incremental state, only its disk.
+cargo_selection=(--workspace --features orchestrator/postgres --locked)
+if [ -n "${CI:-}" ]; then export CARGO_INCREMENTAL=0; fi
+
 stage "build"
-cargo build --workspace --all-targets --locked
-cmake -S tests/gl-host -B build/gl-host -G Ninja -DCMAKE_BUILD_TYPE=Debug >/dev/null
+cargo build "${cargo_selection[@]}" --all-targets
+# The GL host links the archive the build above made instead of running cargo for rust-core
+# alone (which would be one of those second copies).
+cmake -S tests/gl-host -B build/gl-host -G Ninja -DCMAKE_BUILD_TYPE=Debug \
+    -DOSW_RUST_CORE_PREBUILT="$root/target/debug/libopenspace_webrtc.a" >/dev/null
 cmake --build build/gl-host
 export OSW_GL_HOST="$root/build/gl-host/osw-gl-host"
 
@@ -35,17 +46,17 @@ stage "unit: web modules (node --test)"
 node --test web/test/
 
 stage "streaming: cargo test (loopback-only namespace)"
-scripts/in-loopback-netns.sh cargo test --workspace --locked --offline -- --test-threads=1
+scripts/in-loopback-netns.sh cargo test "${cargo_selection[@]}" --offline -- --test-threads=1
 stage "streaming: database and web-role tests on PostgreSQL (private cluster, loopback-only namespace)"
+# --lib runs every crate's unit tests (the orchestrator's database ones among them): a few
+# seconds, where `-p orchestrator` would build a second copy of the dependencies.
 scripts/in-loopback-netns.sh scripts/with-postgres.sh \
-    cargo test -p orchestrator --features postgres --locked \
+    cargo test "${cargo_selection[@]}" --offline \
     --lib --test web --test web_limits --test web_connections --test web_serving --test web_storage \
     --test openspace_api --test web_roles \
     -- --test-threads=1
 stage "streaming: browser end-to-end (loopback-only namespace, Xvfb; fleet.test.js: machines as namespaces)"
-# fleet.test.js runs its web role on PostgreSQL: the binary must have the `postgres` feature
-# (the stage above built it so; this says so, and costs nothing when it is up to date).
-cargo build -p orchestrator --features postgres --locked
+# fleet.test.js runs its web role on PostgreSQL: the orchestrator built above has the feature.
 scripts/in-loopback-netns.sh sh -c 'cd tests/e2e && npm test'
 
 stage "done"
