@@ -12,6 +12,7 @@
  */
 
 import { viewsFrom } from './app-channel.js';
+import ToggleKey from './toggle-key.js';
 
 /**
  * `KeyboardEvent.code` that shows and hides the panel: F8, beside the stats overlay's F9,
@@ -88,21 +89,11 @@ export function replyText(what, reply) {
 export default class ShowPanel extends EventTarget {
     #el;
     #owner;
-    #toggleCode;
-    #window;
+    #toggleKey;
     /** @type {import('./app-channel.js').default | null} */
     #app = null;
     #myId = null;
     #listeners = [];
-    #onKeyDown = (event) => {
-        if (event.code !== this.#toggleCode) {
-            return;
-        }
-        event.preventDefault();
-        if (!event.repeat) {
-            this.visible = !this.visible;
-        }
-    };
 
     /**
      * @param {object} elements - from stream.html
@@ -129,10 +120,8 @@ export default class ShowPanel extends EventTarget {
         super();
         this.#el = elements;
         this.#owner = Boolean(owner);
-        this.#toggleCode = toggleCode;
-        this.#window = elements.panel.ownerDocument.defaultView;
-        // Capture phase, as the stats toggle: before the input capture sees the key.
-        this.#window.addEventListener('keydown', this.#onKeyDown, { capture: true });
+        this.#toggleKey = new ToggleKey(elements.panel.ownerDocument.defaultView, toggleCode,
+            () => { this.visible = !this.visible; });
 
         // Keys in the panel (typing a script, Enter or Space on a button) are the panel's.
         for (const type of ['keydown', 'keyup']) {
@@ -164,7 +153,7 @@ export default class ShowPanel extends EventTarget {
 
     /** The `KeyboardEvent.code` that toggles the panel; input capture must skip it. */
     get toggleCode() {
-        return this.#toggleCode;
+        return this.#toggleKey.code;
     }
 
     get visible() {
@@ -222,7 +211,7 @@ export default class ShowPanel extends EventTarget {
     /** Stops listening for the toggle key. */
     close() {
         this.detach();
-        this.#window.removeEventListener('keydown', this.#onKeyDown, { capture: true });
+        this.#toggleKey.close();
     }
 
     #render() {

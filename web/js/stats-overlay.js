@@ -7,6 +7,7 @@
  */
 
 import config from './config.js';
+import ToggleKey from './toggle-key.js';
 
 /**
  * @typedef {object} StatsSnapshot
@@ -129,22 +130,12 @@ export function formatStats(s) {
 export default class StatsOverlay extends EventTarget {
     #element;
     #intervalMs;
-    #toggleCode;
-    #window;
+    #toggleKey;
     /** @type {RTCPeerConnection | null} */
     #pc = null;
     #timer = null;
     /** @type {StatsSnapshot | null} */
     #latest = null;
-    #onKeyDown = (event) => {
-        if (event.code !== this.#toggleCode) {
-            return;
-        }
-        event.preventDefault();
-        if (!event.repeat) {
-            this.visible = !this.visible;
-        }
-    };
 
     /**
      * @param {HTMLElement} element - where the text goes (styled by the page)
@@ -158,17 +149,15 @@ export default class StatsOverlay extends EventTarget {
         super();
         this.#element = element;
         this.#intervalMs = options.intervalMs ?? config.statsIntervalMs;
-        this.#toggleCode = options.toggleCode ?? config.statsToggleCode;
-        this.#window = element.ownerDocument.defaultView;
         this.visible = options.visible ?? config.statsVisible;
         this.#element.textContent = formatStats(null);
-        // Capture phase: the toggle is handled before anything else on the page sees the key.
-        this.#window.addEventListener('keydown', this.#onKeyDown, { capture: true });
+        this.#toggleKey = new ToggleKey(element.ownerDocument.defaultView,
+            options.toggleCode ?? config.statsToggleCode, () => { this.visible = !this.visible; });
     }
 
     /** The `KeyboardEvent.code` that toggles the overlay; input capture must skip it. */
     get toggleCode() {
-        return this.#toggleCode;
+        return this.#toggleKey.code;
     }
 
     /** The latest snapshot, or null. */
@@ -206,7 +195,7 @@ export default class StatsOverlay extends EventTarget {
     /** Stops polling and stops listening for the toggle key. */
     close() {
         this.detach();
-        this.#window.removeEventListener('keydown', this.#onKeyDown, { capture: true });
+        this.#toggleKey.close();
     }
 
     async #poll() {
