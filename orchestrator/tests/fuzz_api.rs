@@ -531,25 +531,12 @@ async fn fuzz_http() {
     let web = TestWeb::start(dir.path(), Some(&sup), |_| {}).await;
     let owner = web.session().await;
     let stranger = web.session().await;
-    let first = web.launch(&owner).await["id"]
-        .as_str()
-        .expect("an id")
-        .to_string();
-    web.wait_for(&first, &owner, "RUNNING", |v| v["status"] == "RUNNING")
-        .await;
-    let (status, share) = web
-        .json(
-            "POST",
-            &format!("/api/instances/{first}/share"),
-            Some(&owner),
-            None,
-        )
-        .await;
-    assert_eq!(status, 201, "{share}");
+    let first = web.launch_running(&owner).await;
+    let (share, _) = web.share(&first, &owner).await;
     let world = World {
         owner,
         stranger,
-        share: share["token"].as_str().unwrap_or_default().to_string(),
+        share,
         ids: vec![first.clone()],
     };
     // Warm what opens lasting things on first use (database connections, the blocking pool)
@@ -626,36 +613,11 @@ async fn fuzz_http() {
         if view["status"] != "ENDED"
             && let Some(id) = view["id"].as_str()
         {
-            let (status, body) = web
-                .json(
-                    "DELETE",
-                    &format!("/api/instances/{id}"),
-                    Some(&world.owner),
-                    None,
-                )
-                .await;
-            assert_eq!(status, 200, "{body}");
+            web.stop(id, &world.owner).await;
         }
     }
-    let again = web.launch(&token).await["id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    web.wait_for(&again, &token, "RUNNING", |v| v["status"] == "RUNNING")
-        .await;
-    let (status, stopped) = web
-        .json(
-            "DELETE",
-            &format!("/api/instances/{again}"),
-            Some(&token),
-            None,
-        )
-        .await;
-    assert_eq!(
-        (status, &stopped["status"]),
-        (200, &json!("ENDED")),
-        "{stopped}"
-    );
+    let again = web.launch_running(&token).await;
+    web.stop(&again, &token).await;
     healthy(&web).await;
 
     baseline

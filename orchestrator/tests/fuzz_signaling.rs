@@ -654,16 +654,7 @@ async fn fuzz_signaling() {
         owner,
         id,
     } = streaming(&dir).await;
-    let (status, share) = web
-        .json(
-            "POST",
-            &format!("/api/instances/{id}/share"),
-            Some(&owner),
-            None,
-        )
-        .await;
-    assert_eq!(status, 201, "{share}");
-    let share = share["token"].as_str().unwrap_or_default().to_string();
+    let (share, _) = web.share(&id, &owner).await;
     let owner_path = format!("/api/instances/{id}/signal?token={owner}");
     let share_path = format!("/api/instances/{id}/signal?token={share}");
     let ready = control(&sup).await.ready().await.expect("ready");

@@ -117,16 +117,7 @@ async fn only_the_owner_may_open_the_api_and_no_answer_names_an_address() {
     assert_eq!(body["error"], "the instance is still starting, not running");
     wait_running(&web, &id, &owner, WAIT).await;
 
-    let (status, share) = web
-        .json(
-            "POST",
-            &format!("/api/instances/{id}/share"),
-            Some(&owner),
-            None,
-        )
-        .await;
-    assert_eq!(status, 201, "{share}");
-    let spectator = share["token"].as_str().unwrap().to_string();
+    let (spectator, _) = web.share(&id, &owner).await;
 
     let unknown_uuid = "6f1c2a9e-0b7d-4c3e-9a51-2d8e4f6a7b90";
     for (path, want, sentence) in [
@@ -197,15 +188,7 @@ async fn only_the_owner_may_open_the_api_and_no_answer_names_an_address() {
     assert_eq!(reason, "the instance's OpenSpace API cannot be reached");
 
     // Once it has ended, there is nothing to reach.
-    let (status, _) = web
-        .json(
-            "DELETE",
-            &format!("/api/instances/{id}"),
-            Some(&owner),
-            None,
-        )
-        .await;
-    assert_eq!(status, 200);
+    web.stop(&id, &owner).await;
     let (status, body) = refused(&web, &path(&owner)).await;
     assert_eq!(
         (status, body["error"].as_str()),
@@ -359,15 +342,7 @@ async fn the_owner_runs_lua_in_the_real_host_through_the_proxy() {
     }
 
     // Stopping the instance closes the proxied socket.
-    let (status, _) = web
-        .json(
-            "DELETE",
-            &format!("/api/instances/{id}"),
-            Some(&owner),
-            None,
-        )
-        .await;
-    assert_eq!(status, 200);
+    web.stop(&id, &owner).await;
     let (code, reason) = close_of(&mut api).await;
     assert_eq!(
         (code, reason.as_str()),

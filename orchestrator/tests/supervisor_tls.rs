@@ -136,9 +136,7 @@ async fn a_web_role_with_the_ca_runs_an_instance_and_relays_its_signaling_over_w
     })
     .await;
     let owner = web.session().await;
-    let id = web.launch(&owner).await["id"].as_str().unwrap().to_string();
-    web.wait_for(&id, &owner, "RUNNING", |v| v["status"] == "RUNNING")
-        .await;
+    let id = web.launch_running(&owner).await;
 
     // The viewer's signaling goes through the supervisor's relay, over wss:// too.
     let mut viewer = web
@@ -166,19 +164,7 @@ async fn a_web_role_with_the_ca_runs_an_instance_and_relays_its_signaling_over_w
     assert!(servers[0].tls, "{servers:?}");
     db.close().await;
 
-    let (status, stopped) = web
-        .json(
-            "DELETE",
-            &format!("/api/instances/{id}"),
-            Some(&owner),
-            None,
-        )
-        .await;
-    assert_eq!(
-        (status, &stopped["status"]),
-        (200, &json!("ENDED")),
-        "{stopped}"
-    );
+    web.stop(&id, &owner).await;
     web.shutdown().await;
     sup.shutdown().await;
 }
@@ -393,9 +379,7 @@ async fn the_web_role_in_the_same_process_reaches_a_tls_supervisor_on_plain_loop
     })
     .await;
     let owner = web.session().await;
-    let id = web.launch(&owner).await["id"].as_str().unwrap().to_string();
-    web.wait_for(&id, &owner, "RUNNING", |v| v["status"] == "RUNNING")
-        .await;
+    let id = web.launch_running(&owner).await;
     let mut viewer = web
         .ws(&format!("/api/instances/{id}/signal?token={owner}"))
         .await

@@ -85,16 +85,7 @@ async fn owners_and_share_links_get_fresh_turn_credentials_and_nobody_else_does(
     assert!(!body.to_string().contains(SECRET));
 
     // A share link: watches, so it needs to connect too; its user is not the owner's.
-    let (status, share) = web
-        .json(
-            "POST",
-            &format!("/api/instances/{id}/share"),
-            Some(&owner),
-            None,
-        )
-        .await;
-    assert_eq!(status, 201, "{share}");
-    let spectator = share["token"].as_str().unwrap().to_string();
+    let (spectator, _) = web.share(&id, &owner).await;
     let (status, body) = web.json("GET", &path, Some(&spectator), None).await;
     assert_eq!(status, 200, "{body}");
     let (_, spectator_user) = check_turn_entry(&body["iceServers"], &[&owner, &spectator]);

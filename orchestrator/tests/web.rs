@@ -245,16 +245,7 @@ async fn the_signaling_proxy_passes_viewer_messages_and_makes_spectators_view_on
     assert_eq!(watched["viewers"], 1);
 
     // A share link: watch only, whatever the page asks for.
-    let (status, share) = web
-        .json(
-            "POST",
-            &format!("/api/instances/{id}/share"),
-            Some(&owner),
-            None,
-        )
-        .await;
-    assert_eq!(status, 201, "{share}");
-    let spectator = share["token"].as_str().unwrap().to_string();
+    let (spectator, share) = web.share(&id, &owner).await;
     assert_eq!(share["url"], format!("/stream/{id}#view={spectator}"));
     let (status, seen) = web
         .json(
@@ -331,15 +322,7 @@ async fn the_signaling_proxy_passes_viewer_messages_and_makes_spectators_view_on
         .unwrap();
     send(&mut viewer, json!({"type": "join"})).await;
     assert_eq!(next_json(&mut viewer).await["type"], "welcome");
-    let (status, _) = web
-        .json(
-            "DELETE",
-            &format!("/api/instances/{id}"),
-            Some(&owner),
-            None,
-        )
-        .await;
-    assert_eq!(status, 200);
+    web.stop(&id, &owner).await;
     let closed = timeout(WAIT, async {
         loop {
             match viewer.next().await {
@@ -368,9 +351,7 @@ async fn idle_instances_are_stopped_and_crashes_are_told_in_words() {
     .await;
     let token = web.session().await;
     let idle = web.launch(&token).await["id"].as_str().unwrap().to_string();
-    let watched = web.launch(&token).await["id"].as_str().unwrap().to_string();
-    web.wait_for(&watched, &token, "RUNNING", |v| v["status"] == "RUNNING")
-        .await;
+    let watched = web.launch_running(&token).await;
     let mut viewer = web
         .ws(&format!("/api/instances/{watched}/signal?token={token}"))
         .await
@@ -423,9 +404,7 @@ async fn a_restarted_web_role_keeps_sessions_and_adopts_instances_still_running(
     let web = TestWeb::start(dir.path(), None, remote).await;
     let token = web.session().await;
     let kept = web.launch(&token).await["id"].as_str().unwrap().to_string();
-    let lost = web.launch(&token).await["id"].as_str().unwrap().to_string();
-    web.wait_for(&lost, &token, "RUNNING", |v| v["status"] == "RUNNING")
-        .await;
+    let lost = web.launch_running(&token).await;
     web.wait_for(&kept, &token, "RUNNING", |v| v["status"] == "RUNNING")
         .await;
     // A web role alone leaves instances running when it stops.
@@ -457,15 +436,7 @@ async fn a_restarted_web_role_keeps_sessions_and_adopts_instances_still_running(
         "The instance was gone when the orchestrator restarted."
     );
     // The adopted instance is watched and controlled as before.
-    let (status, stopped) = web
-        .json(
-            "DELETE",
-            &format!("/api/instances/{kept}"),
-            Some(&token),
-            None,
-        )
-        .await;
-    assert_eq!((status, &stopped["status"]), (200, &json!("ENDED")));
+    web.stop(&kept, &token).await;
     assert_eq!(c.server_status().await["running"], 0);
 
     web.shutdown().await;

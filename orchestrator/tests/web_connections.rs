@@ -66,9 +66,7 @@ async fn websocket_frames_that_break_the_protocol_get_their_close_codes() {
     let dir = TempDir::new("web-frames");
     let web = TestWeb::start(dir.path(), Some(&sup), |_| {}).await;
     let token = web.session().await;
-    let id = web.launch(&token).await["id"].as_str().unwrap().to_string();
-    web.wait_for(&id, &token, "RUNNING", |v| v["status"] == "RUNNING")
-        .await;
+    let id = web.launch_running(&token).await;
 
     let over_the_limit = {
         // A header announcing 2 MiB; the payload need not follow.
@@ -134,9 +132,7 @@ async fn an_oversized_signaling_message_gets_an_error_and_the_connection_stays()
     let dir = TempDir::new("web-oversized");
     let web = TestWeb::start(dir.path(), Some(&sup), |_| {}).await;
     let token = web.session().await;
-    let id = web.launch(&token).await["id"].as_str().unwrap().to_string();
-    web.wait_for(&id, &token, "RUNNING", |v| v["status"] == "RUNNING")
-        .await;
+    let id = web.launch_running(&token).await;
     let mut viewer = web
         .ws(&format!("/api/instances/{id}/signal?token={token}"))
         .await

@@ -162,15 +162,7 @@ async fn live_instances_are_capped_per_client_address_whatever_the_session() {
     assert_eq!(launch_from(TWO, sessions[2].clone()).await.0, 201);
     // Once one has ended, the first address may launch again.
     let id = first["id"].as_str().unwrap();
-    let (status, _) = web
-        .json(
-            "DELETE",
-            &format!("/api/instances/{id}"),
-            Some(&sessions[0]),
-            None,
-        )
-        .await;
-    assert_eq!(status, 200);
+    web.stop(id, &sessions[0]).await;
     assert_eq!(launch_from(ONE, sessions[2].clone()).await.0, 201);
     web.shutdown().await;
     sup.shutdown().await;

@@ -106,9 +106,7 @@ async fn health_fails_when_the_database_file_is_deleted_or_corrupted() {
 
 async fn running_instance(web: &TestWeb) -> (String, String) {
     let token = web.session().await;
-    let id = web.launch(&token).await["id"].as_str().unwrap().to_string();
-    web.wait_for(&id, &token, "RUNNING", |v| v["status"] == "RUNNING")
-        .await;
+    let id = web.launch_running(&token).await;
     (token, id)
 }
 

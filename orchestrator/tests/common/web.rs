@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use orchestrator::web::{self, LocalSupervisor, WebError, WebSettings};
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::oneshot;
@@ -357,6 +357,41 @@ impl TestWeb {
         let (status, body) = self.json("POST", "/api/instances", Some(token), None).await;
         assert_eq!(status, 201, "{body}");
         body
+    }
+
+    /// Launches as `token` and waits until the instance runs; returns its id.
+    pub async fn launch_running(&self, token: &str) -> String {
+        let id = self.launch(token).await["id"]
+            .as_str()
+            .expect("an instance id")
+            .to_string();
+        self.wait_for(&id, token, "RUNNING", |v| v["status"] == "RUNNING")
+            .await;
+        id
+    }
+
+    /// Stops `id` as `token` (its owner) and checks it ended; returns the instance's view.
+    pub async fn stop(&self, id: &str, token: &str) -> Value {
+        let (status, view) = self
+            .json("DELETE", &format!("/api/instances/{id}"), Some(token), None)
+            .await;
+        assert_eq!((status, &view["status"]), (200, &json!("ENDED")), "{view}");
+        view
+    }
+
+    /// A share link for `id`, made by its owner: the link's token, and the whole answer.
+    pub async fn share(&self, id: &str, owner: &str) -> (String, Value) {
+        let (status, body) = self
+            .json(
+                "POST",
+                &format!("/api/instances/{id}/share"),
+                Some(owner),
+                None,
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        let token = body["token"].as_str().expect("a share token").to_string();
+        (token, body)
     }
 
     pub async fn ws(&self, path: &str) -> Result<Socket, tokio_tungstenite::tungstenite::Error> {
