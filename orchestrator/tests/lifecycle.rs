@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::{TestSupervisor, alive, kill, wait_gone};
-use orchestrator::instances::{AudioMode, XvfbMode};
+use orchestrator::instances::{AudioMode, InstanceSettings, XvfbMode};
 use tokio::time::{Instant, sleep};
 
 const SECONDS_5: Duration = Duration::from_secs(5);
@@ -310,17 +310,27 @@ async fn without_a_display_each_instance_gets_its_own_xvfb() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failing_xvfb_is_a_launch_failure() {
-    let sup = TestSupervisor::fake(1, |s| {
+    let missing = PathBuf::from("/nonexistent/Xvfb");
+    assert_launch_fails_without(&missing, |s| {
         s.xvfb.mode = XvfbMode::Always;
-        s.xvfb.executable = PathBuf::from("/nonexistent/Xvfb");
+        s.xvfb.executable = missing.clone();
     })
     .await;
+}
+
+/// START with a helper program (Xvfb, PulseAudio) that cannot run, as `tweak` sets it up:
+/// the launch fails naming the program and why, and the slot stays free.
+async fn assert_launch_fails_without(missing: &Path, tweak: impl FnOnce(&mut InstanceSettings)) {
+    let sup = TestSupervisor::fake(1, tweak).await;
     let mut c = sup.client().await;
     let reply = c.start().await;
     assert_eq!(reply["id"], -1);
     assert_eq!(
         reply["error"],
-        "launch failed: cannot run /nonexistent/Xvfb: No such file or directory (os error 2)"
+        format!(
+            "launch failed: cannot run {}: No such file or directory (os error 2)",
+            missing.display()
+        )
     );
     assert_eq!(c.status(0).await["status"], "IDLE");
     sup.shutdown().await;
@@ -414,20 +424,12 @@ async fn with_audio_pulse_each_instance_gets_its_own_pulseaudio_with_a_null_sink
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failing_pulseaudio_is_a_launch_failure() {
-    let sup = TestSupervisor::fake(1, |s| {
+    let missing = PathBuf::from("/nonexistent/pulseaudio");
+    assert_launch_fails_without(&missing, |s| {
         s.audio.mode = AudioMode::Pulse;
-        s.audio.executable = PathBuf::from("/nonexistent/pulseaudio");
+        s.audio.executable = missing.clone();
     })
     .await;
-    let mut c = sup.client().await;
-    let reply = c.start().await;
-    assert_eq!(reply["id"], -1);
-    assert_eq!(
-        reply["error"],
-        "launch failed: cannot run /nonexistent/pulseaudio: No such file or directory (os error 2)"
-    );
-    assert_eq!(c.status(0).await["status"], "IDLE");
-    sup.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
