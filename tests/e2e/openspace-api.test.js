@@ -86,13 +86,7 @@ describe('OpenSpace\'s JSON API through the orchestrator', { skip }, () => {
 
     after(async () => {
         await browser?.close();
-        const { code } = await orchestrator?.stop() ?? {};
-        if (code === 0) {
-            rmSync(dir, { recursive: true, force: true });
-        }
-        else if (dir) {
-            console.log(`orchestrator exited with ${code}; logs kept in ${dir}\n${orchestrator.log.slice(-5000)}`);
-        }
+        await orchestrator?.stopAndClean(dir);
     });
 
     test('the owner\'s stream page runs a Lua call while it plays and shows the reply', async () => {

@@ -135,13 +135,7 @@ describe('the product through the orchestrator', { skip }, () => {
 
     after(async () => {
         await browser?.close();
-        const { code } = await orchestrator?.stop() ?? {};
-        if (code === 0) {
-            rmSync(dir, { recursive: true, force: true });
-        }
-        else if (dir) {
-            console.log(`orchestrator exited with ${code}; logs kept in ${dir}\n${orchestrator.log.slice(-5000)}`);
-        }
+        await orchestrator?.stopAndClean(dir);
     });
 
     test('launch: the home page, then the waiting view, then the video by itself', async () => {

@@ -175,13 +175,7 @@ describe('show control on the stream page, through the orchestrator', { skip }, 
 
     after(async () => {
         await browser?.close();
-        const { code } = await orchestrator?.stop() ?? {};
-        if (code === 0) {
-            rmSync(dir, { recursive: true, force: true });
-        }
-        else if (dir) {
-            console.log(`orchestrator exited with ${code}; logs kept in ${dir}\n${orchestrator.log.slice(-5000)}`);
-        }
+        await orchestrator?.stopAndClean(dir);
     });
 
     test('the owner\'s panel: a script runs in the host, a view moves its camera', async () => {

@@ -6,7 +6,7 @@
  */
 
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import readline from 'node:readline';
@@ -175,5 +175,20 @@ export class Orchestrator {
         const result = await this.#exited;
         clearTimeout(timer);
         return result;
+    }
+
+    /**
+     * A suite's teardown: {@link stop}, then delete `dir` (the folder it was started with)
+     * if it exited cleanly, or keep it and print where, with the end of its log.
+     * @param {string} dir
+     */
+    async stopAndClean(dir) {
+        const { code } = await this.stop();
+        if (code === 0) {
+            rmSync(dir, { recursive: true, force: true });
+        }
+        else if (dir) {
+            console.log(`orchestrator exited with ${code}; logs kept in ${dir}\n${this.log.slice(-5000)}`);
+        }
     }
 }
