@@ -23,7 +23,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
 import {
-    describePage, launchBrowser, launchFromHome, newProductContext, openHome, waitForPlaying,
+    describePage, KEEP_BACKGROUND_PAGES_ALIVE, launchBrowser, launchFromHome, newProductContext, openHome,
+    waitForPlaying,
 } from './lib/browser.js';
 import {
     BACK_NET, Fleet, FRONT_NET, MEDIA_PORTS, needsFleet, newSecret, progress, selectedCandidatePair,
@@ -35,16 +36,6 @@ import { waitUntil } from './lib/wait.js';
 const VIEWPORT = { width: 640, height: 360 };
 /** Slots per supervisor: more than one, so where the second launch goes is a real choice. */
 const SLOTS = 2;
-
-/**
- * Pages behind another one keep rendering and keep their timers (playwright-core's defaults,
- * which lib/browser.js turns off): layout 1 plays two stream pages in one browser.
- */
-const KEEP_BACKGROUND_PAGES_ALIVE = [
-    '--disable-background-timer-throttling',
-    '--disable-backgrounding-occluded-windows',
-    '--disable-renderer-backgrounding',
-];
 
 const skip = needsFleet();
 
@@ -73,6 +64,7 @@ async function startFleet(fleet, { iceOn, turn }) {
     });
     // C's page origin is plain http on a LAN address: Chromium grants the camera permission
     // (without which it gathers no ICE candidate on C's interface) only to a secure context.
+    // Layout 1 plays two stream pages in one browser: the one behind must keep rendering.
     const browser = await launchBrowser({
         netns: c.ns,
         extraArgs: [`--unsafely-treat-insecure-origin-as-secure=${web.origin.slice(0, -1)}`,

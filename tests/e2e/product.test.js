@@ -22,8 +22,8 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 
 import {
-    describePage, dragOnVideo, launchBrowser, launchFromHome, needsLoopbackNamespace, newProductContext,
-    openHome, readStrip, waitForPlaying,
+    describePage, dragOnVideo, KEEP_BACKGROUND_PAGES_ALIVE, launchBrowser, launchFromHome,
+    needsLoopbackNamespace, newProductContext, openHome, readStrip, waitForPlaying,
 } from './lib/browser.js';
 import { Orchestrator } from './lib/orchestrator.js';
 import { waitUntil } from './lib/wait.js';
@@ -39,18 +39,6 @@ const SPLIT_WEB_PORT = 4691;
 
 const skip = needsLoopbackNamespace();
 let shots = 0;
-
-/**
- * Chromium's own defaults that playwright-core would add (lib/browser.js turns those off):
- * pages in background tabs keep rendering and keep their timers, as a user's other
- * windows would. Without them a page behind another one draws no frame, and its screenshot
- * or its reconnection timer waits.
- */
-const KEEP_BACKGROUND_PAGES_ALIVE = [
-    '--disable-background-timer-throttling',
-    '--disable-backgrounding-occluded-windows',
-    '--disable-renderer-backgrounding',
-];
 
 /** Saves a screenshot of `page` as tests/out/product/NN-name.png (home pages in full). */
 async function shot(page, name) {

@@ -25,8 +25,8 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 
 import {
-    describePage, dragOnVideo, launchBrowser, launchFromHome, needsLoopbackNamespace,
-    newProductContext, openHome, waitForPlaying,
+    describePage, dragOnVideo, KEEP_BACKGROUND_PAGES_ALIVE, launchBrowser, launchFromHome,
+    needsLoopbackNamespace, newProductContext, openHome, waitForPlaying,
 } from './lib/browser.js';
 import { Orchestrator } from './lib/orchestrator.js';
 import { waitUntil } from './lib/wait.js';
@@ -40,13 +40,6 @@ const SCRIPT = 'openspace.setPropertyValueSingle("Scene.Earth.Renderable.Enabled
 const ABOVE_POSE = 'CAMERA yaw=0.00 pitch=85.00 distance=14.000';
 /** GLFW_KEY_A: yaw +5° on the test host. */
 const KEY_A = 65;
-
-/** See product.test.js: pages behind another one keep rendering and keep their timers. */
-const KEEP_BACKGROUND_PAGES_ALIVE = [
-    '--disable-background-timer-throttling',
-    '--disable-backgrounding-occluded-windows',
-    '--disable-renderer-backgrounding',
-];
 
 const skip = needsLoopbackNamespace();
 let shots = 0;

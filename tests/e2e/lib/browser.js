@@ -38,6 +38,18 @@ export const CHROMIUM_FLAGS = Object.freeze([
     '--autoplay-policy=no-user-gesture-required',
 ]);
 
+/**
+ * Chromium's own defaults that playwright-core would add (launchBrowser turns those off), for
+ * `extraArgs`: pages in background tabs keep rendering and keep their timers, as a user's
+ * other windows would. Without them a page behind another one draws no frame, and its
+ * screenshot or its reconnection timer waits.
+ */
+export const KEEP_BACKGROUND_PAGES_ALIVE = Object.freeze([
+    '--disable-background-timer-throttling',
+    '--disable-backgrounding-occluded-windows',
+    '--disable-renderer-backgrounding',
+]);
+
 /** Default wait for the stream to come up; ICE over loopback takes well under a second. */
 const DEFAULT_TIMEOUT_MS = 20000;
 
