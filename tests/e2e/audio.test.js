@@ -28,7 +28,7 @@ import { describe, test } from 'node:test';
 
 import {
     describePage, launchBrowser, launchFromHome, needsLoopbackNamespace, openHome,
-    openViewer, waitForPlaying,
+    openViewer, waitForPlaying, waitForStreamPage,
 } from './lib/browser.js';
 import {
     avProbeResults, jitterBuffers, median, pairTones, receiveCounters, startAvProbe,
@@ -221,8 +221,7 @@ describe('sound through PulseAudio, in the product (--audio pulse)', { skip }, (
             await context.grantPermissions(['camera'], { origin: new URL(orchestrator.url).origin });
             const page = await openHome(context, orchestrator.url);
             await launchFromHome(page);
-            await page.waitForFunction(() => window.__osw?.phase === 'streaming', null, { timeout: 40000 });
-            await waitForPlaying(page);
+            await waitForStreamPage(page, { timeoutMs: 40000 });
             const tones = () => orchestrator.instanceLog(0).split('\n')
                 .filter((l) => l.startsWith('TONE ')).map((l) => parseTone(l.slice(5)));
             await startProbing(page);

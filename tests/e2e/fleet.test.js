@@ -24,7 +24,7 @@ import { after, before, describe, test } from 'node:test';
 
 import {
     describePage, KEEP_BACKGROUND_PAGES_ALIVE, launchBrowser, launchFromHome, newProductContext, openHome,
-    waitForPlaying,
+    waitForStreamPage,
 } from './lib/browser.js';
 import {
     BACK_NET, Fleet, FRONT_NET, MEDIA_PORTS, needsFleet, newSecret, progress, selectedCandidatePair,
@@ -94,14 +94,8 @@ async function launch(context, origin, what) {
 
 /** Waits until the stream page plays its video (which has come from R to C). */
 async function play({ id, page }, what) {
-    try {
-        await page.waitForFunction(() => window.__osw?.phase === 'streaming', null, { timeout: 30000 });
-    } catch (err) {
-        const phases = await page.evaluate(() => window.__osw?.phases).catch(() => null);
-        throw new Error(`${what}: the stream page of ${id} never reached streaming (phases `
-            + `${JSON.stringify(phases)})\n${await describePage(page)}`, { cause: err });
-    }
-    const { videoWidth, videoHeight } = await waitForPlaying(page, { timeoutMs: 30000 });
+    const { videoWidth, videoHeight } = await waitForStreamPage(page, { timeoutMs: 30000, playingTimeoutMs: 30000 })
+        .catch((err) => { throw new Error(`${what}, instance ${id}: ${err.message}`, { cause: err }); });
     progress(`${what}: instance ${id} plays in C, ${videoWidth}x${videoHeight}`);
 }
 

@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 
 import {
-    describePage, launchBrowser, needsLoopbackNamespace, newProductContext, waitForPlaying,
+    launchBrowser, needsLoopbackNamespace, newProductContext, waitForStreamPage,
 } from './lib/browser.js';
 import { Orchestrator } from './lib/orchestrator.js';
 import { waitUntil } from './lib/wait.js';
@@ -98,9 +98,7 @@ describe('OpenSpace\'s JSON API through the orchestrator', { skip }, () => {
         await owner.click('#launch');
         await owner.waitForURL(/\/stream\/[0-9a-f-]{36}$/, { timeout: 30000 });
         instanceId = new URL(owner.url()).pathname.split('/').pop();
-        await owner.waitForFunction(() => window.__osw?.phase === 'streaming', null, { timeout: 60000 })
-            .catch(async (err) => { throw new Error(`${err.message}\n${await describePage(owner)}`); });
-        await waitForPlaying(owner);
+        await waitForStreamPage(owner, { timeoutMs: 60000 });
 
         const reply = await runLuaInPage(owner, SCRIPT);
         assert.deepEqual(reply, { values: [`osw-gl-host ran: ${SCRIPT}`] });

@@ -26,7 +26,7 @@ import { after, before, describe, test } from 'node:test';
 
 import {
     describePage, dragOnVideo, KEEP_BACKGROUND_PAGES_ALIVE, launchBrowser, launchFromHome,
-    needsLoopbackNamespace, newProductContext, openHome, waitForPlaying,
+    needsLoopbackNamespace, newProductContext, openHome, waitForStreamPage,
 } from './lib/browser.js';
 import { Orchestrator } from './lib/orchestrator.js';
 import { waitUntil } from './lib/wait.js';
@@ -64,12 +64,6 @@ async function waitForText(page, selector, expected, timeoutMs = 15000) {
     } catch (err) {
         throw new Error(`${err.message} (it reads "${seen}")\n${await describePage(page)}`);
     }
-}
-
-async function waitForStreaming(page) {
-    await page.waitForFunction(() => window.__osw?.phase === 'streaming', null, { timeout: 60000 })
-        .catch(async (err) => { throw new Error(`${err.message}\n${await describePage(page)}`); });
-    await waitForPlaying(page);
 }
 
 /**
@@ -175,7 +169,7 @@ describe('show control on the stream page, through the orchestrator', { skip }, 
         const home = await openHome(await newProductContext(browser, origin, VIEWPORT), origin);
         await launchFromHome(home);
         owner = home;
-        await waitForStreaming(owner);
+        await waitForStreamPage(owner, { timeoutMs: 60000 });
         ownerId = await owner.evaluate(() => window.__osw.session.viewerId);
         assert.ok(Number.isInteger(ownerId), `viewer id ${ownerId}`);
 
@@ -219,7 +213,7 @@ describe('show control on the stream page, through the orchestrator', { skip }, 
 
         spectator = await (await newProductContext(browser, origin, VIEWPORT)).newPage();
         await spectator.goto(link);
-        await waitForStreaming(spectator);
+        await waitForStreamPage(spectator, { timeoutMs: 60000 });
         spectatorId = await spectator.evaluate(() => window.__osw.session.viewerId);
         assert.ok(Number.isInteger(spectatorId) && spectatorId !== ownerId, `viewer id ${spectatorId}`);
 

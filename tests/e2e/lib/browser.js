@@ -325,6 +325,27 @@ export async function waitForPlaying(page, { timeoutMs = DEFAULT_TIMEOUT_MS } = 
 }
 
 /**
+ * Waits until a stream page of the product (web/stream.html) is in its `streaming` phase,
+ * then until its video plays ({@link waitForPlaying}).
+ * @param {import('playwright-core').Page} page
+ * @param {{timeoutMs?: number, playingTimeoutMs?: number}} [options] - `timeoutMs` for the
+ *   phase, `playingTimeoutMs` then for the video
+ * @returns {Promise<{videoWidth: number, videoHeight: number}>} the stream's size
+ */
+export async function waitForStreamPage(page, {
+    timeoutMs = DEFAULT_TIMEOUT_MS, playingTimeoutMs = DEFAULT_TIMEOUT_MS,
+} = {}) {
+    try {
+        await page.waitForFunction(() => window.__osw?.phase === 'streaming', null, { timeout: timeoutMs });
+    } catch (err) {
+        const phases = await page.evaluate(() => window.__osw?.phases).catch(() => null);
+        throw new Error(`the stream page never reached streaming within ${timeoutMs} ms (phases `
+            + `${JSON.stringify(phases)})\n${await describePage(page)}`, { cause: err });
+    }
+    return waitForPlaying(page, { timeoutMs: playingTimeoutMs });
+}
+
+/**
  * Where the picture is drawn in the page (CSS pixels of the viewport), letterbox bars
  * excluded.
  * @param {import('playwright-core').Page} page
