@@ -20,7 +20,7 @@
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 
-import { avProbeResults, pairTones, startAvProbe } from '../e2e/lib/av-probe.js';
+import { avProbeResults, pairTones, parseTone, startAvProbe } from '../e2e/lib/av-probe.js';
 import { launchBrowser, openViewer, waitForPlaying, frameSamples, lastStats } from '../e2e/lib/browser.js';
 import { GlHost } from '../e2e/lib/gl-host.js';
 import { startPulse } from '../e2e/lib/pulse.js';
@@ -129,10 +129,7 @@ async function measureAudio(mode, browser) {
     }
     const host = await GlHost.start(args, { env: pulse?.env ?? {} });
     const tones = [];
-    host.on('TONE', (rest) => {
-        const fields = Object.fromEntries(rest.trim().split(' ').map((kv) => kv.split('=')));
-        tones.push({ frame: Number(fields.frame), unixMs: Number(fields.unix_ms) });
-    });
+    host.on('TONE', (rest) => tones.push(parseTone(rest)));
     const page = await browser.newPage();
     try {
         await openViewer(page, host.signalUrl);

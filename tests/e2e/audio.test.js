@@ -31,7 +31,7 @@ import {
     openViewer, waitForPlaying, waitForStreamPage,
 } from './lib/browser.js';
 import {
-    avProbeResults, jitterBuffers, median, pairTones, receiveCounters, startAvProbe,
+    avProbeResults, jitterBuffers, median, pairTones, parseTone, receiveCounters, startAvProbe,
 } from './lib/av-probe.js';
 import { GlHost } from './lib/gl-host.js';
 import { Orchestrator } from './lib/orchestrator.js';
@@ -47,12 +47,6 @@ const MEASURE_S = 10;
 
 const skip = needsLoopbackNamespace();
 const sleep = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
-
-/** `TONE frame=<n> unix_ms=<t>` → `{frame, unixMs}`. */
-function parseTone(rest) {
-    const fields = Object.fromEntries(rest.trim().split(' ').map((kv) => kv.split('=')));
-    return { frame: Number(fields.frame), unixMs: Number(fields.unix_ms) };
-}
 
 /** One line per tone, for the test's output (a figure, whatever the verdict). */
 function report(title, paired) {

@@ -45,6 +45,17 @@ registerProcessor('osw-onsets', Onsets);
 `;
 
 /**
+ * The host's `TONE frame=<n> unix_ms=<t>` line, after `TONE ` (what GlHost's `TONE` event
+ * hands over), as {@link pairTones} takes it.
+ * @param {string} rest
+ * @returns {{frame: number, unixMs: number}}
+ */
+export function parseTone(rest) {
+    const fields = Object.fromEntries(rest.trim().split(' ').map((kv) => kv.split('=')));
+    return { frame: Number(fields.frame), unixMs: Number(fields.unix_ms) };
+}
+
+/**
  * Installs the probe in the viewer page (web/viewer.html or the product's stream page) once
  * its stream has an audio track. Resolves with the AudioContext's state and latencies.
  * @param {import('playwright-core').Page} page
