@@ -87,8 +87,6 @@ const state = {
     app: null,
     /** The show panel, made once the access is known. @type {ShowPanel | null} */
     panel: null,
-    /** Whether this page held the controls at the last `controls` message. */
-    holding: null,
     /** Whether a connection is waiting for its ICE servers (no second one may start). */
     preparing: false,
     /** Reconnection attempts since the last time the stream played. */
@@ -219,8 +217,6 @@ function apply(view) {
 function closeView() {
     state.app?.close();
     state.app = null;
-    // A new connection is a new viewer, which holds nothing until told.
-    state.holding = null;
     if (state.access !== 'owner') {
         elements.role.textContent = 'View only';
         delete elements.role.dataset.holding;
@@ -332,9 +328,10 @@ function attachApp(view, app) {
 /** Who has the controls changed: this page captures input while it holds them. */
 function onControls(view, { holder }) {
     const holding = holder !== null && holder === view.session.viewerId;
+    // Null until the first `controls` message of this connection: a new connection is a new
+    // viewer (a new view), which holds nothing until told.
+    const before = view.holdsControls;
     view.holdsControls = holding;
-    const before = state.holding;
-    state.holding = holding;
     if (state.access === 'owner') {
         return;
     }
