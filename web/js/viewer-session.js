@@ -265,21 +265,19 @@ export default class ViewerSession extends EventTarget {
             this.dispatchEvent(new CustomEvent('stream', { detail: { stream: this.#stream } }));
         });
         pc.addEventListener('datachannel', ({ channel }) => {
-            const event = {
-                [INPUT_CHANNEL_LABEL]: 'inputchannel',
-                [APP_CHANNEL_LABEL]: 'appchannel',
-            }[channel.label];
-            if (!event) {
-                return;
-            }
-            if (channel.label === INPUT_CHANNEL_LABEL) {
+            const { label } = channel;
+            if (label === INPUT_CHANNEL_LABEL) {
                 this.#inputChannel = channel;
             }
-            else {
+            else if (label === APP_CHANNEL_LABEL) {
                 this.#appChannel = channel;
             }
+            else {
+                return;
+            }
+            // `inputchannel` or `appchannel`.
             const announce = () => {
-                this.dispatchEvent(new CustomEvent(event, { detail: { channel } }));
+                this.dispatchEvent(new CustomEvent(`${label}channel`, { detail: { channel } }));
             };
             if (channel.readyState === 'open') {
                 announce();
