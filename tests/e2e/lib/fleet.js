@@ -26,19 +26,18 @@
  * PostgreSQL's server binaries and, for TURN, coturn's `turnserver` (scripts/setup-debian.sh).
  */
 
-import { execFile, execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 
 import { GL_HOST_PATH } from './gl-host.js';
+import { needsRealRoot, sh } from './netns.js';
 import { freeDisplays, ORCHESTRATOR_PATH } from './orchestrator.js';
 
-const run = promisify(execFile);
 const E2E_DIR = fileURLToPath(new URL('../', import.meta.url));
 
 /** Every name this module gives a namespace or temp folder starts with this. */
@@ -76,29 +75,12 @@ export function progress(message) {
  * @returns {string | false}
  */
 export function needsFleet() {
-    if (process.getuid?.() !== 0) {
-        return 'builds machines out of network namespaces: needs root';
-    }
-    // Root in a user namespace (unshare -r) cannot mount /run/netns.
-    const uidMap = readFileSync('/proc/self/uid_map', 'utf8').trim().split(/\s+/);
-    if (uidMap[0] !== '0' || uidMap[1] !== '0' || uidMap[2] !== '4294967295') {
-        return 'builds machines out of network namespaces: needs real root, not root in a user namespace';
-    }
-    return false;
+    return needsRealRoot('builds machines out of network namespaces');
 }
 
 /** A secret of the kind the orchestrator takes (at least 16 of A-Z a-z 0-9 - _), new per run. */
 export function newSecret() {
     return randomBytes(24).toString('base64url');
-}
-
-async function sh(command, args, options = {}) {
-    try {
-        return (await run(command, args, { maxBuffer: 16 << 20, ...options })).stdout;
-    } catch (err) {
-        throw new Error(`${command} ${args.join(' ')} failed: ${(err.stderr || err.message).trim()}`,
-            { cause: err });
-    }
 }
 
 function trySync(command, args) {

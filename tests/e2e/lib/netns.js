@@ -51,25 +51,40 @@ const liveLinks = new Set();
  * @returns {string | false}
  */
 export function needsNetworkLab() {
-    const outside = needsLoopbackNamespace();
-    if (outside) {
-        return outside;
-    }
+    return needsLoopbackNamespace() || needsRealRoot('shapes links with network namespaces, tc and iptables');
+}
+
+/**
+ * Why `ip netns add` (which mounts under /run/netns) cannot work here, or false: `what`,
+ * followed by what is missing, root or a real one.
+ * @param {string} what - what the caller does, for the reason
+ * @returns {string | false}
+ */
+export function needsRealRoot(what) {
     if (process.getuid?.() !== 0) {
-        return 'shapes links with network namespaces, tc and iptables: needs root';
+        return `${what}: needs root`;
     }
     // Root in a user namespace (unshare -r) cannot mount /run/netns: the identity map over
     // all ids means the initial user namespace.
     const uidMap = readFileSync('/proc/self/uid_map', 'utf8').trim().split(/\s+/);
     if (uidMap[0] !== '0' || uidMap[1] !== '0' || uidMap[2] !== '4294967295') {
-        return 'shapes links with network namespaces: needs real root, not root in a user namespace';
+        return `${what}: needs real root, not root in a user namespace`;
     }
     return false;
 }
 
-async function sh(command, args) {
+/**
+ * Runs `command` with `args` (no shell) and resolves with its stdout; a failure says the
+ * command line and its stderr.
+ * @param {string} command
+ * @param {string[]} args
+ * @param {import('node:child_process').ExecFileOptions} [options] - besides a 16 MiB
+ *   `maxBuffer`
+ * @returns {Promise<string>}
+ */
+export async function sh(command, args, options = {}) {
     try {
-        return (await run(command, args)).stdout;
+        return (await run(command, args, { maxBuffer: 16 << 20, ...options })).stdout;
     } catch (err) {
         throw new Error(`${command} ${args.join(' ')} failed: ${(err.stderr || err.message).trim()}`,
             { cause: err });
