@@ -37,9 +37,14 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const PING_EVERY: Duration = Duration::from_secs(20);
 const SILENT_PINGS: u32 = 3;
 
-/// Largest message relayed either way: SDP and the OpenSpace API's answers. The ends apply
-/// their own, smaller limits; this bounds the relay's memory.
-const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+/// Largest message relayed from rust-core's signaling endpoint: SDP and ICE. The web role
+/// applies its own, smaller limit; this bounds the relay's memory.
+const MAX_SIGNAL_MESSAGE: usize = 4 * 1024 * 1024;
+
+/// Largest message relayed from OpenSpace's JSON API, and read by the web role's proxy of it
+/// (`web::openspace_api`): answers can be large (the `documentation` topic, a subscription to
+/// the whole property tree), far larger than anything a page sends.
+pub const MAX_OPENSPACE_API_MESSAGE: usize = 16 * 1024 * 1024;
 
 /// Which endpoint of an instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +53,16 @@ pub enum RelayEndpoint {
     Signal(ViewerRole),
     /// OpenSpace's JSON API WebSocket (the owner's only; the web role checks that).
     OpenSpaceApi,
+}
+
+impl RelayEndpoint {
+    /// The largest message the relay reads from this endpoint.
+    pub fn max_message_bytes(self) -> usize {
+        match self {
+            RelayEndpoint::Signal(_) => MAX_SIGNAL_MESSAGE,
+            RelayEndpoint::OpenSpaceApi => MAX_OPENSPACE_API_MESSAGE,
+        }
+    }
 }
 
 /// A relay request: instance `id`'s `endpoint`.
@@ -102,11 +117,13 @@ impl RelayRoute {
     }
 }
 
-/// The socket config for both sides of a relay.
-pub fn ws_config() -> WebSocketConfig {
+/// The socket config for the relay's connection to `endpoint` (what the web role sends is
+/// read under the supervisor port's own limit, [`crate::server::MAX_FRAME_BYTES`]).
+pub fn ws_config(endpoint: RelayEndpoint) -> WebSocketConfig {
+    let max = endpoint.max_message_bytes();
     WebSocketConfig::default()
-        .max_message_size(Some(MAX_MESSAGE_BYTES))
-        .max_frame_size(Some(MAX_MESSAGE_BYTES))
+        .max_message_size(Some(max))
+        .max_frame_size(Some(max))
 }
 
 fn close_frame(code: CloseCode, reason: &str) -> Message {
@@ -122,11 +139,12 @@ fn close_frame(code: CloseCode, reason: &str) -> Message {
 }
 
 /// Relays between the web role's `client` socket (over TCP, or TLS when the supervisor port
-/// has it) and `target` (the instance's `ws://` URL on loopback, or why there is none, which
-/// the web role is told in the close frame) until either side closes or the supervisor shuts
-/// down.
+/// has it) and `target` (the `ws://` URL on loopback of the instance's `endpoint`, or why
+/// there is none, which the web role is told in the close frame) until either side closes or
+/// the supervisor shuts down.
 pub async fn serve<T: AsyncRead + AsyncWrite + Unpin>(
     mut client: WebSocketStream<T>,
+    endpoint: RelayEndpoint,
     target: Result<String, String>,
     shutdown: &mut Shutdown,
 ) {
@@ -138,8 +156,11 @@ pub async fn serve<T: AsyncRead + AsyncWrite + Unpin>(
             return;
         }
     };
-    let connect =
-        tokio_tungstenite::connect_async_with_config(target.as_str(), Some(ws_config()), true);
+    let connect = tokio_tungstenite::connect_async_with_config(
+        target.as_str(),
+        Some(ws_config(endpoint)),
+        true,
+    );
     let mut instance = match timeout(CONNECT_TIMEOUT, connect).await {
         Ok(Ok((instance, _))) => instance,
         Ok(Err(err)) => {
@@ -248,6 +269,58 @@ mod tests {
             ("/instances/1", None),
         ] {
             assert!(RelayRoute::parse(path, query).is_err(), "{path} {query:?}");
+        }
+    }
+
+    /// What the web role's end of a relay to `endpoint` receives first when the instance,
+    /// which sends nothing else, sends one text message of `len` bytes.
+    async fn first_relayed(endpoint: RelayEndpoint, len: usize) -> Message {
+        use tokio_tungstenite::tungstenite::protocol::Role;
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let target = format!("ws://{}/", listener.local_addr().unwrap());
+        let instance = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            let mut ws = tokio_tungstenite::accept_async(stream).await.unwrap();
+            let _ = ws.send(Message::text("x".repeat(len))).await;
+            // Open until the relay ends.
+            while let Some(Ok(_)) = ws.next().await {}
+        });
+        let (relay_end, web_end) = tokio::io::duplex(64 * 1024);
+        let (notify, receiver) = tokio::sync::broadcast::channel(1);
+        let relay = tokio::spawn(async move {
+            let client = WebSocketStream::from_raw_socket(relay_end, Role::Server, None).await;
+            serve(client, endpoint, Ok(target), &mut Shutdown::new(receiver)).await;
+        });
+        let config = WebSocketConfig::default().max_message_size(None);
+        let mut web = WebSocketStream::from_raw_socket(web_end, Role::Client, Some(config)).await;
+        let first = timeout(Duration::from_secs(30), web.next())
+            .await
+            .expect("a message in time")
+            .expect("a message")
+            .expect("websocket ok");
+        drop(notify);
+        drop(web);
+        let _ = relay.await;
+        instance.abort();
+        first
+    }
+
+    #[tokio::test]
+    async fn the_openspace_endpoint_relays_answers_larger_than_signalings_limit() {
+        let len = MAX_SIGNAL_MESSAGE + 1024 * 1024;
+        assert!(len < MAX_OPENSPACE_API_MESSAGE);
+        match first_relayed(RelayEndpoint::OpenSpaceApi, len).await {
+            Message::Text(text) => assert_eq!(text.len(), len),
+            other => panic!("not the answer: {other:?}"),
+        }
+        // Signaling keeps its smaller bound: the relay ends instead.
+        match first_relayed(RelayEndpoint::Signal(ViewerRole::Owner), len).await {
+            Message::Close(Some(frame)) => assert_eq!(
+                (frame.code, frame.reason.as_str()),
+                (CloseCode::Normal, "the instance closed the connection")
+            ),
+            other => panic!("relayed: {other:?}"),
         }
     }
 

@@ -351,7 +351,7 @@ impl<S: Supervisor> Connection<S> {
                 .relay_target(route.id, route.endpoint)
                 .await
                 .map_err(|err| err.to_string());
-            relay::serve(ws, target, &mut shutdown).await;
+            relay::serve(ws, route.endpoint, target, &mut shutdown).await;
             debug!(?route, "relay closed");
             drop(shutdown_complete);
             drop(permit);

@@ -1,8 +1,8 @@
 //! The owner's proxy to OpenSpace's own JSON API: `/api/instances/<uuid>/openspace?token=…` ↔
-//! the instance's API WebSocket (`ws://<server>:<api websocket base + slot>/`, the seeds'
-//! 4682 plus id), so that a page can script its instance (Lua, properties, time) without
-//! learning a server's address or port, through the same origin and token as everything
-//! else.
+//! the instance's API WebSocket, through the supervisor that owns it
+//! (`ws://<supervisor>/instances/<slot>/openspace`, see [`crate::relay`]), so that a page can
+//! script its instance (Lua, properties, time) without learning a server's address or port,
+//! through the same origin and token as everything else.
 //!
 //! Only the instance's owner may open it: the API runs any Lua in OpenSpace, so a share
 //! link's token, which may only watch, is refused (403, the JSON sentence of
@@ -25,11 +25,7 @@ use super::WebState;
 use super::api::{Access, ApiError, TokenQuery};
 use super::relay::{self, Rules, UpstreamError, Verdict};
 use super::ws::{MAX_BROWSER_MESSAGE, WsUpgrade};
-use crate::relay::RelayEndpoint;
-
-/// Largest message read from OpenSpace: answers can be large (the `documentation` topic, a
-/// subscription to the whole property tree), far larger than anything a page sends.
-pub const MAX_INSTANCE_MESSAGE: usize = 16 * 1024 * 1024;
+use crate::relay::{MAX_OPENSPACE_API_MESSAGE, RelayEndpoint};
 
 /// The status codes of the proxy's own answers, HTTP's as OpenSpace uses them.
 const TOO_LARGE: u16 = 413;
@@ -108,7 +104,7 @@ pub async fn openspace(
             relay::relay(
                 socket,
                 &upstream,
-                MAX_INSTANCE_MESSAGE,
+                MAX_OPENSPACE_API_MESSAGE,
                 OpenSpaceApi,
                 web.websocket_ping_every,
                 web.shutdown.clone(),
