@@ -14,7 +14,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use openspace_webrtc_protocol::{AppMessage, AppRequest};
+use openspace_webrtc_protocol::{AppMessage, AppRequest, MAX_APP_TEXT_BYTES};
 
 /// Requests waiting for the host, or taken and not yet answered, at most.
 pub const MAX_QUEUED: usize = 64;
@@ -76,7 +76,8 @@ struct Desk {
 #[derive(Debug, Default)]
 pub struct AppDesk(Mutex<Desk>);
 
-fn refusal(id: u64, message: impl Into<String>) -> AppMessage {
+/// The reply refusing request `id`, saying why.
+pub(crate) fn refusal(id: u64, message: impl Into<String>) -> AppMessage {
     AppMessage::Reply {
         id,
         ok: false,
@@ -102,6 +103,12 @@ impl AppDesk {
         };
         if text.trim().is_empty() {
             return Err(refusal(id, "the script or view name is empty"));
+        }
+        if text.len() > MAX_APP_TEXT_BYTES {
+            return Err(refusal(
+                id,
+                format!("longer than {MAX_APP_TEXT_BYTES} bytes"),
+            ));
         }
         let mut desk = self.lock();
         // `open` holds every request not yet answered, waiting or taken.

@@ -71,7 +71,7 @@ where
     let events = Arc::new(Mutex::new(Vec::new()));
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let scenario = runtime.spawn(scenario(port, events.clone()));
-    host_until_done(streamer, &runtime, scenario, &events, |_, _| {});
+    host_until_done(streamer, &runtime, scenario, &events, |_| {});
 }
 
 /// Is the host of `streamer` (on this thread, its render thread) until `scenario` ends:
@@ -83,7 +83,7 @@ fn host_until_done(
     runtime: &tokio::runtime::Runtime,
     scenario: tokio::task::JoinHandle<()>,
     events: &Mutex<Vec<Event>>,
-    mut before_frame: impl FnMut(&mut Streamer, Duration),
+    mut before_frame: impl FnMut(Duration),
 ) {
     let started = Instant::now();
     let mut n = 0;
@@ -92,7 +92,7 @@ fn host_until_done(
             started.elapsed() < Duration::from_secs(60),
             "scenario timed out"
         );
-        before_frame(&mut streamer, started.elapsed());
+        before_frame(started.elapsed());
         submit_frame(&mut streamer, &frame(n));
         while let Some(event) = streamer.poll_event() {
             events.lock().unwrap().push(event);
@@ -467,11 +467,7 @@ type RawSocket =
 
 /// Joins as a raw viewer and returns the socket with the first offer or error it got.
 async fn join_raw(port: u16, view_only: bool) -> (RawSocket, serde_json::Value) {
-    let role = if view_only {
-        ViewerRole::Spectator
-    } else {
-        ViewerRole::Owner
-    };
+    let role = ViewerRole::from_view_only(view_only);
     let url = support::viewer_url(port, role).await;
     let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
     let join = serde_json::json!({"type": "join", "viewOnly": view_only});
@@ -1057,24 +1053,11 @@ fn a_managed_streamer_admits_only_its_tickets_once_and_spectators_send_no_input(
         let spectator_url = support::viewer_url(port, ViewerRole::Spectator).await;
         let spectator = Receiver::join_url(&spectator_url, false).await;
         spectator.wait_frames(3, Duration::from_secs(20)).await;
-        spectator
-            .send_input(r#"{"type":"key","key":87,"action":1,"mods":0}"#)
-            .await;
+        spectator.send_input(&key(87)).await;
         let owner = Receiver::join(port).await;
         owner.wait_frames(3, Duration::from_secs(20)).await;
-        owner
-            .send_input(r#"{"type":"key","key":65,"action":1,"mods":0}"#)
-            .await;
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !events
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|e| matches!(e, Event::Key { key: 65, .. }))
-        {
-            assert!(Instant::now() < deadline, "the owner's key never arrived");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        owner.send_input(&key(65)).await;
+        host_gets_key(&events, 65).await;
         let seen = events.lock().unwrap().clone();
         assert!(
             !seen.iter().any(|e| matches!(e, Event::Key { key: 87, .. })),
@@ -1432,7 +1415,7 @@ fn the_app_channel_runs_owners_requests_and_the_controls_pass_between_viewers() 
         spectator.leave().await;
     });
     // The host: frames, events, and answers to the app requests.
-    host_until_done(streamer, &runtime, scenario, &events, |_, _| {
+    host_until_done(streamer, &runtime, scenario, &events, |_| {
         while let Ok(Some(request)) = view.poll_app_request(1024) {
             let (ok, message) = match request.kind {
                 HostRequestKind::RunScript => {
@@ -1568,7 +1551,7 @@ fn with_host_audio_every_viewer_gets_opus_from_one_encoder_beside_the_video() {
     });
     let mut sample = 0u64;
     let events = Mutex::new(Vec::new());
-    host_until_done(streamer, &runtime, scenario, &events, |_, elapsed| {
+    host_until_done(streamer, &runtime, scenario, &events, |elapsed| {
         // Each frame's sound right before it, as a host hands it: what the clock says is due
         // until the next frame (real-time amounts, whatever this loop's pace).
         let due = ((elapsed.as_secs_f64() + 0.033) * 48_000.0) as u64;

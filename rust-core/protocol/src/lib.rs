@@ -114,6 +114,15 @@ pub enum ViewerRole {
 }
 
 impl ViewerRole {
+    /// The role of a viewer that joined with `viewOnly` as given (after admission decided it).
+    pub fn from_view_only(view_only: bool) -> ViewerRole {
+        if view_only {
+            ViewerRole::Spectator
+        } else {
+            ViewerRole::Owner
+        }
+    }
+
     /// The role's wire name (`owner`, `spectator`).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -480,6 +489,18 @@ pub enum AppMessage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_view_only_viewer_is_a_spectator_and_roles_have_their_wire_names() {
+        assert_eq!(ViewerRole::from_view_only(true), ViewerRole::Spectator);
+        assert_eq!(ViewerRole::from_view_only(false), ViewerRole::Owner);
+        for role in [ViewerRole::Owner, ViewerRole::Spectator] {
+            assert_eq!(
+                serde_json::to_value(role).unwrap(),
+                serde_json::json!(role.as_str())
+            );
+        }
+    }
 
     #[test]
     fn stream_sizes_are_fitted_even_and_bounded() {

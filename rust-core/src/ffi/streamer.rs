@@ -212,7 +212,8 @@ pub extern "C" fn osw_streamer_submit_audio(
         // Checked before the slice is made: the length is the caller's promise.
         if !(1..=2).contains(&channels) || frames == 0 || frames > MAX_FRAMES_PER_CALL {
             set_last_error(format!(
-                "{frames} frames of {channels} channels: 1..={MAX_FRAMES_PER_CALL} frames of                  1 or 2 channels are taken"
+                "{frames} frames of {channels} channels: 1..={MAX_FRAMES_PER_CALL} frames of \
+                 1 or 2 channels are taken"
             ));
             return OswResult::InvalidArgument;
         }

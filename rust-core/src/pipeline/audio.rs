@@ -178,8 +178,6 @@ impl Timeline {
 struct HostInput {
     appsrc: gst_app::AppSrc,
     timeline: Mutex<Timeline>,
-    /// Whether any call came yet (the first is a discontinuity but no resync).
-    started: std::sync::atomic::AtomicBool,
 }
 
 /// What the encoder's thread shares with the viewers.
@@ -230,8 +228,6 @@ impl Audio {
         base_time: Option<gst::ClockTime>,
         stats: &Arc<Stats>,
     ) -> Result<Option<Audio>, PipelineError> {
-        stats.set_audio_mode(config.audio.name());
-        let pipeline = gst::Pipeline::with_name("openspace-webrtc-audio");
         let (source, host) = match config.audio {
             AudioMode::None => return Ok(None),
             AudioMode::Host => {
@@ -240,7 +236,6 @@ impl Audio {
                 let host = HostInput {
                     appsrc: appsrc.clone(),
                     timeline: Mutex::new(Timeline::default()),
-                    started: std::sync::atomic::AtomicBool::new(false),
                 };
                 (appsrc.upcast::<gst::Element>(), Some(host))
             }
@@ -256,6 +251,7 @@ impl Audio {
                 (src, None)
             }
         };
+        let pipeline = gst::Pipeline::with_name("openspace-webrtc-audio");
         let convert = make("audioconvert", None)?;
         let resample = make("audioresample", None)?;
         let raw = make("capsfilter", None)?;
@@ -390,8 +386,8 @@ impl Audio {
             let (pts, discont) = timeline.place(now, format, duration);
             (pts, discont, changed)
         };
-        let first = !host.started.swap(true, Ordering::Relaxed);
-        if discont && !first && !format_changed {
+        // The first call starts the timeline: its format is new, so it is no resync either.
+        if discont && !format_changed {
             self.stats.audio_resynced();
             tracing::debug!(
                 ?pts,

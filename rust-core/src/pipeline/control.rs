@@ -320,11 +320,7 @@ impl Controller {
                 ok: true,
                 message: None,
             },
-            Err(err) => AppMessage::Reply {
-                id,
-                ok: false,
-                message: Some(err.to_string()),
-            },
+            Err(err) => crate::app::refusal(id, err.to_string()),
         };
         self.send_app(Some(by), &reply);
         if result == Ok(true) {
@@ -345,6 +341,17 @@ impl Controller {
         tracing::info!(holder = ?self.controls.holder(), "controls changed");
         // Tier 0 follows the holder.
         self.dirty = true;
+    }
+
+    /// A viewer joined or left: every page hears the new list, and when the holder changed
+    /// with it, the host and the tiers hear that too.
+    fn announce_viewers(&mut self, holder_changed: bool) {
+        if holder_changed {
+            self.controls_changed();
+        } else {
+            let message = self.controls_message();
+            self.send_app(None, &message);
+        }
     }
 
     fn join(&mut self, viewer_id: u32, view_only: bool, outbox: PeerOutbox) {
@@ -382,18 +389,9 @@ impl Controller {
                 self.peers.insert(viewer_id, (peer, outbox));
                 self.events.push(Event::ViewerJoined { viewer_id });
                 tracing::info!(viewer_id, view_only, "viewer joined");
-                let role = if view_only {
-                    ViewerRole::Spectator
-                } else {
-                    ViewerRole::Owner
-                };
+                let role = ViewerRole::from_view_only(view_only);
                 let holder_changed = self.controls.joined(viewer_id, role);
-                if holder_changed {
-                    self.events.push(Event::ControlsChanged { viewer_id });
-                }
-                // The list of viewers changed either way.
-                let message = self.controls_message();
-                self.send_app(None, &message);
+                self.announce_viewers(holder_changed);
                 self.replan();
             }
             Err(err) => {
@@ -407,6 +405,8 @@ impl Controller {
         let Some((mut peer, _)) = self.peers.remove(&viewer_id) else {
             return;
         };
+        // The holder changes before the release, as in a handover (see `handle_input`).
+        let holder_changed = self.controls.left(viewer_id);
         peer.release_held(&self.events);
         if let Some(tier) = self.tiers.get_mut(peer.tier) {
             tier.detach(viewer_id);
@@ -416,12 +416,7 @@ impl Controller {
         self.retire(peer);
         self.events.push(Event::ViewerLeft { viewer_id });
         tracing::info!(viewer_id, "viewer left");
-        if self.controls.left(viewer_id) {
-            self.controls_changed();
-        } else {
-            let message = self.controls_message();
-            self.send_app(None, &message);
-        }
+        self.announce_viewers(holder_changed);
         self.replan();
     }
 
@@ -616,7 +611,7 @@ impl Controller {
             .map(|(peer, _)| {
                 serde_json::json!({
                     "viewerId": peer.viewer_id,
-                    "role": if peer.view_only { "spectator" } else { "owner" },
+                    "role": ViewerRole::from_view_only(peer.view_only).as_str(),
                     "controls": self.controls.holder() == Some(peer.viewer_id),
                     "tier": peer.tier,
                     "estimateKbps": peer.estimate_kbps,

@@ -24,7 +24,7 @@ use super::control::{Command, ControlSender};
 use super::controls::HolderCell;
 use super::tier::Consumer;
 use super::{Codec, PipelineError, make};
-use crate::app::AppDesk;
+use crate::app::{AppDesk, refusal};
 use crate::config::StreamerConfig;
 use crate::input::{EventQueue, HeldInput, events_from_message};
 use crate::stats::Stats;
@@ -592,10 +592,6 @@ fn handle_input(
         stats,
         control,
     } = input;
-    if !holder.holds(viewer_id) {
-        stats.input_refused();
-        return;
-    }
     let message = match serde_json::from_str::<InputMessage>(text) {
         Ok(message) => message,
         Err(err) => {
@@ -604,21 +600,35 @@ fn handle_input(
             return;
         }
     };
-    match events_from_message(viewer_id, message, limit) {
-        Ok(Some(list)) => {
-            let mut held = held.lock().unwrap_or_else(|e| e.into_inner());
+    let list = match events_from_message(viewer_id, message, limit) {
+        Ok(list) => list,
+        Err(err) => {
+            tracing::debug!(viewer_id, %err, "input refused");
+            stats.input_refused();
+            return;
+        }
+    };
+    // The holder is checked under `held`'s lock. A handover (or the holder leaving) changes
+    // the holder first and then, under this lock, releases what the old holder held, so
+    // each press is either refused here or released there: none is left down at the host.
+    let mut held = held.lock().unwrap_or_else(|e| e.into_inner());
+    if !holder.holds(viewer_id) {
+        stats.input_refused();
+        return;
+    }
+    match list {
+        Some(list) => {
             for event in list {
                 stats.input_accepted();
                 held.track(&event);
                 events.push(event);
             }
         }
-        Ok(None) => control.notify(Command::KeyFrame {
-            viewer_id: Some(viewer_id),
-        }),
-        Err(err) => {
-            tracing::debug!(viewer_id, %err, "input refused");
-            stats.input_refused();
+        None => {
+            drop(held);
+            control.notify(Command::KeyFrame {
+                viewer_id: Some(viewer_id),
+            });
         }
     }
 }
@@ -632,13 +642,7 @@ fn handle_app(viewer_id: u32, owner: bool, text: &str, app: &AppDesk, control: &
             message,
         });
     };
-    let refuse = |id: u64, why: String| {
-        reply(AppMessage::Reply {
-            id,
-            ok: false,
-            message: Some(why),
-        });
-    };
+    let refuse = |id: u64, why: String| reply(refusal(id, why));
     if text.len() > MAX_APP_TEXT_BYTES + 1024 {
         return refuse(
             0,
@@ -670,12 +674,6 @@ fn handle_app(viewer_id: u32, owner: bool, text: &str, app: &AppDesk, control: &
         }
         AppRequest::TakeControl { .. } => {
             control.notify(Command::TakeControl { by: viewer_id, id });
-        }
-        AppRequest::RunScript { ref script, .. }
-        | AppRequest::GoToView {
-            view: ref script, ..
-        } if script.len() > MAX_APP_TEXT_BYTES => {
-            refuse(id, format!("longer than {MAX_APP_TEXT_BYTES} bytes"));
         }
         request => {
             if let Err(refusal) = app.submit(viewer_id, request) {

@@ -103,7 +103,10 @@ pub(super) async fn handle<E: Engine>(
     tracing::debug!(%peer, ticket = ticket.is_some(), "signaling connection");
     // The ticket is used when the connection opens, so it is good for this connection only.
     let managed = !engine.control_secret().is_empty();
-    let redeemed = ticket.map(|ticket| engine.redeem_ticket(&ticket));
+    // An unmanaged streamer admits everyone: a ticket it was shown is not looked up.
+    let redeemed = ticket
+        .filter(|_| managed)
+        .map(|ticket| engine.redeem_ticket(&ticket));
     if let Some(Err(err)) = &redeemed {
         tracing::warn!(%peer, %err, "join ticket refused");
     }

@@ -55,11 +55,7 @@ impl Receiver {
     /// Connects and joins, view-only (a spectator) or with control.
     /// The ticket is a spectator's when `view_only`.
     pub async fn join_as(port: u16, view_only: bool) -> Receiver {
-        let role = if view_only {
-            ViewerRole::Spectator
-        } else {
-            ViewerRole::Owner
-        };
+        let role = ViewerRole::from_view_only(view_only);
         Self::join_url(&super::viewer_url(port, role).await, view_only).await
     }
 
