@@ -70,6 +70,8 @@ private:
 
     std::map<std::string, std::filesystem::path> _views;
     osw_streamer* _streamer = nullptr;
+    /// Where rust-core writes a request's text; sized once, drained twice a frame
+    std::vector<char> _requestText;
 };
 
 } // namespace openspace

@@ -56,7 +56,8 @@ namespace {
                 case '"': quoted += "\\\""; break;
                 case '\n': quoted += "\\n"; break;
                 case '\r': quoted += "\\r"; break;
-                case '\0': quoted += "\\0"; break;
+                // Three digits: a digit after it must not extend the escape
+                case '\0': quoted += "\\000"; break;
                 default: quoted += c; break;
             }
         }
@@ -83,7 +84,9 @@ namespace {
 
 namespace openspace {
 
-AppChannel::AppChannel(std::filesystem::path viewsFolder) {
+AppChannel::AppChannel(std::filesystem::path viewsFolder)
+    : _requestText(TextCapacity)
+{
     if (viewsFolder.empty()) {
         return;
     }
@@ -131,15 +134,14 @@ void AppChannel::drain() {
     if (!_streamer) {
         return;
     }
-    std::vector<char> text(TextCapacity, '\0');
     for (int i = 0; i < MaxRequestsPerDrain; i++) {
         osw_app_request request = {};
         size_t size = 0;
         const osw_result res = osw_streamer_poll_app_request(
             _streamer,
             &request,
-            text.data(),
-            text.size(),
+            _requestText.data(),
+            _requestText.size(),
             &size
         );
         if (res != OSW_RESULT_OK) {
@@ -148,7 +150,8 @@ void AppChannel::drain() {
             ));
             return;
         }
-        const std::string body = size > 0 ? std::string(text.data(), size - 1) : "";
+        const std::string body =
+            size > 0 ? std::string(_requestText.data(), size - 1) : "";
         switch (request.kind) {
             case OSW_APP_REQUEST_KIND_NONE:
                 return;

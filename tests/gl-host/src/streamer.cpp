@@ -78,11 +78,9 @@ bool Streamer::pollEvent(osw_event& event) {
 }
 
 bool Streamer::pollAppRequest(osw_app_request& request, std::string& text) {
-    // rust-core caps an app request's text at 16 KiB; one more byte for the NUL.
-    std::vector<char> buffer(16 * 1024 + 1);
     size_t needed = 0;
     const osw_result result = osw_streamer_poll_app_request(_streamer, &request,
-        buffer.data(), buffer.size(), &needed);
+        _appText.data(), _appText.size(), &needed);
     if (result != OSW_RESULT_OK) {
         std::fprintf(stderr, "osw-gl-host: app request: %s\n",
             describeFailure(result).c_str());
@@ -91,7 +89,7 @@ bool Streamer::pollAppRequest(osw_app_request& request, std::string& text) {
     if (request.kind == OSW_APP_REQUEST_KIND_NONE) {
         return false;
     }
-    text.assign(buffer.data());
+    text.assign(_appText.data());
     return true;
 }
 

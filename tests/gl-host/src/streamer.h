@@ -13,6 +13,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace glhost {
 
@@ -56,6 +57,9 @@ private:
     explicit Streamer(osw_streamer* streamer);
 
     osw_streamer* _streamer = nullptr;
+    // Where rust-core writes an app request's text: it caps one at 16 KiB, one more byte
+    // for the NUL. Sized once, as the host asks every frame.
+    std::vector<char> _appText = std::vector<char>(16 * 1024 + 1);
 };
 
 // "<result text>: <last error message of this thread>" for a failed call.
