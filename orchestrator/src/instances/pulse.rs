@@ -84,6 +84,29 @@ pub(super) struct PulseServer {
     dir: PathBuf,
 }
 
+/// Removes a server's private folder when dropped, unless [`FolderGuard::disarm`]ed: a start
+/// that fails, or is dropped (a stop while the server starts), leaves no folder behind.
+struct FolderGuard(Option<PathBuf>);
+
+impl FolderGuard {
+    fn path(&self) -> &Path {
+        self.0.as_deref().expect("armed until disarmed")
+    }
+
+    /// The folder, which its [`PulseServer`] removes from now on.
+    fn disarm(mut self) -> PathBuf {
+        self.0.take().expect("armed until disarmed")
+    }
+}
+
+impl Drop for FolderGuard {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.take() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
 /// The private folder of instance `id`'s server.
 fn folder(id: u32) -> PathBuf {
     std::env::temp_dir().join(format!("osw-pulse-{}-{id}", std::process::id()))
@@ -148,7 +171,10 @@ impl PulseServer {
                     err,
                 })?;
         }
-        let socket = socket_in(&dir);
+        // Made before the child, so dropped after it (which kills it) on every early return.
+        let folder = FolderGuard(Some(dir));
+        let dir = folder.path();
+        let socket = socket_in(dir);
         let log = LogFile::create(log_dir, &format!("pulse-{id}.log"), 1 << 20)
             .map_err(PulseError::Log)?;
         let (stdout, stderr) = log.stdio().map_err(PulseError::Log)?;
@@ -156,9 +182,9 @@ impl PulseServer {
         command
             .args(arguments(&socket))
             // Its cookie, state and runtime files in its own folder, none in our home.
-            .env("HOME", &dir)
+            .env("HOME", dir)
             .env("XDG_CONFIG_HOME", dir.join("config"))
-            .env("XDG_RUNTIME_DIR", &dir)
+            .env("XDG_RUNTIME_DIR", dir)
             .env("PULSE_RUNTIME_PATH", dir.join("runtime"))
             .env("PULSE_STATE_PATH", dir.join("state"))
             .env_remove("DBUS_SESSION_BUS_ADDRESS")
@@ -172,7 +198,6 @@ impl PulseServer {
         let mut child = match command.spawn() {
             Ok(child) => child,
             Err(err) => {
-                let _ = std::fs::remove_dir_all(&dir);
                 return Err(PulseError::Spawn {
                     exe: settings.executable.clone(),
                     err,
@@ -183,7 +208,6 @@ impl PulseServer {
         let deadline = Instant::now() + settings.startup_timeout;
         loop {
             if let Ok(Some(status)) = child.try_wait() {
-                let _ = std::fs::remove_dir_all(&dir);
                 return Err(PulseError::Exited {
                     how: describe_exit(status),
                     tail: log.tail(),
@@ -191,11 +215,11 @@ impl PulseServer {
             }
             if answers(&socket).await && matches!(child.try_wait(), Ok(None)) {
                 info!(pid, socket = %socket.display(), "PulseAudio ready");
+                let dir = folder.disarm();
                 return Ok(PulseServer { child, pid, dir });
             }
             if Instant::now() >= deadline {
                 let _ = child.kill().await;
-                let _ = std::fs::remove_dir_all(&dir);
                 return Err(PulseError::Timeout {
                     after: settings.startup_timeout,
                     tail: log.tail(),
@@ -253,6 +277,34 @@ mod tests {
         assert_eq!(loads.len(), 2, "{loads:?}");
         assert!(loads[0].contains("socket=/tmp/osw-pulse-1-0/native"));
         assert!(loads[1].contains("module-null-sink sink_name=osw"));
+    }
+
+    #[tokio::test]
+    async fn a_start_that_fails_or_is_dropped_leaves_no_folder() {
+        let dir = std::env::temp_dir().join(format!("osw-pulse-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // Stands in for a pulseaudio that never opens its socket.
+        let never_ready = dir.join("never-ready");
+        std::fs::write(&never_ready, "#!/bin/sh\nexec sleep 30\n").unwrap();
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&never_ready, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let mut settings = AudioSettings {
+            mode: crate::instances::AudioMode::Pulse,
+            executable: dir.join("missing"),
+            startup_timeout: Duration::from_secs(10),
+        };
+        // Ids no other test's instances use.
+        let err = PulseServer::start(&settings, 9001, &dir).await.unwrap_err();
+        assert!(matches!(err, PulseError::Spawn { .. }), "{err}");
+        assert!(!folder(9001).exists());
+        // A stop while the server starts drops the start.
+        settings.executable = never_ready;
+        let start = PulseServer::start(&settings, 9002, &dir);
+        assert!(timeout(Duration::from_millis(300), start).await.is_err());
+        assert!(!folder(9002).exists());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
