@@ -126,8 +126,9 @@ pub fn ws_config(endpoint: RelayEndpoint) -> WebSocketConfig {
         .max_frame_size(Some(max))
 }
 
-fn close_frame(code: CloseCode, reason: &str) -> Message {
-    // A close reason has room for 123 bytes.
+/// A close frame with `code` and `reason`, cut to fit (a close reason has room for 123
+/// bytes).
+pub fn close_frame(code: CloseCode, reason: &str) -> Message {
     let mut end = reason.len().min(120);
     while !reason.is_char_boundary(end) {
         end -= 1;

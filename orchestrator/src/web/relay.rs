@@ -14,12 +14,13 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::sync::watch;
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tracing::debug;
 
 use super::client::{Socket, SupervisorAccess};
 use super::ws::{BrowserSocket, Liveness, close_for};
+use crate::relay::close_frame;
 
 /// The web role's client end of an instance's WebSocket.
 pub type InstanceSocket = Socket;
@@ -102,12 +103,15 @@ pub trait Rules: Send {
     fn unreachable_reason(&self) -> &'static str;
 }
 
-/// A close frame with `code` and `reason`.
-pub fn close(code: CloseCode, reason: &str) -> Message {
-    Message::Close(Some(CloseFrame {
-        code,
-        reason: reason.to_string().into(),
-    }))
+/// Tells the browser that the instance cannot be reached, in its protocol's words if it has
+/// them, and closes (1001).
+async fn tell_unreachable(browser: &mut BrowserSocket, rules: &impl Rules, err: &UpstreamError) {
+    if let Some(text) = rules.unreachable(err) {
+        let _ = browser.send(Message::text(text)).await;
+    }
+    let _ = browser
+        .send(close_frame(CloseCode::Away, rules.unreachable_reason()))
+        .await;
 }
 
 /// Connects to the instance through `upstream` and relays between it and `browser` until
@@ -125,12 +129,7 @@ pub async fn relay(
         Ok(instance) => instance,
         Err(err) => {
             debug!(%err, "cannot reach the instance");
-            if let Some(text) = rules.unreachable(&err) {
-                let _ = browser.send(Message::text(text)).await;
-            }
-            let _ = browser
-                .send(close(CloseCode::Away, rules.unreachable_reason()))
-                .await;
+            tell_unreachable(&mut browser, &rules, &err).await;
             return;
         }
     };
@@ -140,7 +139,7 @@ pub async fn relay(
                 Some(Ok(Message::Text(text))) => match rules.check_browser_text(text.as_str()) {
                     Verdict::Forward(text) => {
                         if instance.send(Message::text(text)).await.is_err() {
-                            let _ = browser.send(close(CloseCode::Away, "instance gone")).await;
+                            let _ = browser.send(close_frame(CloseCode::Away, "instance gone")).await;
                             break;
                         }
                     }
@@ -182,15 +181,12 @@ pub async fn relay(
                 Some(Ok(Message::Close(Some(frame)))) if frame.code == CloseCode::Error => {
                     debug!(reason = %frame.reason, "the supervisor could not reach the instance");
                     let err = UpstreamError::Connect { url: upstream.url.clone(), reason: frame.reason.to_string() };
-                    if let Some(text) = rules.unreachable(&err) {
-                        let _ = browser.send(Message::text(text)).await;
-                    }
-                    let _ = browser.send(close(CloseCode::Away, rules.unreachable_reason())).await;
+                    tell_unreachable(&mut browser, &rules, &err).await;
                     break;
                 }
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
                     let _ = browser
-                        .send(close(CloseCode::Normal, "the instance closed the connection"))
+                        .send(close_frame(CloseCode::Normal, "the instance closed the connection"))
                         .await;
                     break;
                 }
@@ -213,7 +209,7 @@ pub async fn relay(
             },
             _ = super::stopped(&mut shutdown) => {
                 let _ = instance.close(None).await;
-                let _ = browser.send(close(CloseCode::Away, "orchestrator shutting down")).await;
+                let _ = browser.send(close_frame(CloseCode::Away, "orchestrator shutting down")).await;
                 break;
             }
         }
