@@ -16,7 +16,8 @@ fn random<const N: usize>() -> Result<[u8; N], NoRandomness> {
     Ok(bytes)
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// `bytes` as lower-case hex, two digits each.
+pub(super) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

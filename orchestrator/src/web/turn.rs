@@ -20,6 +20,8 @@ use serde::Serialize;
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
+use super::token::hex;
+
 /// How long credentials are good for new relays, unless configured otherwise.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(3600);
 
@@ -127,7 +129,7 @@ pub fn user_id(what: &str, id: &str) -> String {
         .chain_update(b"\0")
         .chain_update(id.as_bytes())
         .finalize();
-    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+    hex(&digest[..8])
 }
 
 /// One entry of `RTCPeerConnection`'s `iceServers`.
