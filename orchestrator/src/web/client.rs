@@ -218,7 +218,8 @@ impl SupervisorClient {
         }
     }
 
-    /// The supervisor's URL, for logs.
+    /// The supervisor's URL, `ws(s)://host:port/` (see [`supervisor_url`]): for logs, and
+    /// the base of its relays' URLs.
     pub fn url(&self) -> &str {
         &self.url
     }

@@ -15,7 +15,7 @@ use tracing::info;
 
 use super::Manager;
 use crate::relay::{RelayEndpoint, RelayRoute};
-use crate::web::client::{SupervisorAccess, SupervisorClient, supervisor_url};
+use crate::web::client::{SupervisorAccess, SupervisorClient};
 use crate::web::db::{DbError, ServerRow};
 
 /// A rendering server: its registry row and its protocol client.
@@ -23,12 +23,10 @@ use crate::web::db::{DbError, ServerRow};
 pub struct Server {
     /// The `servers` row.
     pub row: ServerRow,
-    /// The supervisor protocol client.
-    pub client: SupervisorClient,
-    /// The supervisor's base URL, for the protocol and the relays alike: the row's
-    /// `ws(s)://ip_address:port`, or the plain loopback listener of the supervisor in this
+    /// The supervisor protocol client, whose URL the relays share: the row's
+    /// `ws(s)://ip_address:port/`, or the plain loopback listener of the supervisor in this
     /// process when its port speaks TLS.
-    base: String,
+    pub client: SupervisorClient,
 }
 
 impl Server {
@@ -40,8 +38,7 @@ impl Server {
             None => (row.ip_address.clone(), row.port, row.tls),
         };
         let client = SupervisorClient::with_access(&host, port, tls, access);
-        let base = supervisor_url(&host, port, tls);
-        Server { row, client, base }
+        Server { row, client }
     }
 
     /// The supervisor URL that relays to instance `slot`'s `endpoint`: the web role reaches
@@ -49,7 +46,9 @@ impl Server {
     /// for a TLS supervisor) as its protocol.
     pub fn relay_url(&self, slot: u32, endpoint: RelayEndpoint) -> String {
         let path = RelayRoute { id: slot, endpoint }.path();
-        format!("{}{path}", self.base)
+        // The client's URL is the supervisor's with a `/`, and the path starts with one.
+        let base = self.client.url();
+        format!("{}{path}", base.strip_suffix('/').unwrap_or(base))
     }
 }
 
