@@ -64,10 +64,7 @@ impl ServerTls {
 
     /// Runs the TLS handshake on `stream`. No deadline of its own: the caller's handshake
     /// deadline covers this and the WebSocket upgrade after it.
-    pub async fn accept(
-        &self,
-        stream: tokio::net::TcpStream,
-    ) -> std::io::Result<imp::ServerStream> {
+    pub async fn accept(&self, stream: tokio::net::TcpStream) -> std::io::Result<ServerStream> {
         imp::accept(&self.0, stream).await
     }
 }
