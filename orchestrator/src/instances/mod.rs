@@ -585,12 +585,25 @@ impl Instances {
     /// Address and secret of instance `id`'s control channel, if it has an instance (for
     /// tests, and the web role's signaling proxy later).
     pub fn control_endpoint(&self, id: u32) -> Option<(SocketAddr, String)> {
-        match self.shared.lock().table.get_mut(id) {
-            Ok(Slot::Busy(busy)) => Some((
+        self.control(id, false)
+            .ok()
+            .map(|(addr, secret, _)| (addr, secret))
+    }
+
+    /// Instance `id`'s control channel (its address on loopback and its secret) and its
+    /// generation, if its slot is busy and, when `running_only`, the instance is `RUNNING`.
+    fn control(
+        &self,
+        id: u32,
+        running_only: bool,
+    ) -> Result<(SocketAddr, String, u64), SupervisorError> {
+        match self.shared.lock().table.get_mut(id)? {
+            Slot::Busy(busy) if !running_only || busy.status == InstanceStatus::Running => Ok((
                 SocketAddr::from((Ipv4Addr::LOCALHOST, busy.port)),
                 busy.secret.clone(),
+                busy.generation,
             )),
-            _ => None,
+            _ => Err(SupervisorError::NotRunning),
         }
     }
 
@@ -686,16 +699,7 @@ impl Supervisor for Instances {
     }
 
     async fn resolution(&self, id: u32, width: u32, height: u32) -> Result<(), SupervisorError> {
-        let (port, secret, generation) = {
-            let mut state = self.shared.lock();
-            match state.table.get_mut(id)? {
-                Slot::Busy(busy) if busy.status == InstanceStatus::Running => {
-                    (busy.port, busy.secret.clone(), busy.generation)
-                }
-                _ => return Err(SupervisorError::NotRunning),
-            }
-        };
-        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let (addr, secret, generation) = self.control(id, true)?;
         let resized = async {
             let mut client = ControlClient::connect(addr, &secret, CONTROL_TIMEOUT).await?;
             client
@@ -723,16 +727,7 @@ impl Supervisor for Instances {
         id: u32,
         endpoint: RelayEndpoint,
     ) -> Result<String, SupervisorError> {
-        let (addr, secret) = {
-            let mut state = self.shared.lock();
-            match state.table.get_mut(id)? {
-                Slot::Busy(busy) if busy.status == InstanceStatus::Running => (
-                    SocketAddr::from((Ipv4Addr::LOCALHOST, busy.port)),
-                    busy.secret.clone(),
-                ),
-                _ => return Err(SupervisorError::NotRunning),
-            }
-        };
+        let (addr, secret, _) = self.control(id, true)?;
         match endpoint {
             RelayEndpoint::Signal(role) => {
                 // The instance, not the relay, enforces what the role may do.
