@@ -1021,7 +1021,10 @@ fn merge_web(
         && !cfg!(feature = "tls")
     {
         return Err(ConfigError::TlsNotCompiled {
-            what: format!("the supervisor wss://{}:{}", address.host, address.port),
+            what: format!(
+                "the supervisor {}",
+                crate::web::client::supervisor_url(&address.host, address.port, true)
+            ),
         });
     }
     w.manager.supervisor_ca = match (&cli.supervisor_ca, file.supervisor_ca) {
@@ -1641,6 +1644,22 @@ mod tests {
             );
         }
         assert!(toml::from_str::<FileConfig>("[supervisor]\ntls_cert = \"c.pem\"").is_err());
+    }
+
+    #[cfg(not(feature = "tls"))]
+    #[test]
+    fn a_wss_supervisor_without_tls_compiled_is_named_as_its_url() {
+        let err = Config::merge(
+            &parse(&["--supervisor", "wss://[::1]:4699"]),
+            FileConfig::default(),
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the supervisor wss://[::1]:4699 needs TLS, but this orchestrator was built without \
+             the `tls` feature"
+        );
     }
 
     const EXAMPLE: &str = include_str!("../orchestrator.example.toml");
