@@ -1515,6 +1515,8 @@ mod tests {
         assert!(err.to_string().contains("turn_credential_ttl"), "{err}");
     }
 
+    // Its supervisors are wss://, which a build without `tls` refuses (tested below).
+    #[cfg(feature = "tls")]
     #[test]
     fn supervisor_tls_comes_from_the_file_then_flags_with_paths_relative_to_where_given() {
         let config = Config::merge(&Cli::default(), FileConfig::default(), None).unwrap();
