@@ -7,13 +7,14 @@
  * was shown.
  *
  * - Host PCM through the C ABI (`audio: host`): every tone is heard, nearly every marked frame
- *   seen, and the median offset is at most 80 ms (a window over it gets one more; the better
- *   counts).
+ *   seen, and the median offset is at most 80 ms.
  * - The general path through the product: the orchestrator with `--audio pulse` (a PulseAudio
  *   server per instance), the host playing its tones into that server (`--tone-out pulse`),
- *   rust-core capturing the sink's monitor, the stream page playing it: every tone is heard
- *   and seen, and the offsets are reported. PulseAudio's own buffering (the host's playback
- *   stream, the monitor's fragments) is on the sound's path, so no bound is asserted there.
+ *   rust-core capturing the sink's monitor, the stream page playing it: every tone is heard,
+ *   nearly every marked frame seen, and the offsets are reported. PulseAudio's own buffering
+ *   (the host's playback stream, the monitor's fragments) is on the sound's path, so no bound
+ *   is asserted on the offset there.
+ * - A window that misses one of those (not a tone unheard) gets one more, which must pass.
  * - Without a sound source the stream is as before: no audio section, no audio track, no
  *   "Sound on" button.
  *
@@ -89,19 +90,56 @@ async function measureWindow(page, tones) {
     return pairTones(measured, seen);
 }
 
-/**
- * Every tone must be heard. Its marked frame is one video frame, which the stream may drop
- * on a busy machine (a tier, or the browser, drops frames rather than delay them): a few may
- * go unseen, but no more than a fifth, or the offsets would say little.
- */
-async function assertEveryTone(paired, page) {
+/** Every tone must be heard, in every window. */
+async function assertEveryToneHeard(paired, page) {
     const unheard = paired.filter((p) => p.heardMs === null).map((p) => p.frame);
-    const unseen = paired.filter((p) => p.shownMs === null).map((p) => p.frame);
     assert.deepEqual(unheard, [], `tones never heard (frames ${unheard})\n${await describePage(page)}`);
+}
+
+/**
+ * What is wrong with a window whose tones were all heard, in words (none: nothing). A tone's
+ * marked frame is one video frame, which a busy machine may never show (a tier or the browser
+ * drops frames rather than delay them, and a compositor presenting two frames in one refresh
+ * shows only the later): a few may go unseen, but no more than a fifth, or the offsets would
+ * say little. With `maxMedianOffsetMs`, the median offset is bounded too.
+ */
+function windowProblems(paired, { maxMedianOffsetMs } = {}) {
+    const problems = [];
+    const unseen = paired.filter((p) => p.shownMs === null).map((p) => p.frame);
     if (unseen.length > 0) {
         console.log(`# marked frames not shown (dropped on the way): ${unseen.join(', ')}`);
     }
-    assert.ok(unseen.length <= paired.length / 5, `marked frames never shown: ${unseen.join(', ')}`);
+    if (unseen.length > paired.length / 5) {
+        problems.push(`marked frames never shown: ${unseen.join(', ')}`);
+    }
+    const offset = median(paired.map((p) => p.offsetMs));
+    if (maxMedianOffsetMs !== undefined && (offset === null || offset > maxMedianOffsetMs)) {
+        problems.push(`median A/V offset ${offset === null ? 'unknown' : offset.toFixed(1)} ms`);
+    }
+    return problems;
+}
+
+/**
+ * Measures a window and checks it. The browser's lip sync moves its delays in steps, and a
+ * busy 2-core machine (the host renders with llvmpipe beside Chromium) sometimes sets the
+ * sound's jitter buffer deep, or drops frames, for a while: a window with a problem gets one
+ * more, which must have none (as network.test.js does for its frame rates). Every tone must
+ * be heard in both.
+ * @returns the window that passed
+ */
+async function measureCheckedWindow(page, tones, title, bounds = {}) {
+    let problems = [];
+    for (const name of [title, `${title}, a second window`]) {
+        const paired = await measureWindow(page, tones);
+        report(name, paired);
+        await assertEveryToneHeard(paired, page);
+        problems = windowProblems(paired, bounds);
+        if (problems.length === 0) {
+            return paired;
+        }
+        console.log(`# ${name}: ${problems.join('; ')}`);
+    }
+    assert.fail(problems.join('; '));
 }
 
 describe('sound the host hands through the C ABI', { skip }, () => {
@@ -132,21 +170,8 @@ describe('sound the host hands through the C ABI', { skip }, () => {
             assert.match(sdp, /^a=rtpmap:111 OPUS\/48000\/2\r?$/m);
 
             await startProbing(page);
-            const paired = await measureWindow(page, () => tones);
-            report('host PCM', paired);
-            await assertEveryTone(paired, page);
-            let offset = median(paired.map((p) => p.offsetMs));
-            if (offset > MAX_MEDIAN_OFFSET_MS) {
-                // The browser's lip sync moves its delays in steps, and a busy 2-core machine
-                // (the host renders with llvmpipe beside Chromium) sometimes sets the sound's
-                // jitter buffer deep for a while: a window over the bound gets one more, and
-                // the better counts (as network.test.js does for its frame rates).
-                const again = await measureWindow(page, () => tones);
-                report('host PCM, a second window', again);
-                await assertEveryTone(again, page);
-                offset = Math.min(offset, median(again.map((p) => p.offsetMs)));
-            }
-            assert.ok(offset <= MAX_MEDIAN_OFFSET_MS, `median A/V offset ${offset.toFixed(1)} ms`);
+            await measureCheckedWindow(page, () => tones, 'host PCM',
+                { maxMedianOffsetMs: MAX_MEDIAN_OFFSET_MS });
             const { audio, audioPackets, audioResyncs, audioDropped } = host.stats;
             console.log(`# host: ${JSON.stringify({ audio, audioPackets, audioResyncs, audioDropped })}`);
             assert.ok(audio === 'host' && audioPackets > 0, JSON.stringify(host.stats));
@@ -219,9 +244,7 @@ describe('sound through PulseAudio, in the product (--audio pulse)', { skip }, (
             const tones = () => orchestrator.instanceLog(0).split('\n')
                 .filter((l) => l.startsWith('TONE ')).map((l) => parseTone(l.slice(5)));
             await startProbing(page);
-            const paired = await measureWindow(page, tones);
-            report('PulseAudio, through the product', paired);
-            await assertEveryTone(paired, page);
+            await measureCheckedWindow(page, tones, 'PulseAudio, through the product');
             const stats = orchestrator.instanceStats()[0];
             assert.equal(stats?.audio, 'pulse', JSON.stringify(stats));
             assert.equal(await page.evaluate(() => document.getElementById('sound').hidden), true);
